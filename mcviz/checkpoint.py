@@ -1,0 +1,194 @@
+"""The one checkpoint format: a safetensors file whose header holds JSON metadata.
+
+Weights are plain tensors (never pickled), the metadata says how to rebuild the model
+(backbone, channel groups, head), how to feed it (input size, normalisation) and what it
+is (class names, data set, loss variant, hyper-parameters, metrics, the command that
+trained it). Writing goes to a temporary file in the same folder and is published
+with ``os.replace``, so a killed run leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from .groups import ChannelGroups
+from .models import MCNet, build_model
+
+__all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "read_metadata", "save_checkpoint", "atomic_write_bytes"]
+
+FORMAT = "mcviz-checkpoint/1"
+_META_KEY = "mcviz"
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(Exception):
+    """A checkpoint file cannot be used; the message says why in a user's words."""
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
+    """What :func:`build_model` needs to rebuild ``model``."""
+    return {
+        "backbone": backbone,
+        "num_classes": model.num_classes,
+        "groups": model.groups.to_dict(),
+        "mc_layer": not isinstance(model.mc_layer, torch.nn.Identity),
+        "head": model.head_kind,
+        "predict": model.predict,
+    }
+
+
+def save_checkpoint(
+    path: PathLike,
+    model: MCNet,
+    meta: dict[str, Any],
+    dtype: Optional[torch.dtype] = None,
+    extra_tensors: Optional[dict[str, torch.Tensor]] = None,
+) -> None:
+    """Save ``model`` and ``meta`` atomically to ``path`` (a ``.safetensors`` file).
+
+    ``meta`` must hold ``backbone`` and may hold anything JSON-serialisable (class names,
+    input size, variant, metrics...); the model's own config (groups, head) is added.
+    ``dtype=torch.float16`` halves the file (floating tensors only; loading restores
+    float32). ``extra_tensors`` are stored beside the weights under ``extra.<name>``.
+    """
+    if "backbone" not in meta:
+        raise ValueError("meta must name the backbone")
+    from . import __version__
+
+    full = dict(meta)
+    full.update(model_config(model, meta["backbone"]))
+    full["format"] = FORMAT
+    full["mcviz_version"] = __version__
+    full["storage_dtype"] = str(dtype or torch.float32).replace("torch.", "")
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[f"model.{k}"] = v.contiguous()
+    for k, v in (extra_tensors or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    data = st_save(tensors, metadata={_META_KEY: json.dumps(full)})
+    atomic_write_bytes(path, data)
+
+
+def _sniff(path: Path) -> Optional[str]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        return "a PyTorch zip/pickle file (torch.save)"
+    if head[:1] == b"\x80":
+        return "a Python pickle"
+    return None
+
+
+def read_metadata(path: PathLike) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, without loading the weights."""
+    path = Path(path)
+    with _open(path) as f:
+        return _meta_of(f, path)
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    kind = _sniff(path)
+    if kind is not None:
+        raise CheckpointError(
+            f"{path} is {kind}, not an mcviz checkpoint. mcviz never unpickles files, since "
+            "unpickling can run arbitrary code; save models with mcviz.save_checkpoint (safetensors)."
+        )
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors checkpoint (truncated or corrupt?): {exc}"
+        ) from None
+
+
+def _meta_of(f, path: Path) -> dict[str, Any]:
+    raw = (f.metadata() or {}).get(_META_KEY)
+    if raw is None:
+        raise CheckpointError(f"{path} is a safetensors file but has no mcviz metadata; it was not written by mcviz")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: the mcviz metadata is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r} (expected {FORMAT})")
+    return meta
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[MCNet, dict[str, Any]]:
+    """Rebuild the model saved at ``path``; returns ``(model in eval mode, metadata)``.
+
+    Raises :class:`CheckpointError` for a pickle, a truncated or corrupt file, or weights
+    that do not fit the model the metadata describes.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        meta = _meta_of(f, path)
+        try:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # safetensors reports truncation on access
+            raise CheckpointError(f"{path}: cannot read the weights (truncated or corrupt?): {exc}") from None
+    try:
+        groups = ChannelGroups.from_dict(meta["groups"])
+        model = build_model(
+            meta["backbone"], meta["num_classes"], groups, pretrained=False,
+            mc_layer=meta["mc_layer"], head=meta["head"], predict=meta.get("predict", "head"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            k, got, want = wrong[0]
+            parts.append(f"{len(wrong)} tensor(s) have the wrong shape (e.g. {k}: file {got}, model {want})")
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"{path}: the weights do not fit a {meta['backbone']} model with {meta['num_classes']} classes "
+            f"as its metadata says: " + "; ".join(parts)
+        )
+    state = {k: v.to(own[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state)
+    model.eval().to(device)
+    meta["extra"] = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return model, meta

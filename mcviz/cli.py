@@ -1,0 +1,198 @@
+"""``mcviz`` command line: thin wrappers that parse, call the library and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _add_train(sub) -> None:
+    from .data import DATASETS
+    from .models import BACKBONES, HEADS
+    from .training import TRAIN_VARIANTS
+
+    p = sub.add_parser("train", help="train a model (CE or an MC-Loss variant)",
+                       description="Train on a data set; resumable with --resume, distributed under torchrun.")
+    p.add_argument("--dataset", choices=DATASETS, help="data set format")
+    p.add_argument("--root", help="folder that holds the data set")
+    p.add_argument("--out", help="run folder: last.safetensors, state.pt, metrics.jsonl")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
+    p.add_argument("--backbone", choices=list(BACKBONES), default="small")
+    p.add_argument("--variant", choices=list(TRAIN_VARIANTS), default="mc")
+    p.add_argument("--xi", type=int, default=3, help="channels per class (MC layer sets N = classes x xi)")
+    p.add_argument("--uneven", action="store_true",
+                   help="no MC layer: split the backbone's own channels over the classes (paper Table II)")
+    p.add_argument("--head", choices=HEADS, default="official")
+    p.add_argument("--predict", choices=["head", "mc"], default="head",
+                   help="predict from the CE head or from the MC branch (GAP of cross-channel max)")
+    p.add_argument("--mu", type=float, default=1.5, help="weight of the MC-Loss (Eq. 2)")
+    p.add_argument("--lam", type=float, default=10.0, help="weight of L_div inside the MC-Loss (Eq. 3)")
+    p.add_argument("--temperature", type=float, default=1.0, help="spatial-softmax temperature of L_div")
+    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", choices=["cosine", "step"], default="cosine",
+                   help="cosine, or x0.1 at 50%% and 75%% of the epochs like the paper")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (default 10; with --resume: extend to N)")
+    p.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="use a random subset of N images per split")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on GPU")
+    p.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable images instead of stopping")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args, argv: Sequence[str]) -> int:
+    import dataclasses
+
+    from .data import DataError
+    from .models import PretrainedUnavailable
+    from .training import TrainConfig, load_state, train
+
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if args.resume:
+        try:
+            state = load_state(args.resume)
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from None
+        cfg_d = json.loads(state["config"])
+        cfg_d["out"] = args.resume
+        if args.epochs is not None:
+            if args.epochs < state["epoch"]:
+                raise UserError(f"--epochs {args.epochs} is less than the {state['epoch']} epochs already done")
+            cfg_d["epochs"] = args.epochs
+        for name in ("workers", "device"):  # machine-specific: may change on resume
+            if f"--{name}" in given:
+                cfg_d[name] = getattr(args, name)
+        cfg = TrainConfig(**cfg_d)
+        resume = True
+    else:
+        missing = [n for n in ("dataset", "root", "out") if getattr(args, n) is None]
+        if missing:
+            raise UserError("train needs " + ", ".join(f"--{m}" for m in missing) + " (or --resume DIR)")
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+        kw["command"] = "mcviz " + " ".join(shlex.quote(a) for a in argv)
+        cfg = TrainConfig(**kw)
+        resume = False
+        if (Path(cfg.out) / "state.pt").exists():
+            raise UserError(f"{cfg.out} already holds a run; use --resume {cfg.out} or another --out")
+    try:
+        last = train(cfg, resume=resume)
+    except (DataError, PretrainedUnavailable, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    if last:
+        print(f"final epoch {last['epoch']}: top-1 {last['top1']:.2f}%  mean h {last['mean_h']:.3f}  -> {Path(cfg.out) / 'last.safetensors'}")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    from .data import DATASETS
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a data set")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args, argv) -> int:
+    from torch.utils.data import DataLoader
+
+    from . import data as mdata
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .training import _subset, evaluate, resolve_device
+
+    try:
+        model, meta = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    device = resolve_device(args.device)
+    model.to(device)
+    if args.predict:
+        model.predict = args.predict
+    inp = meta["input"]
+    tf = mdata.EvalTransform(inp["crop"], inp["resize"], inp["mean"], inp["std"])
+    try:
+        ds = mdata.build(args.dataset, args.root, args.split, tf)
+    except (mdata.DataError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if len(ds.classes) != model.num_classes:
+        raise UserError(f"the checkpoint has {model.num_classes} classes but {args.dataset} at {args.root} has {len(ds.classes)}")
+    ds = _subset(ds, args.limit, 1)
+    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers)
+    r = evaluate(model, loader, device, model.num_classes)
+    names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
+    print(f"{args.checkpoint}: {meta.get('variant', '?')} {meta['backbone']} on {args.dataset} {args.split} ({r['n']} images)")
+    print(f"  top-1 {r['top1']:.2f}%   top-5 {r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)")
+    print(f"  mean h (true class) {r['mean_h']:.3f} of xi = {max(model.groups.sizes)}")
+    scored = [(a, names[i]) for i, a in enumerate(r["per_class"]) if a is not None]
+    worst = sorted(scored)[:5]
+    if worst:
+        print("  worst classes: " + ", ".join(f"{n} {a:.0f}%" for a, n in worst))
+    if args.json:
+        r["per_class"] = {names[i]: a for i, a in enumerate(r["per_class"]) if a is not None}
+        print(json.dumps(r))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcviz", description="Mutual-Channel Loss: train, evaluate, explain.")
+    p.add_argument("--version", action="version", version=f"mcviz {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+# Later command groups (explain, localize, ...) register themselves here.
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args, argv) or 0)
+    except UserError as exc:
+        print(f"mcviz: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mcviz: interrupted", file=sys.stderr)
+        return 130
+
+
+def train_main() -> int:
+    """``mcviz-train``: the train subcommand as its own script (for ``torchrun``)."""
+    return main(["train", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Data sets by name: ``build(name, root, split, transform=...)``.
+
+=========  ===================================================  ==================
+name       format                                               splits
+=========  ===================================================  ==================
+cub        CUB-200-2011's own layout (+ boxes and 15 parts)     train, test
+cars       Stanford Cars devkit (torchvision.StanfordCars)      train, test
+aircraft   FGVC-Aircraft (torchvision.FGVCAircraft, variants)   train(=trainval), val, test
+flowers    Flowers-102 (torchvision.Flowers102)                 train, val, test
+folder     ImageFolder: root/train/<class>/*, root/test/...     train, test
+=========  ===================================================  ==================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from .base import DataError, ImageListDataset, readable_name
+from .cub import CUB
+from .folder import build_folder
+from .images import ImageError, open_image, to_rgb
+from .torchvision_sets import build_torchvision
+from .transforms import EvalTransform, train_transform
+
+DATASETS: tuple[str, ...] = ("cub", "cars", "aircraft", "flowers", "folder")
+
+__all__ = ["CUB", "DATASETS", "DataError", "EvalTransform", "ImageError", "ImageListDataset", "build",
+           "open_image", "readable_name", "to_rgb", "train_transform"]
+
+
+def build(name: str, root: str | Path, split: str = "train", transform: Optional[Callable] = None,
+          *, annotations: bool = False, skip_bad: bool = False) -> ImageListDataset:
+    """The ``split`` of data set ``name`` stored under ``root``; never downloads.
+
+    Every data set has ``classes`` (readable names) and ``targets``. ``annotations``
+    (boxes and parts) is available for ``cub`` only. ``skip_bad`` logs and skips
+    unreadable images instead of raising :class:`DataError`.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if annotations and name != "cub":
+        raise ValueError(f"part and box annotations exist for 'cub' only, not {name!r}")
+    if name == "cub":
+        return CUB(root, split, transform, annotations=annotations, skip_bad=skip_bad)
+    if name == "folder":
+        return build_folder(root, split, transform, skip_bad)
+    return build_torchvision(name, root, split, transform, skip_bad)

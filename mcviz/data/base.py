@@ -1,0 +1,91 @@
+"""What every mcviz data set shares: class names, labels, safe image loading."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from torch.utils.data import Dataset
+
+from .images import ImageError, open_image
+
+log = logging.getLogger("mcviz.data")
+
+
+class DataError(RuntimeError):
+    """A data set on disk is incomplete or unreadable; the message names the file."""
+
+
+def readable_name(raw: str) -> str:
+    """``'001.Black_footed_Albatross'`` -> ``'Black-footed Albatross'``.
+
+    Drops a numeric ``NNN.`` prefix, turns underscores into spaces and joins a word to a
+    following lower-case word with a hyphen (CUB writes "Black-footed" as ``Black_footed``).
+    """
+    name = re.sub(r"^\d+\.", "", raw.strip())
+    words = [w for w in name.replace("_", " ").split(" ") if w]
+    out: list[str] = []
+    for w in words:
+        if out and w[:1].islower() and out[-1][:1].isupper() and len(w) > 2:
+            out[-1] = f"{out[-1]}-{w}"
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
+class ImageListDataset(Dataset):
+    """A list of ``(path, label)`` pairs with class names; images are decoded with
+    :func:`mcviz.data.images.open_image`, so every failure names its file.
+
+    With ``skip_bad=True`` an unreadable image is logged and replaced by the next
+    readable one instead of raising.
+    """
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str],
+                 transform: Optional[Callable] = None, skip_bad: bool = False) -> None:
+        self.samples = [(Path(p), int(y)) for p, y in samples]
+        self.classes = list(classes)
+        self.transform = transform
+        self.skip_bad = skip_bad
+
+    @property
+    def targets(self) -> list[int]:
+        return [y for _, y in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int):
+        """The RGB PIL image of sample ``index`` (no transform)."""
+        path, _ = self.samples[index]
+        try:
+            return open_image(path)
+        except ImageError as exc:
+            raise DataError(f"{type(self).__name__}: {exc}") from None
+
+    def _load_any(self, index: int) -> tuple[int, Any]:
+        for k in range(len(self)):
+            i = (index + k) % len(self)
+            try:
+                return i, self.load(i)
+            except DataError as exc:
+                if not self.skip_bad:
+                    raise
+                log.warning("skipping unreadable image: %s", exc)
+        raise DataError(f"{type(self).__name__}: no readable image at all")
+
+    def __getitem__(self, index: int):
+        i, img = self._load_any(index)
+        x = self.transform(img) if self.transform is not None else img
+        return x, self.samples[i][1]
+
+
+def require_files(root: Path, names: Sequence[str], what: str) -> None:
+    """Raise :class:`DataError` naming the first of ``names`` missing under ``root``."""
+    if not root.is_dir():
+        raise DataError(f"{what}: the folder {root} does not exist")
+    for n in names:
+        if not (root / n).exists():
+            raise DataError(f"{what}: {root / n} is missing (is {root} the data set's root folder?)")

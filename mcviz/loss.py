@@ -1,0 +1,235 @@
+"""The Mutual-Channel Loss (paper Sec. III, Eq. 3-7) and its ablations.
+
+Shapes: ``features`` is the ``(B, N, H, W)`` map the MC-Loss acts on, ``groups`` a
+:class:`~mcviz.groups.ChannelGroups` with ``groups.num_channels == N``. Every term is
+computed for all classes at once by gathering the features into a dense
+``(B, c, max_group_size, H*W)`` tensor (uniform groups are a free reshape), so the cost
+does not depend on how uneven the groups are and nothing loops over classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .groups import ChannelGroups
+
+__all__ = [
+    "VARIANTS",
+    "MCLoss",
+    "MCLossOutput",
+    "discriminality_logits",
+    "diversity_scores",
+    "grouped",
+    "random_cwa_mask",
+]
+
+Variant = Literal["full", "no_div", "no_dis", "no_cwa", "div_target", "ccap"]
+VARIANTS: tuple[str, ...] = ("full", "no_div", "no_dis", "no_cwa", "div_target", "ccap")
+
+
+def _check(features: torch.Tensor, groups: ChannelGroups) -> None:
+    if features.dim() != 4:
+        raise ValueError(f"features must be (B, N, H, W), got shape {tuple(features.shape)}")
+    groups.check(features.shape[1])
+
+
+def grouped(x: torch.Tensor, groups: ChannelGroups, fill: float) -> torch.Tensor:
+    """``(B, N, L) -> (B, c, max_size, L)``; padding slots of short groups hold ``fill``."""
+    b, n, l = x.shape
+    if groups.is_uniform:
+        return x.view(b, groups.num_classes, groups.max_size, l)
+    index, valid = groups.padded_index
+    index, valid = index.to(x.device), valid.to(x.device)
+    out = x.index_select(1, index.flatten()).view(b, groups.num_classes, groups.max_size, l)
+    if not bool(valid.all()):
+        out = out.masked_fill(~valid[None, :, :, None], fill)
+    return out
+
+
+def _grouped_keep(keep: torch.Tensor, groups: ChannelGroups, batch: int) -> torch.Tensor:
+    """Keep mask ``(N,)`` or ``(B, N)`` -> ``(B or 1, c, max_size, 1)`` bool, padding False."""
+    if keep.dtype != torch.bool:
+        raise TypeError(f"keep must be a bool mask, got {keep.dtype}")
+    if keep.dim() == 1:
+        keep = keep[None]
+    if keep.dim() != 2 or keep.shape[1] != groups.num_channels or keep.shape[0] not in (1, batch):
+        raise ValueError(
+            f"keep must have shape ({groups.num_channels},) or ({batch}, {groups.num_channels}), "
+            f"got {tuple(keep.shape)}"
+        )
+    g = grouped(keep[..., None], groups, fill=False)
+    if not bool(g.any(dim=2).all()):
+        raise ValueError("keep drops every channel of some class group; keep at least one per group")
+    return g
+
+
+def discriminality_logits(
+    features: torch.Tensor,
+    groups: ChannelGroups,
+    keep: Optional[torch.Tensor] = None,
+    pool: Literal["max", "avg"] = "max",
+) -> torch.Tensor:
+    """Class scores of Eq. 5: GAP over space of the cross-channel pool of each group.
+
+    ``keep`` (bool, ``(N,)`` or ``(B, N)``) is the CWA mask; dropped channels are excluded
+    from the pool rather than zeroed, so the result is right for negative features too.
+    ``pool="avg"`` gives the CCAP ablation. Returns ``(B, c)``.
+    """
+    _check(features, groups)
+    b, n, h, w = features.shape
+    x = features.reshape(b, n, h * w)
+    if pool == "max":
+        g = grouped(x, groups, fill=float("-inf"))
+        if keep is not None:
+            g = g.masked_fill(~_grouped_keep(keep, groups, b), float("-inf"))
+        return g.amax(dim=2).mean(dim=-1)
+    if pool == "avg":
+        g = grouped(x, groups, fill=0.0)
+        if keep is None:
+            k = grouped(torch.ones(1, n, 1, dtype=torch.bool, device=x.device), groups, fill=False)
+        else:
+            k = _grouped_keep(keep, groups, b)
+        k = k.to(g.dtype)
+        return ((g * k).sum(dim=2) / k.sum(dim=2)).mean(dim=-1)
+    raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+
+
+def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0) -> torch.Tensor:
+    """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
+
+    Spatial softmax per channel, cross-channel max within the group, sum over space.
+    The softmax runs in at least float32, so float16/bfloat16 features cannot
+    overflow it. ``temperature`` divides the features before the softmax
+    (1 is the paper).
+    """
+    _check(features, groups)
+    b, n, h, w = features.shape
+    # float32 at least (float64 stays float64): half-precision exp would overflow.
+    x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
+    if temperature != 1.0:
+        x = x / temperature
+    p = torch.softmax(x, dim=-1)
+    # Probabilities are >= 0, so 0-padding never wins the max.
+    return grouped(p, groups, fill=0.0).amax(dim=2).sum(dim=-1)
+
+
+def random_cwa_mask(
+    groups: ChannelGroups,
+    batch: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    device: Optional[torch.device | str] = None,
+) -> torch.Tensor:
+    """Channel-wise attention mask: keep ceil(xi_i/2) random channels of every group.
+
+    Returns a bool tensor ``(N,)`` (one mask for the whole batch, as the official code
+    does) or ``(batch, N)`` when ``batch`` is given. Channels owned by no class are kept.
+    For shared channels (soft-label groups) a channel is kept if any owner keeps it.
+    """
+    rows = 1 if batch is None else int(batch)
+    index, valid = groups.padded_index
+    c, m = index.shape
+    # Random scores, padding pushed last; a group keeps its ceil(size/2) best scores.
+    scores = torch.rand(rows, c, m, generator=generator)
+    scores = scores.masked_fill(~valid[None], 2.0)
+    ranks = scores.argsort(dim=-1).argsort(dim=-1)
+    sizes = torch.tensor(groups.sizes)
+    keep_slot = (ranks < ((sizes + 1) // 2)[None, :, None]) & valid[None]
+    owned = torch.zeros(groups.num_channels, dtype=torch.bool)
+    owned[index[valid]] = True
+    keep = (~owned).expand(rows, -1).clone()
+    flat_index = index.flatten().expand(rows, -1)
+    keep.scatter_reduce_(1, flat_index, keep_slot.reshape(rows, -1), reduce="amax")
+    keep = keep if batch is not None else keep[0]
+    return keep.to(device) if device is not None else keep
+
+
+@dataclass
+class MCLossOutput:
+    """The MC-Loss and its parts. ``total = dis - lam * div`` (Eq. 3)."""
+
+    total: torch.Tensor
+    dis: torch.Tensor
+    div: torch.Tensor
+    logits: torch.Tensor  # the MC-branch class scores of L_dis, (B, c); CWA-masked in training
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mc": float(self.total), "dis": float(self.dis), "div": float(self.div)}
+
+
+class MCLoss(nn.Module):
+    """Mutual-Channel Loss, ``L_MC = L_dis - lam * L_div`` (paper Eq. 3-7).
+
+    Variants (the paper's ablations):
+
+    - ``full``: the paper's loss; CWA in training mode only, discriminality branch only.
+    - ``no_div``: minus L_div (``total = dis``).
+    - ``no_dis``: minus L_dis (``total = -lam * div``).
+    - ``no_cwa``: no channel-wise attention mask.
+    - ``div_target``: MC-Loss-V2, diversity of the ground-truth class's group only.
+    - ``ccap``: cross-channel *average* pooling in the discriminality branch.
+
+    ``div`` in the output is always the mean h the variant optimises (also for
+    ``no_div``, where it is only logged, without gradient).
+    """
+
+    def __init__(
+        self,
+        groups: ChannelGroups,
+        lam: float = 10.0,
+        variant: Variant = "full",
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown MC-Loss variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.groups = groups
+        self.lam = float(lam)
+        self.variant = variant
+        self.temperature = float(temperature)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}, lam={self.lam}, groups={self.groups}"
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        target: torch.Tensor,
+        keep: Optional[torch.Tensor] = None,
+    ) -> MCLossOutput:
+        _check(features, self.groups)
+        v = self.variant
+        use_cwa = self.training and v not in ("no_cwa",)
+        if use_cwa and keep is None:
+            keep = random_cwa_mask(self.groups, device=features.device)
+        if not use_cwa:
+            keep = None
+        pool = "avg" if v == "ccap" else "max"
+
+        with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_dis"):
+            logits_masked = discriminality_logits(features, self.groups, keep=keep, pool=pool)
+            dis = F.cross_entropy(logits_masked.float(), target)
+        # No second, unmasked pass: predicting from the MC branch uses eval mode, where
+        # there is no mask and these are exactly the Eq. 5 scores.
+        logits = logits_masked.detach()
+
+        with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_div"):
+            h = diversity_scores(features, self.groups, temperature=self.temperature)
+            if v == "div_target":
+                div = h.gather(1, target[:, None]).mean()
+            else:
+                div = h.mean()
+
+        if v == "no_div":
+            total = dis
+        elif v == "no_dis":
+            total = -self.lam * div
+        else:
+            total = dis - self.lam * div
+        return MCLossOutput(total=total, dis=dis.detach(), div=div.detach(), logits=logits)

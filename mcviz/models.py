@@ -1,0 +1,195 @@
+"""Backbones, the MC feature layer and the heads of an MC-Loss classifier.
+
+A model is ``body -> [MC layer] -> features (B, N, H, W)`` followed by two streams
+(paper Fig. 2): a CE head on the features, and the MC branch whose class scores are
+the GAP of the cross-channel max of each class group (Eq. 5). Predictions come from
+either one (``predict="head"`` or ``"mc"``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Optional
+
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.models.resnet import BasicBlock
+
+from .groups import ChannelGroups
+from .loss import discriminality_logits
+
+__all__ = ["BACKBONES", "HEADS", "MCNet", "PretrainedUnavailable", "build_model"]
+
+Head = Literal["official", "gap"]
+HEADS: tuple[str, ...] = ("official", "gap")
+PREDICT: tuple[str, ...] = ("head", "mc")
+
+
+class PretrainedUnavailable(RuntimeError):
+    """ImageNet weights were asked for but cannot be downloaded."""
+
+
+def _vgg16(weights) -> tuple[nn.Module, int]:
+    net = torchvision.models.vgg16(weights=weights)
+    # Drop the last max-pool: stride 16 (14x14 at 224 px) as in the official code.
+    return nn.Sequential(*list(net.features.children())[:-1]), 512
+
+
+def _resnet_body(net: torchvision.models.ResNet) -> nn.Module:
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+
+
+def _resnet18(weights) -> tuple[nn.Module, int]:
+    net = torchvision.models.resnet18(weights=weights)
+    # BasicBlock cannot dilate, so layer4 simply keeps stride 1 (stride 16 overall).
+    block = net.layer4[0]
+    block.conv1.stride = (1, 1)
+    block.downsample[0].stride = (1, 1)
+    return _resnet_body(net), 512
+
+
+def _resnet50(weights) -> tuple[nn.Module, int]:
+    net = torchvision.models.resnet50(weights=weights, replace_stride_with_dilation=[False, False, True])
+    return _resnet_body(net), 2048
+
+
+def _small(weights) -> tuple[nn.Module, int]:
+    """A 4-stage, 1-block-per-stage ResNet (stride 8) that trains on a 2-core CPU."""
+    if weights is not None:
+        raise ValueError("the 'small' backbone has no pretrained weights")
+
+    def stage(cin: int, cout: int, stride: int) -> nn.Module:
+        down = None
+        if stride != 1 or cin != cout:
+            down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        return BasicBlock(cin, cout, stride, downsample=down)
+
+    body = nn.Sequential(
+        nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+        stage(32, 32, 1), stage(32, 64, 2), stage(64, 128, 2), stage(128, 256, 1),
+    )
+    return body, 256
+
+
+# name -> (builder, torchvision weights enum or None)
+BACKBONES: dict[str, tuple[Callable, Optional[type]]] = {
+    "vgg16": (_vgg16, torchvision.models.VGG16_Weights),
+    "resnet18": (_resnet18, torchvision.models.ResNet18_Weights),
+    "resnet50": (_resnet50, torchvision.models.ResNet50_Weights),
+    "small": (_small, None),
+}
+
+
+def _pretrained_weights(backbone: str):
+    """The torchvision weights for ``backbone``, downloaded now so that failure is clear."""
+    enum = BACKBONES[backbone][1]
+    if enum is None:
+        raise PretrainedUnavailable(f"backbone {backbone!r} has no ImageNet weights; train it from scratch")
+    weights = enum.DEFAULT
+    try:
+        weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as exc:  # URLError, socket errors, SSL errors, HTTP errors...
+        import os
+
+        fname = os.path.basename(weights.url)
+        where = os.path.join(torch.hub.get_dir(), "checkpoints", fname)
+        raise PretrainedUnavailable(
+            f"could not download the ImageNet weights for {backbone} ({type(exc).__name__}: {exc}).\n"
+            f"Download {weights.url}\nand save it as {where}\n"
+            "(set TORCH_HOME to use another cache folder), or train from scratch without --pretrained."
+        ) from None
+    return weights
+
+
+class MCNet(nn.Module):
+    """A classifier whose feature map is grouped per class for the MC-Loss."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        body_channels: int,
+        num_classes: int,
+        groups: ChannelGroups,
+        mc_layer: bool,
+        head: Head = "official",
+        predict: Literal["head", "mc"] = "head",
+        hidden: int = 512,
+    ) -> None:
+        super().__init__()
+        if groups.num_classes != num_classes:
+            raise ValueError(f"channel groups are for {groups.num_classes} classes, model has {num_classes}")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if predict not in PREDICT:
+            raise ValueError(f"predict must be one of {PREDICT}, got {predict!r}")
+        n = groups.num_channels
+        if mc_layer:
+            self.mc_layer = nn.Sequential(
+                nn.Conv2d(body_channels, n, 3, padding=1, bias=False), nn.BatchNorm2d(n), nn.ReLU(inplace=True)
+            )
+        else:
+            groups.check(body_channels)
+            self.mc_layer = nn.Identity()
+        self.body = body
+        self.groups = groups
+        self.head_kind = head
+        self.predict = predict
+        if head == "official":
+            # The official code's head: GMP, BN, FC, BN, ELU, FC.
+            self.head = nn.Sequential(
+                nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.BatchNorm1d(n), nn.Linear(n, hidden),
+                nn.BatchNorm1d(hidden), nn.ELU(inplace=True), nn.Linear(hidden, num_classes),
+            )
+        else:
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(n, num_classes))
+
+    @property
+    def num_classes(self) -> int:
+        return self.groups.num_classes
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(B, N, H, W)`` map the MC-Loss acts on."""
+        return self.mc_layer(self.body(x))
+
+    def mc_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Unmasked MC-branch class scores (GAP of the cross-channel max, Eq. 5)."""
+        return discriminality_logits(features, self.groups)
+
+    def logits_from_features(self, features: torch.Tensor, predict: Optional[str] = None) -> torch.Tensor:
+        predict = predict or self.predict
+        if predict == "mc":
+            return self.mc_logits(features)
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits_from_features(self.features(x))
+
+
+def build_model(
+    backbone: str,
+    num_classes: int,
+    groups: Optional[ChannelGroups] = None,
+    pretrained: bool = False,
+    *,
+    xi: int = 3,
+    mc_layer: bool = True,
+    head: Head = "official",
+    predict: Literal["head", "mc"] = "head",
+) -> MCNet:
+    """Build an :class:`MCNet`.
+
+    With ``mc_layer=True`` (default) a 3x3 conv + BN + ReLU maps the backbone's channels
+    to ``groups.num_channels`` (``num_classes * xi`` when ``groups`` is None). With
+    ``mc_layer=False`` the backbone's own channels are grouped (``ChannelGroups.split``
+    when ``groups`` is None), as in the paper's pretrained experiments (Table II).
+
+    ``pretrained=True`` loads torchvision's ImageNet weights and raises
+    :class:`PretrainedUnavailable` with download instructions when offline.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    weights = _pretrained_weights(backbone) if pretrained else None
+    body, body_channels = BACKBONES[backbone][0](weights)
+    if groups is None:
+        groups = ChannelGroups.uniform(num_classes, xi) if mc_layer else ChannelGroups.split(body_channels, num_classes)
+    return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict)

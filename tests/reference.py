@@ -1,0 +1,35 @@
+"""Slow, obvious loop implementations of the paper's equations, for checking the fast ones."""
+
+import torch
+import torch.nn.functional as F
+
+
+def slow_discriminality(features, groups, keep=None, pool="max"):
+    b = features.shape[0]
+    out = torch.zeros(b, groups.num_classes, dtype=features.dtype)
+    for n in range(b):
+        for i in range(groups.num_classes):
+            chans = groups.channels(i)
+            if keep is not None:
+                k = keep if keep.dim() == 1 else keep[n]
+                chans = [ch for ch in chans if bool(k[ch])]
+            x = features[n, chans]  # (m, H, W)
+            pooled = x.max(dim=0).values if pool == "max" else x.mean(dim=0)
+            out[n, i] = pooled.mean()
+    return out
+
+
+def slow_diversity(features, groups):
+    b = features.shape[0]
+    out = torch.zeros(b, groups.num_classes, dtype=torch.float64)
+    for n in range(b):
+        for i in range(groups.num_classes):
+            probs = [F.softmax(features[n, ch].flatten().double(), dim=0) for ch in groups.channels(i)]
+            out[n, i] = torch.stack(probs).max(dim=0).values.sum()
+    return out
+
+
+def slow_mc_loss(features, groups, target, lam, keep=None):
+    dis = F.cross_entropy(slow_discriminality(features, groups, keep), target)
+    div = slow_diversity(features, groups).mean()
+    return dis - lam * div

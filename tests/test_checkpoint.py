@@ -1,0 +1,112 @@
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from mcviz import ChannelGroups, CheckpointError, build_model, load_checkpoint, save_checkpoint
+from mcviz.checkpoint import read_metadata
+
+META = {"backbone": "small", "class_names": ["a", "b", "c"], "input": {"crop": 32, "resize": 36,
+        "mean": [0.5] * 3, "std": [0.25] * 3}, "variant": "mc", "dataset": "folder"}
+
+
+def _model():
+    torch.manual_seed(0)
+    m = build_model("small", 3, ChannelGroups.from_sizes([2, 3, 2]), head="gap", predict="mc")
+    m.train()(torch.randn(4, 3, 32, 32))  # move BN running stats away from defaults
+    return m.eval()
+
+
+def test_round_trip(tmp_path):
+    m = _model()
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(p, m, META)
+    m2, meta = load_checkpoint(p)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(m(x), m2(x), atol=1e-6)
+    assert m2.groups == m.groups and m2.predict == "mc" and m2.head_kind == "gap"
+    assert meta["class_names"] == ["a", "b", "c"] and meta["format"] == "mcviz-checkpoint/1"
+    assert meta["mcviz_version"] and read_metadata(p)["groups"] == {"sizes": [2, 3, 2]}
+    assert not m2.training
+
+
+def test_fp16_storage_is_half_the_size(tmp_path):
+    m = _model()
+    save_checkpoint(tmp_path / "32.safetensors", m, META)
+    save_checkpoint(tmp_path / "16.safetensors", m, META, dtype=torch.float16)
+    s32, s16 = (os.path.getsize(tmp_path / f"{b}.safetensors") for b in (32, 16))
+    assert s16 < 0.56 * s32
+    m16, meta = load_checkpoint(tmp_path / "16.safetensors")
+    assert meta["storage_dtype"] == "float16"
+    assert next(m16.parameters()).dtype == torch.float32
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(m(x), m16(x), atol=5e-2)
+
+
+def test_pickle_is_refused_without_unpickling(tmp_path):
+    p = tmp_path / "model.pt"
+    torch.save(_model().state_dict(), p)
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        load_checkpoint(p)
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    q = tmp_path / "evil.pkl"
+    q.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(q)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_and_garbage(tmp_path):
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(p, _model(), META)
+    data = p.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "cut.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"hello, this is not a model at all")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.safetensors")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "empty.safetensors")
+    with pytest.raises(CheckpointError, match="no such"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_shapes_that_do_not_fit_metadata(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(p, _model(), META)
+    tensors = load_file(p)
+    meta = read_metadata(p)
+    meta["num_classes"] = 4
+    meta["groups"] = {"sizes": [2, 3, 2, 1]}
+    q = tmp_path / "other.safetensors"
+    save_file(tensors, q, metadata={"mcviz": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="do not fit a small model with 4 classes"):
+        load_checkpoint(q)
+    save_file(tensors, tmp_path / "nometa.safetensors")
+    with pytest.raises(CheckpointError, match="no mcviz metadata"):
+        load_checkpoint(tmp_path / "nometa.safetensors")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(p, _model(), META)
+    before = p.read_bytes()
+
+    def die(*a, **k):
+        raise KeyboardInterrupt  # a kill between writing and publishing
+
+    monkeypatch.setattr(os, "replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(p, build_model("small", 3, xi=4), META)
+    assert p.read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]

@@ -1,0 +1,196 @@
+import math
+
+import pytest
+import torch
+
+from mcviz import ChannelGroups, MCLoss, discriminality_logits, diversity_scores, random_cwa_mask
+from mcviz.loss import VARIANTS
+
+from .reference import slow_discriminality, slow_diversity
+
+
+def one_hot_channels(xi: int, h: int = 4, w: int = 4, peak: float = 60.0, same: bool = False):
+    x = torch.zeros(1, xi, h, w)
+    for j in range(xi):
+        k = 0 if same else j
+        x[0, j, k // w, k % w] = peak
+    return x
+
+
+def test_h_is_one_for_identical_channels():
+    g = ChannelGroups.uniform(1, 3)
+    x = torch.randn(1, 1, 5, 6).repeat(1, 3, 1, 1)
+    assert diversity_scores(x, g).item() == pytest.approx(1.0, abs=1e-6)
+    assert diversity_scores(one_hot_channels(3, same=True), g).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_h_is_xi_for_one_hot_channels_at_distinct_places():
+    for xi in (2, 3, 5):
+        g = ChannelGroups.uniform(1, xi)
+        assert diversity_scores(one_hot_channels(xi), g).item() == pytest.approx(xi, abs=1e-4)
+
+
+def test_h_bounds_on_random_uneven_groups():
+    torch.manual_seed(0)
+    g = ChannelGroups.from_sizes([1, 2, 3, 5, 4])
+    x = torch.randn(6, g.num_channels, 7, 3) * 5
+    h = diversity_scores(x, g)
+    sizes = torch.tensor(g.sizes, dtype=h.dtype)
+    assert h.shape == (6, 5)
+    assert (h >= 1 - 1e-6).all() and (h <= sizes + 1e-6).all()
+    assert torch.allclose(h[:, 0], torch.ones(6))  # a 1-channel group has h = 1 exactly
+
+
+@pytest.mark.parametrize("groups", [ChannelGroups.uniform(4, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
+                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+def test_fast_terms_match_slow_loops(groups):
+    torch.manual_seed(1)
+    x = torch.randn(3, groups.num_channels, 5, 4, dtype=torch.float64)
+    assert torch.allclose(discriminality_logits(x, groups), slow_discriminality(x, groups))
+    assert torch.allclose(discriminality_logits(x, groups, pool="avg"), slow_discriminality(x, groups, pool="avg"))
+    assert torch.allclose(diversity_scores(x, groups).double(), slow_diversity(x, groups), atol=1e-6)
+    keep = random_cwa_mask(groups, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(discriminality_logits(x, groups, keep), slow_discriminality(x, groups, keep))
+    keep_b = random_cwa_mask(groups, batch=3, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(discriminality_logits(x, groups, keep_b), slow_discriminality(x, groups, keep_b))
+    assert torch.allclose(discriminality_logits(x, groups, keep_b, pool="avg"),
+                          slow_discriminality(x, groups, keep_b, pool="avg"))
+
+
+def test_dropped_channels_are_excluded_not_zeroed():
+    g = ChannelGroups.uniform(1, 2)
+    x = torch.full((1, 2, 2, 2), -3.0)
+    x[0, 1] = -1.0
+    keep = torch.tensor([True, False])
+    # zeroing would give max(-3, 0) = 0; excluding gives -3
+    assert discriminality_logits(x, g, keep).item() == pytest.approx(-3.0)
+    assert discriminality_logits(x, g).item() == pytest.approx(-1.0)
+
+
+def test_cwa_mask_keeps_ceil_half_per_group():
+    g = ChannelGroups.from_sizes([1, 2, 3, 4, 5, 10, 11])
+    for seed in range(5):
+        m = random_cwa_mask(g, generator=torch.Generator().manual_seed(seed))
+        assert m.shape == (g.num_channels,) and m.dtype == torch.bool
+        for i, s in enumerate(g.sizes):
+            assert int(m[g.channels(i)].sum()) == math.ceil(s / 2)
+    mb = random_cwa_mask(g, batch=8, generator=torch.Generator().manual_seed(0))
+    assert mb.shape == (8, g.num_channels)
+    for i, s in enumerate(g.sizes):
+        assert (mb[:, g.channels(i)].sum(1) == math.ceil(s / 2)).all()
+    assert not (mb == mb[0]).all()  # per-sample masks differ
+    a = random_cwa_mask(g, generator=torch.Generator().manual_seed(7))
+    b = random_cwa_mask(g, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+
+
+def test_gradcheck_float64():
+    g = ChannelGroups.from_sizes([2, 3, 1])
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 3, 3, dtype=torch.float64, requires_grad=True)
+    keep = torch.tensor([True, False, True, True, False, True])
+    assert torch.autograd.gradcheck(lambda t: discriminality_logits(t, g, keep), (x,))
+    assert torch.autograd.gradcheck(lambda t: discriminality_logits(t, g, keep, pool="avg"), (x,))
+    assert torch.autograd.gradcheck(lambda t: diversity_scores(t, g), (x,))
+    assert diversity_scores(x, g).dtype == torch.float64
+
+
+def test_half_precision_does_not_overflow():
+    g = ChannelGroups.uniform(3, 3)
+    x = (torch.randn(2, 9, 14, 14) * 2e4).clamp(-6e4, 6e4).to(torch.float16)
+    assert torch.isfinite(x).all()
+    h = diversity_scores(x, g)
+    assert torch.isfinite(h).all() and (h >= 1 - 1e-4).all() and (h <= 3 + 1e-4).all()
+    assert torch.isfinite(discriminality_logits(x.to(torch.bfloat16), g).float()).all()
+
+
+def test_any_spatial_size():
+    g = ChannelGroups.uniform(2, 2)
+    for hw in [(1, 1), (7, 7), (14, 14), (3, 11)]:
+        assert diversity_scores(torch.randn(1, 4, *hw), g).shape == (1, 2)
+
+
+def test_clear_errors():
+    g = ChannelGroups.uniform(4, 3)
+    with pytest.raises(ValueError, match="feature map has 10 channels"):
+        diversity_scores(torch.randn(1, 10, 3, 3), g)
+    with pytest.raises(ValueError, match=r"\(B, N, H, W\)"):
+        discriminality_logits(torch.randn(12, 3, 3), g)
+    with pytest.raises(ValueError, match="keep must have shape"):
+        discriminality_logits(torch.randn(2, 12, 3, 3), g, torch.ones(11, dtype=torch.bool))
+    with pytest.raises(ValueError, match="drops every channel"):
+        discriminality_logits(torch.randn(2, 12, 3, 3), g, torch.zeros(12, dtype=torch.bool))
+    with pytest.raises(ValueError, match="unknown MC-Loss variant"):
+        MCLoss(g, variant="nope")
+
+
+def _data(seed=0):
+    g = ChannelGroups.from_sizes([3, 2, 4])
+    torch.manual_seed(seed)
+    x = torch.randn(4, 9, 5, 5, dtype=torch.float64)
+    y = torch.tensor([0, 2, 1, 2])
+    return g, x, y
+
+
+def test_mcloss_full_matches_paper_equations():
+    g, x, y = _data()
+    loss = MCLoss(g, lam=2.5, variant="full").eval()  # eval: no CWA
+    out = loss(x, y)
+    dis = torch.nn.functional.cross_entropy(slow_discriminality(x, g), y)
+    div = slow_diversity(x, g).mean()
+    assert out.total.item() == pytest.approx((dis - 2.5 * div).item(), abs=1e-5)
+    assert out.dis.item() == pytest.approx(dis.item(), abs=1e-6)
+    assert out.div.item() == pytest.approx(div.item(), abs=1e-5)
+
+
+def test_cwa_in_training_only():
+    g, x, y = _data()
+    loss = MCLoss(g, variant="full")
+    keep = random_cwa_mask(g, generator=torch.Generator().manual_seed(0))
+    train_out = loss.train()(x, y, keep=keep)
+    expected = torch.nn.functional.cross_entropy(slow_discriminality(x, g, keep), y)
+    assert train_out.dis.item() == pytest.approx(expected.item(), abs=1e-6)
+    eval_out = loss.eval()(x, y, keep=keep)  # a mask given in eval mode is ignored
+    assert eval_out.dis.item() == pytest.approx(torch.nn.functional.cross_entropy(slow_discriminality(x, g), y).item())
+    # the diversity branch never sees the mask
+    assert train_out.div.item() == pytest.approx(eval_out.div.item())
+    # no_cwa: training mode, no mask
+    nc = MCLoss(g, variant="no_cwa").train()(x, y, keep=keep)
+    assert nc.dis.item() == pytest.approx(eval_out.dis.item())
+
+
+def test_variants():
+    g, x, y = _data()
+    ref_dis = torch.nn.functional.cross_entropy(slow_discriminality(x, g), y).item()
+    h = slow_diversity(x, g)
+    lam = 3.0
+    outs = {v: MCLoss(g, lam=lam, variant=v).eval()(x, y) for v in VARIANTS}
+    assert outs["no_div"].total.item() == pytest.approx(ref_dis)
+    assert outs["no_dis"].total.item() == pytest.approx(-lam * h.mean().item(), abs=1e-5)
+    target_h = h[torch.arange(4), y].mean().item()
+    assert outs["div_target"].div.item() == pytest.approx(target_h, abs=1e-5)
+    assert outs["div_target"].total.item() == pytest.approx(ref_dis - lam * target_h, abs=1e-5)
+    ccap_dis = torch.nn.functional.cross_entropy(slow_discriminality(x, g, pool="avg"), y).item()
+    assert outs["ccap"].dis.item() == pytest.approx(ccap_dis)
+
+
+def test_variant_gradients_flow_where_they_should():
+    g, x, y = _data()
+    for v in VARIANTS:
+        xx = x.clone().requires_grad_(True)
+        MCLoss(g, variant=v).train()(xx, y).total.backward()
+        assert xx.grad is not None and torch.isfinite(xx.grad).all() and xx.grad.abs().sum() > 0, v
+    # no_div: the gradient is exactly that of L_dis
+    keep = random_cwa_mask(g, generator=torch.Generator().manual_seed(1))
+    a = x.clone().requires_grad_(True)
+    MCLoss(g, variant="no_div").train()(a, y, keep=keep).total.backward()
+    b = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(discriminality_logits(b, g, keep), y).backward()
+    assert torch.allclose(a.grad, b.grad)
+
+
+def test_temperature_changes_h_only():
+    g = ChannelGroups.uniform(2, 3)
+    x = torch.randn(2, 6, 4, 4)
+    assert not torch.allclose(diversity_scores(x, g, temperature=4.0), diversity_scores(x, g))
+    assert torch.allclose(diversity_scores(x, g, temperature=2.0), diversity_scores(x / 2, g))

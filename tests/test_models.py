@@ -1,0 +1,72 @@
+import urllib.error
+
+import pytest
+import torch
+
+from mcviz import ChannelGroups, PretrainedUnavailable, build_model
+from mcviz.cli import main
+
+
+@pytest.mark.parametrize("backbone,stride,channels", [("small", 8, 256), ("resnet18", 16, 512),
+                                                      ("vgg16", 16, 512), ("resnet50", 16, 2048)])
+def test_backbones_stride_and_streams(backbone, stride, channels):
+    m = build_model(backbone, 5, xi=2).eval()
+    x = torch.randn(2, 3, 64, 64)
+    f = m.features(x)
+    assert f.shape == (2, 10, 64 // stride, 64 // stride)
+    assert m(x).shape == (2, 5)
+    assert m.logits_from_features(f, "mc").shape == (2, 5)
+    # the backbone's own channels, grouped with the uneven split
+    u = build_model(backbone, 7, mc_layer=False, head="gap").eval()
+    assert u.groups == ChannelGroups.split(channels, 7)
+    assert u.features(x).shape[1] == channels
+
+
+def test_224_gives_14x14_for_official_backbones():
+    m = build_model("resnet18", 3, xi=2).eval()
+    assert m.features(torch.randn(1, 3, 224, 224)).shape[-2:] == (14, 14)
+
+
+def test_heads_and_prediction_stream():
+    off = build_model("small", 4, xi=3, head="official")
+    gap = build_model("small", 4, xi=3, head="gap")
+    assert isinstance(off.head[0], torch.nn.AdaptiveMaxPool2d) and isinstance(off.head[5], torch.nn.ELU)
+    assert isinstance(gap.head[0], torch.nn.AdaptiveAvgPool2d) and len(gap.head) == 3
+    mc = build_model("small", 4, xi=3, predict="mc").eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(mc(x), mc.mc_logits(mc.features(x)))
+
+
+def test_groups_must_fit():
+    with pytest.raises(ValueError, match="feature map has 512 channels"):
+        build_model("resnet18", 4, ChannelGroups.uniform(4, 3), mc_layer=False)
+    with pytest.raises(ValueError, match="for 3 classes"):
+        build_model("small", 4, ChannelGroups.uniform(3, 3))
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_model("alexnet", 4)
+
+
+def _offline(monkeypatch, tmp_path):
+    def refuse(*a, **k):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+def test_pretrained_offline_says_what_to_download(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    with pytest.raises(PretrainedUnavailable) as err:
+        build_model("resnet18", 3, pretrained=True)
+    msg = str(err.value)
+    assert "https://download.pytorch.org/models/resnet18" in msg
+    assert str(tmp_path) in msg and "without --pretrained" in msg
+
+
+def test_cli_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path, tiny_folder, capsys):
+    _offline(monkeypatch, tmp_path / "hub")
+    rc = main(["train", "--dataset", "folder", "--root", str(tiny_folder), "--out", str(tmp_path / "run"),
+               "--backbone", "resnet18", "--pretrained", "--epochs", "1", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "could not download the ImageNet weights" in err and "Traceback" not in err
