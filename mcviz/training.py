@@ -323,12 +323,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"the loss became {float(loss)} at epoch {epoch + 1}; lower --lr")
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"the loss became {loss_value} at epoch {epoch + 1}; lower --lr")
             steps += 1
-            sums["loss"] += float(loss)
-            sums["ce"] += float(ce)
-            sums["acc"] += float((logits.argmax(1) == y).float().mean())
+            sums["loss"] += loss_value
+            sums["ce"] += float(ce.detach())
+            sums["acc"] += float((logits.detach().argmax(1) == y).float().mean())
             for k, v in parts.items():
                 sums[k] += v
             bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items() if k in ("loss", "ce") or (k in parts)})
@@ -338,6 +339,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if main:
             metrics = evaluate(model, test_loader, device, c, desc=f"test {epoch + 1}/{cfg.epochs}")
             row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_time_s": round(train_time, 2),
+                   "world_size": world, "steps": steps,
                    **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
                    **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"}}
             with open(out / "metrics.jsonl", "a") as f:

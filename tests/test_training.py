@@ -1,0 +1,133 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mcviz import load_checkpoint
+from mcviz.cli import main
+
+from .conftest import REPO, make_folder_dataset
+
+BASE = ["--dataset", "folder", "--backbone", "small", "--image-size", "32", "--batch-size", "8",
+        "--workers", "0", "--lr", "0.05"]
+
+
+def rows(run: Path):
+    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_then_eval(tiny_folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--variant", "mc",
+               "--xi", "2"])
+    assert rc == 0
+    r = rows(run)
+    assert [x["epoch"] for x in r] == [1, 2]
+    for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "train_dis", "train_div", "train_ce"):
+        assert k in r[-1]
+    assert 1.0 <= r[-1]["mean_h"] <= 2.0
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["variant"] == "mc" and meta["class_names"] == ["Class 0", "Class 1", "Class 2"]
+    assert meta["input"]["crop"] == 32 and meta["metrics"]["epoch"] == 2 and meta["metrics"]["final_epoch"]
+    assert meta["command"].startswith("mcviz train --dataset folder")
+    assert model.groups.sizes == (2, 2, 2)
+    capsys.readouterr()
+    rc = main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
+               "--workers", "0", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "top-1" in out
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["n"] == 9 and set(res["per_class"]) == {"Class 0", "Class 1", "Class 2"}
+    assert res["top1"] == pytest.approx(r[-1]["top1"], abs=1e-3)
+    # a second train into the same folder is refused rather than overwritten
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1"]) == 2
+
+
+@pytest.mark.parametrize("variant", ["ce", "mc-no-div", "mc-no-dis", "mc-no-cwa", "mc-v2", "mc-ccap"])
+def test_every_variant_trains(variant, tiny_folder, tmp_path):
+    run = tmp_path / variant
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
+                 "--variant", variant, "--head", "gap", "--predict", "mc", "--limit", "9"]) == 0
+    assert rows(run)[0]["n"] == 9
+    assert load_checkpoint(run / "last.safetensors")[1]["variant"] == variant
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "mcviz", "train", *args]
+
+
+def _env():
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    data = make_folder_dataset(tmp_path / "d", classes=3, per_class=24, size=40)
+    args = [*BASE, "--root", str(data), "--epochs", "4", "--image-size", "40", "--xi", "2"]
+    full = tmp_path / "full"
+    subprocess.run(_cli(*args, "--out", str(full)), check=True, env=_env(), capture_output=True, timeout=600)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*args, "--out", str(run)), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (run / "metrics.jsonl").exists() and len(rows(run)) >= 1 and (run / "state.pt").exists():
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(rows(run))
+    assert 1 <= done < 4, "the kill should land before the run finished"
+    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(run)], env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [r["epoch"] for r in rows(run)] == [1, 2, 3, 4]
+    a, b = load_file(full / "last.safetensors"), load_file(run / "last.safetensors")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    # extend the finished run to 5 epochs
+    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(run), "--epochs", "5"],
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [r["epoch"] for r in rows(run)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_distributed_two_processes_gloo(tmp_path):
+    data = make_folder_dataset(tmp_path / "d", classes=3, per_class=8, size=32)
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "mcviz", "train", *BASE, "--root", str(data), "--out", str(run), "--epochs", "2",
+           "--device", "cpu"]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = rows(run)
+    assert [x["epoch"] for x in r] == [1, 2]
+    # 24 training images over 2 ranks at batch 8: 12 per rank, one full batch each
+    assert all(x["world_size"] == 2 and x["steps"] == 1 for x in r)
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert len(state["rng"]) == 2  # both ranks reported their state
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.slow
+def test_one_epoch_on_real_cub_with_limit(cub_root, tmp_path):
+    run = tmp_path / "cub"
+    rc = main(["train", "--dataset", "cub", "--root", str(cub_root), "--out", str(run), "--epochs", "1",
+               "--limit", "48", "--image-size", "64", "--batch-size", "16", "--workers", "0"])
+    assert rc == 0
+    r = rows(run)[0]
+    assert r["n"] == 48 and 1.0 <= r["mean_h"] <= 3.0
+    assert len(load_checkpoint(run / "last.safetensors")[1]["class_names"]) == 200
