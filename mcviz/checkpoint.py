@@ -61,6 +61,7 @@ def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
         "mc_layer": not isinstance(model.mc_layer, torch.nn.Identity),
         "head": model.head_kind,
         "predict": model.predict,
+        "mc_kernel": model.mc_kernel,
     }
 
 
@@ -166,6 +167,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
         model = build_model(
             meta["backbone"], meta["num_classes"], groups, pretrained=False,
             mc_layer=meta["mc_layer"], head=meta["head"], predict=meta.get("predict", "head"),
+            mc_kernel=meta.get("mc_kernel"),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None

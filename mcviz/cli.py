@@ -52,6 +52,7 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on GPU")
     p.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate every K epochs (the last one always)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable images instead of stopping")
     p.set_defaults(func=cmd_train)
 
@@ -95,7 +96,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
         last = train(cfg, resume=resume)
     except (DataError, PretrainedUnavailable, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
-    if last:
+    if last and "top1" in last:
         print(f"final epoch {last['epoch']}: top-1 {last['top1']:.2f}%  mean h {last['mean_h']:.3f}  -> {Path(cfg.out) / 'last.safetensors'}")
     return 0
 

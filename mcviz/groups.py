@@ -108,6 +108,19 @@ class ChannelGroups:
         return expected == self.num_channels
 
     @cached_property
+    def runs(self) -> tuple[tuple[int, int, int], ...]:
+        """Consecutive classes of equal group size as ``(first channel, classes, size)``."""
+        out: list[list[int]] = []
+        start = 0
+        for s in self.sizes:
+            if out and out[-1][2] == s:
+                out[-1][1] += 1
+            else:
+                out.append([start, 1, s])
+            start += s
+        return tuple(tuple(r) for r in out)  # type: ignore[misc]
+
+    @cached_property
     def is_uniform(self) -> bool:
         return self.is_contiguous and len(set(self.sizes)) == 1
 

@@ -20,6 +20,7 @@ from .groups import ChannelGroups
 
 __all__ = [
     "VARIANTS",
+    "group_reduce",
     "MCLoss",
     "MCLossOutput",
     "discriminality_logits",
@@ -51,8 +52,33 @@ def grouped(x: torch.Tensor, groups: ChannelGroups, fill: float) -> torch.Tensor
     return out
 
 
-def _grouped_keep(keep: torch.Tensor, groups: ChannelGroups, batch: int) -> torch.Tensor:
-    """Keep mask ``(N,)`` or ``(B, N)`` -> ``(B or 1, c, max_size, 1)`` bool, padding False."""
+# Contiguous groups made of at most this many runs of equal sizes are reduced run by run
+# through free reshapes (the paper's split has 2 runs); others go through one gather.
+_MAX_RUNS = 8
+
+
+def group_reduce(x: torch.Tensor, groups: ChannelGroups, op: Literal["amax", "sum"]) -> torch.Tensor:
+    """Reduce ``(B, N, L)`` over the channels of each class group: ``(B, c, L)``."""
+    runs = groups.runs
+    if groups.is_contiguous and len(runs) <= _MAX_RUNS:
+        b, _, l = x.shape
+        # torch.split (not slicing): its backward is one cat instead of a zero-filled
+        # full-size tensor per run; max().values backward scatters instead of the
+        # tie-counting passes of amax.
+        blocks = torch.split(x, [count * size for _, count, size in runs], dim=1)
+        parts = [
+            _reduce(blk.reshape(b, count, size, l), op) for blk, (_, count, size) in zip(blocks, runs)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    return _reduce(grouped(x, groups, fill=float("-inf") if op == "amax" else 0.0), op)
+
+
+def _reduce(g: torch.Tensor, op: str) -> torch.Tensor:
+    return g.max(dim=2).values if op == "amax" else g.sum(dim=2)
+
+
+def _keep_mask(keep: torch.Tensor, groups: ChannelGroups, batch: int) -> torch.Tensor:
+    """Validate a keep mask ``(N,)`` or ``(B, N)``; returns ``(B or 1, N, 1)`` bool."""
     if keep.dtype != torch.bool:
         raise TypeError(f"keep must be a bool mask, got {keep.dtype}")
     if keep.dim() == 1:
@@ -62,10 +88,10 @@ def _grouped_keep(keep: torch.Tensor, groups: ChannelGroups, batch: int) -> torc
             f"keep must have shape ({groups.num_channels},) or ({batch}, {groups.num_channels}), "
             f"got {tuple(keep.shape)}"
         )
-    g = grouped(keep[..., None], groups, fill=False)
-    if not bool(g.any(dim=2).all()):
+    k = keep[..., None]
+    if not bool((group_reduce(k.float(), groups, "sum") > 0).all()):
         raise ValueError("keep drops every channel of some class group; keep at least one per group")
-    return g
+    return k
 
 
 def discriminality_logits(
@@ -83,20 +109,21 @@ def discriminality_logits(
     _check(features, groups)
     b, n, h, w = features.shape
     x = features.reshape(b, n, h * w)
+    k = None if keep is None else _keep_mask(keep.to(x.device), groups, b)
     if pool == "max":
-        g = grouped(x, groups, fill=float("-inf"))
-        if keep is not None:
-            g = g.masked_fill(~_grouped_keep(keep, groups, b), float("-inf"))
-        return g.amax(dim=2).mean(dim=-1)
+        if k is not None:
+            x = x.masked_fill(~k, float("-inf"))
+        return group_reduce(x, groups, "amax").mean(dim=-1)
     if pool == "avg":
-        g = grouped(x, groups, fill=0.0)
-        if keep is None:
-            k = grouped(torch.ones(1, n, 1, dtype=torch.bool, device=x.device), groups, fill=False)
-        else:
-            k = _grouped_keep(keep, groups, b)
-        k = k.to(g.dtype)
-        return ((g * k).sum(dim=2) / k.sum(dim=2)).mean(dim=-1)
+        if k is None:
+            return (group_reduce(x, groups, "sum") / _sizes(groups, x)).mean(dim=-1)
+        kf = k.to(x.dtype)
+        return (group_reduce(x * kf, groups, "sum") / group_reduce(kf, groups, "sum")).mean(dim=-1)
     raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+
+
+def _sizes(groups: ChannelGroups, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(groups.sizes, dtype=like.dtype, device=like.device)[None, :, None]
 
 
 def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0) -> torch.Tensor:
@@ -113,9 +140,7 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
     if temperature != 1.0:
         x = x / temperature
-    p = torch.softmax(x, dim=-1)
-    # Probabilities are >= 0, so 0-padding never wins the max.
-    return grouped(p, groups, fill=0.0).amax(dim=2).sum(dim=-1)
+    return group_reduce(torch.softmax(x, dim=-1), groups, "amax").sum(dim=-1)
 
 
 def random_cwa_mask(

@@ -8,6 +8,7 @@ either one (``predict="head"`` or ``"mc"``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable, Literal, Optional
 
 import torch
@@ -32,11 +33,13 @@ class PretrainedUnavailable(RuntimeError):
 def _vgg16(weights) -> tuple[nn.Module, int]:
     net = torchvision.models.vgg16(weights=weights)
     # Drop the last max-pool: stride 16 (14x14 at 224 px) as in the official code.
-    return nn.Sequential(*list(net.features.children())[:-1]), 512
+    layers = list(net.features.children())[:-1]
+    return nn.Sequential(OrderedDict((f"features{i}", m) for i, m in enumerate(layers))), 512
 
 
 def _resnet_body(net: torchvision.models.ResNet) -> nn.Module:
-    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    return nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
 
 
 def _resnet18(weights) -> tuple[nn.Module, int]:
@@ -64,11 +67,12 @@ def _small(weights) -> tuple[nn.Module, int]:
             down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         return BasicBlock(cin, cout, stride, downsample=down)
 
-    body = nn.Sequential(
-        nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
-        stage(32, 32, 1), stage(32, 64, 2), stage(64, 128, 2), stage(128, 256, 1),
-    )
-    return body, 256
+    body = nn.Sequential(OrderedDict([
+        ("stem", nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))),
+        ("stage1", stage(32, 32, 1)), ("stage2", stage(32, 64, 2)),
+        ("stage3", stage(64, 128, 2)), ("stage4", stage(128, 192, 1)),
+    ]))
+    return body, 192
 
 
 # name -> (builder, torchvision weights enum or None)
@@ -114,6 +118,7 @@ class MCNet(nn.Module):
         head: Head = "official",
         predict: Literal["head", "mc"] = "head",
         hidden: int = 512,
+        mc_kernel: int = 3,
     ) -> None:
         super().__init__()
         if groups.num_classes != num_classes:
@@ -123,9 +128,13 @@ class MCNet(nn.Module):
         if predict not in PREDICT:
             raise ValueError(f"predict must be one of {PREDICT}, got {predict!r}")
         n = groups.num_channels
+        if mc_kernel not in (1, 3):
+            raise ValueError(f"mc_kernel must be 1 or 3, got {mc_kernel}")
+        self.mc_kernel = mc_kernel
         if mc_layer:
             self.mc_layer = nn.Sequential(
-                nn.Conv2d(body_channels, n, 3, padding=1, bias=False), nn.BatchNorm2d(n), nn.ReLU(inplace=True)
+                nn.Conv2d(body_channels, n, mc_kernel, padding=mc_kernel // 2, bias=False),
+                nn.BatchNorm2d(n), nn.ReLU(inplace=True),
             )
         else:
             groups.check(body_channels)
@@ -146,6 +155,23 @@ class MCNet(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.groups.num_classes
+
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """The feature path as named steps, input to MC features (for choosing CAM layers)."""
+        return [*self.body.named_children(), ("mc_layer", self.mc_layer)]
+
+    def default_cam_layer(self) -> str:
+        """The last step *before* the MC features: per-channel Grad-CAM is only informative there."""
+        return self.stages()[-2][0] if not isinstance(self.mc_layer, nn.Identity) else self.stages()[-3][0]
+
+    def split_at(self, layer: str) -> tuple[nn.Module, nn.Module]:
+        """``(up to and including layer, the rest up to the MC features)``."""
+        names = [n for n, _ in self.stages()]
+        if layer not in names:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(names)}")
+        k = names.index(layer) + 1
+        steps = self.stages()
+        return nn.Sequential(OrderedDict(steps[:k])), nn.Sequential(OrderedDict(steps[k:]))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(B, N, H, W)`` map the MC-Loss acts on."""
@@ -175,6 +201,7 @@ def build_model(
     mc_layer: bool = True,
     head: Head = "official",
     predict: Literal["head", "mc"] = "head",
+    mc_kernel: Optional[int] = None,
 ) -> MCNet:
     """Build an :class:`MCNet`.
 
@@ -182,6 +209,9 @@ def build_model(
     to ``groups.num_channels`` (``num_classes * xi`` when ``groups`` is None). With
     ``mc_layer=False`` the backbone's own channels are grouped (``ChannelGroups.split``
     when ``groups`` is None), as in the paper's pretrained experiments (Table II).
+
+    ``mc_kernel`` is the MC layer's kernel: 3 as in the official code, except for the
+    ``small`` CPU backbone, where a 1x1 layer (default) costs a ninth as much.
 
     ``pretrained=True`` loads torchvision's ImageNet weights and raises
     :class:`PretrainedUnavailable` with download instructions when offline.
@@ -192,4 +222,7 @@ def build_model(
     body, body_channels = BACKBONES[backbone][0](weights)
     if groups is None:
         groups = ChannelGroups.uniform(num_classes, xi) if mc_layer else ChannelGroups.split(body_channels, num_classes)
-    return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict)
+    if mc_kernel is None:
+        mc_kernel = 1 if backbone == "small" else 3
+    return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
+                 mc_kernel=mc_kernel)

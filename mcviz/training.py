@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     save_dtype: str = "float32"
+    eval_every: int = 1  # evaluate every K epochs (the final epoch always)
     skip_bad: bool = False
     command: str = ""
 
@@ -337,18 +338,23 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         train_time = time.time() - t0
 
         if main:
-            metrics = evaluate(model, test_loader, device, c, desc=f"test {epoch + 1}/{cfg.epochs}")
+            final = epoch + 1 == cfg.epochs
+            if final or (epoch + 1) % max(cfg.eval_every, 1) == 0:
+                metrics = evaluate(model, test_loader, device, c, desc=f"test {epoch + 1}/{cfg.epochs}")
+            else:
+                metrics = {}
             row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_time_s": round(train_time, 2),
                    "world_size": world, "steps": steps,
                    **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
                    **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"}}
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            tqdm.write(
-                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}  top-1 {row['top1']:.2f}% "
-                f"(head {row['top1_head']:.2f}, MC branch {row['top1_mc']:.2f})  mean h {row['mean_h']:.3f}  "
-                f"[{train_time:.0f}s]", file=sys.stderr)
-            meta = _checkpoint_meta(cfg, classes, evaltf, row, epoch + 1, c, metrics["per_class"])
+            msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}"
+            if metrics:
+                msg += (f"  top-1 {row['top1']:.2f}% (head {row['top1_head']:.2f}, MC branch {row['top1_mc']:.2f})"
+                        f"  mean h {row['mean_h']:.3f}")
+            tqdm.write(msg + f"  [{train_time:.0f}s]", file=sys.stderr)
+            meta = _checkpoint_meta(cfg, classes, evaltf, row, epoch + 1, c, metrics.get("per_class"))
             save_checkpoint(out / "last.safetensors", model, meta, dtype=save_dtype)
             rng = [_rng_state()]
             if distributed:

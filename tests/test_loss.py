@@ -42,6 +42,7 @@ def test_h_bounds_on_random_uneven_groups():
 
 
 @pytest.mark.parametrize("groups", [ChannelGroups.uniform(4, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
+                                    ChannelGroups.from_sizes([2, 3] * 6),  # 12 runs: the gather path
                                     ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
 def test_fast_terms_match_slow_loops(groups):
     torch.manual_seed(1)

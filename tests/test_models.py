@@ -7,7 +7,7 @@ from mcviz import ChannelGroups, PretrainedUnavailable, build_model
 from mcviz.cli import main
 
 
-@pytest.mark.parametrize("backbone,stride,channels", [("small", 8, 256), ("resnet18", 16, 512),
+@pytest.mark.parametrize("backbone,stride,channels", [("small", 8, 192), ("resnet18", 16, 512),
                                                       ("vgg16", 16, 512), ("resnet50", 16, 2048)])
 def test_backbones_stride_and_streams(backbone, stride, channels):
     m = build_model(backbone, 5, xi=2).eval()

@@ -1,0 +1,100 @@
+"""How much does the MC-Loss cost?
+
+(1) one training step (forward, backward, SGD) with CE + MC-Loss vs CE only, same
+    ResNet-18 (600 = 200 x 3 MC channels, 14 x 14 at 224 px) and batch; goal <= 1.05.
+(2) the vectorised loss (forward + backward) vs a per-class loop reference, for
+    N = 2048 channels split 10/11 over 200 classes, 14 x 14, batch 16; goal >= 20x.
+
+    python benchmarks/loss_overhead.py [--batch 8] [--size 224] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._timing import interleaved  # noqa: E402
+from mcviz import ChannelGroups, MCLoss, build_model, random_cwa_mask  # noqa: E402
+
+
+def loop_mc_loss(features, groups, target, keep, lam):
+    """The obvious implementation: one slice, pool and softmax per class."""
+    b, n, h, w = features.shape
+    x = features.flatten(2)
+    dis_logits, hs = [], []
+    for i in range(groups.num_classes):
+        ch = groups.channels(i)
+        kept = [c for c in ch if keep[c]]
+        dis_logits.append(x[:, kept].max(dim=1).values.mean(dim=-1))
+        hs.append(F.softmax(x[:, ch], dim=-1).max(dim=1).values.sum(dim=-1))
+    dis = F.cross_entropy(torch.stack(dis_logits, 1), target)
+    return dis - lam * torch.stack(hs, 1).mean()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    # (1) training-step overhead
+    model = build_model("resnet18", 200, xi=3).train()
+    mc = MCLoss(model.groups).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    y = torch.randint(0, 200, (args.batch,))
+
+    def step(with_mc: bool):
+        def run():
+            f = model.features(x)
+            loss = F.cross_entropy(model.head(f), y)
+            if with_mc:
+                loss = loss + 1.5 * mc(f, y).total
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return run
+
+    t = interleaved({"ce": step(False), "ce+mc": step(True)}, repeats=args.repeats, warmup=1)
+    r1 = t["ce+mc"] / t["ce"]
+    print(f"(1) training step, resnet18 {args.size}px batch {args.batch}: CE {t['ce'] * 1e3:.0f} ms, "
+          f"CE+MC {t['ce+mc'] * 1e3:.0f} ms, ratio {r1:.3f} (goal <= 1.05)")
+
+    # (2) vectorised vs loop
+    g = ChannelGroups.split(2048, 200)
+    feats = torch.randn(16, 2048, 14, 14)
+    target = torch.randint(0, 200, (16,))
+    keep = random_cwa_mask(g, generator=torch.Generator().manual_seed(0))
+    loss = MCLoss(g, lam=10.0).train()
+
+    def fast():
+        f = feats.clone().requires_grad_(True)
+        loss(f, target, keep=keep).total.backward()
+
+    keep_list = keep.tolist()
+
+    def slow():
+        f = feats.clone().requires_grad_(True)
+        loop_mc_loss(f, g, target, keep_list, 10.0).backward()
+
+    # same numbers first
+    f1 = feats.clone().requires_grad_(True)
+    a = loss(f1, target, keep=keep).total
+    b = loop_mc_loss(feats, g, target, keep_list, 10.0)
+    assert torch.allclose(a, b, atol=1e-4), (a, b)
+    t = interleaved({"vectorised": fast, "loop": slow}, repeats=args.repeats)
+    r2 = t["loop"] / t["vectorised"]
+    print(f"(2) MC-Loss fwd+bwd, N=2048 over 200 classes (10/11), 14x14, batch 16: vectorised "
+          f"{t['vectorised'] * 1e3:.1f} ms, loop {t['loop'] * 1e3:.1f} ms, speed-up {r2:.1f}x (goal >= 20x)")
+
+
+if __name__ == "__main__":
+    main()

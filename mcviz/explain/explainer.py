@@ -1,0 +1,209 @@
+"""The :class:`Explainer`: predictions, per-channel maps, merged maps and h for one image."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam.utils.image import scale_cam_image
+
+from ..checkpoint import load_checkpoint
+from ..data.images import open_image, to_rgb
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
+from ..loss import diversity_scores
+from ..models import MCNet
+from .methods import CAM_CLASSES, METHODS
+
+ImageLike = Union[Image.Image, str, Path, bytes]
+
+
+@dataclass
+class Prediction:
+    index: int
+    name: str
+    prob: float
+
+
+@dataclass
+class ClassMaps:
+    """The maps of one class's channels for one image."""
+
+    class_index: int
+    class_name: str
+    channels: list[int]
+    raw: np.ndarray  # (k, H, W) raw values upsampled to the input crop (the method's units)
+    maps: np.ndarray  # (k, H, W) each map min-max normalised to [0, 1]
+    merged_raw: np.ndarray  # (H, W) cross-channel max of the raw maps (Fig. 7, last column)
+    merged: np.ndarray  # (H, W) merged_raw normalised to [0, 1]
+    peaks: list[tuple[int, int]]  # (x, y) of each channel's raw maximum, in crop pixels
+    h: float  # Eq. 7 for this class's group
+
+
+@dataclass
+class ChannelMaps:
+    method: str
+    layer: Optional[str]
+    image: np.ndarray  # (H, W, 3) uint8: the crop the model saw
+    classes: list[ClassMaps] = field(default_factory=list)
+    note: str = ""
+
+    def __getitem__(self, class_index: int) -> ClassMaps:
+        for c in self.classes:
+            if c.class_index == class_index:
+                return c
+        raise KeyError(class_index)
+
+
+@dataclass
+class Diversity:
+    h: np.ndarray  # (c,) h of every class group (Eq. 7)
+    peaks: np.ndarray  # (N, 2) each channel's peak (x, y) in crop pixels
+
+
+def _normalise(raw: np.ndarray) -> np.ndarray:
+    """Per-map min-max to [0, 1], as the grad-cam package does (a constant map becomes 0)."""
+    return scale_cam_image(raw) if raw.ndim == 3 else scale_cam_image(raw[None])[0]
+
+
+def _display(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[0, 1] maps at image size exactly as the grad-cam package makes them
+    (min-max, upsample, min-max again), so CAM maps match the package's own output."""
+    return scale_cam_image(scale_cam_image(small, size))
+
+
+def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of ``(k, h, w)`` to ``(k, H, W)`` (cv2, as the grad-cam package)."""
+    w, h = size
+    return np.stack([cv2.resize(m.astype(np.float32), (w, h)) for m in maps]) if len(maps) else np.zeros((0, h, w), np.float32)
+
+
+class Explainer:
+    """Explanations for one checkpoint.
+
+    >>> ex = Explainer.from_checkpoint("checkpoints/cub-mc.safetensors")
+    >>> preds = ex.predict(image, k=3)
+    >>> maps = ex.channel_maps(image, [preds[0].index], method="activation")
+    """
+
+    def __init__(self, model: MCNet, meta: dict[str, Any], device: str | torch.device = "cpu") -> None:
+        # A private copy without in-place ReLUs: CAM hooks must see unmodified activations.
+        self.model = copy.deepcopy(model).eval().to(device)
+        for m in self.model.modules():
+            if hasattr(m, "inplace"):
+                m.inplace = False
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        self.meta = meta
+        self.device = torch.device(device)
+        inp = meta.get("input") or {"crop": 224, "resize": 256}
+        self.transform = EvalTransform(inp["crop"], inp.get("resize"), inp.get("mean", IMAGENET_MEAN),
+                                       inp.get("std", IMAGENET_STD))
+        names = meta.get("class_names") or []
+        self.class_names = list(names) if len(names) == model.num_classes else [f"class {i}" for i in range(model.num_classes)]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Explainer":
+        model, meta = load_checkpoint(path, device=device)
+        return cls(model, meta, device)
+
+    @property
+    def groups(self):
+        return self.model.groups
+
+    @property
+    def methods(self) -> list[str]:
+        return list(METHODS)
+
+    def layers(self) -> list[str]:
+        """Layers a CAM method can use (the feature path, input to MC features)."""
+        return [n for n, _ in self.model.stages()]
+
+    # -- input ------------------------------------------------------------------------------
+    def prepare(self, image: ImageLike) -> tuple[torch.Tensor, np.ndarray]:
+        """``(1, 3, H, W)`` model input and the ``(H, W, 3)`` uint8 crop it shows."""
+        if isinstance(image, Image.Image):
+            img = to_rgb(image)
+        else:
+            img = open_image(image)
+        x = self.transform(img)[None].to(self.device)
+        mean = torch.tensor(self.transform.mean)[:, None, None]
+        std = torch.tensor(self.transform.std)[:, None, None]
+        crop = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return x, crop
+
+    # -- outputs ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, image: ImageLike, k: int = 5) -> list[Prediction]:
+        x, _ = self.prepare(image)
+        probs = torch.softmax(self.model(x)[0].float(), dim=0)
+        top = probs.topk(min(k, len(probs)))
+        return [Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+
+    def channel_maps(self, image: ImageLike, classes: Sequence[int], method: str = "activation",
+                     layer: Optional[str] = None, chunk: int = 16) -> ChannelMaps:
+        """One map per channel of each requested class, computed in one batched pass."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        classes = [int(c) for c in classes]
+        for c in classes:
+            if not 0 <= c < self.model.num_classes:
+                raise ValueError(f"class {c} out of range 0..{self.model.num_classes - 1}")
+        x, crop = self.prepare(image)
+        flat_channels: list[int] = []
+        flat_classes: list[int] = []
+        for c in classes:
+            chans = self.groups.channels(c)
+            flat_channels += chans
+            flat_classes += [c] * len(chans)
+        if method in CAM_CLASSES:
+            layer = layer or self.model.default_cam_layer()
+        else:
+            layer = None
+        raw_small = METHODS[method](self.model, x, flat_channels, classes=flat_classes, layer=layer, chunk=chunk)
+        size = (crop.shape[1], crop.shape[0])
+        with torch.no_grad():
+            h = diversity_scores(self.model.features(x).float(), self.groups)[0].cpu().numpy()
+        out = ChannelMaps(method=method, layer=layer, image=crop)
+        if method == "eigencam":
+            out.note = "EigenCAM ignores the target: every channel gets the same map."
+        i = 0
+        for c in classes:
+            k = len(self.groups.channels(c))
+            small = raw_small[i:i + k]
+            raw = _resize(small, size)
+            merged_raw = raw.max(axis=0)
+            out.classes.append(ClassMaps(
+                class_index=c, class_name=self.class_names[c], channels=flat_channels[i:i + k],
+                raw=raw, maps=_display(small, size), merged_raw=merged_raw, merged=_normalise(merged_raw),
+                peaks=[self._peak(m, crop.shape) for m in small], h=float(h[c]),
+            ))
+            i += k
+        return out
+
+    def merged_map(self, image: ImageLike, class_index: int, method: str = "activation",
+                   layer: Optional[str] = None) -> np.ndarray:
+        """Cross-channel max over the class's raw channel maps, normalised to [0, 1]."""
+        return self.channel_maps(image, [class_index], method, layer)[class_index].merged
+
+    @torch.no_grad()
+    def diversity(self, image: ImageLike) -> Diversity:
+        """h of every class (Eq. 7) and each channel's peak location."""
+        x, crop = self.prepare(image)
+        f = self.model.features(x).float()
+        h = diversity_scores(f, self.groups)[0].cpu().numpy()
+        fm = f[0].cpu().numpy()
+        peaks = np.array([self._peak(m, crop.shape) for m in fm])
+        return Diversity(h=h, peaks=peaks)
+
+    @staticmethod
+    def _peak(m: np.ndarray, crop_shape) -> tuple[int, int]:
+        """(x, y) of the maximum of a feature-resolution map, at the centre of its cell in the crop."""
+        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        sy, sx = crop_shape[0] / m.shape[0], crop_shape[1] / m.shape[1]
+        return int((x + 0.5) * sx), int((y + 0.5) * sy)

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Installs mcviz and starts the app on the shipped checkpoints: http://localhost:8501
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/streamlit run app/main.py --server.port "${PORT:-8501}" --browser.gatherUsageStats false "$@"
