@@ -1,0 +1,38 @@
+"""Channels: a class's most important channels (paper Table IX) and the class x channel matrix."""
+
+import streamlit as st
+
+import state
+from mcviz.render import class_channel_heatmap, ranking_figure
+
+st.title("Channels of a class")
+state.sidebar_settings()
+ckpts = state.list_checkpoints()
+if not ckpts:
+    st.warning("No checkpoint found.")
+    st.stop()
+path = st.sidebar.selectbox("Model", ckpts, format_func=state.label, key="channels_model")
+meta, err = state.safe_metadata(path)
+if err:
+    st.error(f"This checkpoint cannot be loaded: {err}")
+    st.stop()
+ex = state.explainer(path)
+names = ex.class_names
+choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="channels_class")
+r = state.ranking(path, int(choice), 10)
+st.caption(f"Scores: {r.source}. Red bars are channels of the class's own group "
+           f"({len(ex.groups.channels(int(choice)))} channels).")
+owner_names = names
+st.dataframe({"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels,
+              "score": [round(s, 4) for s in r.scores],
+              "group of": [owner_names[o] if o >= 0 else "-" for o in r.owners]}, hide_index=True, width="stretch")
+st.plotly_chart(ranking_figure(r, owner_names), width="stretch", key="channels_bar")
+scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
+st.plotly_chart(class_channel_heatmap(scores, names), width="stretch", key="channels_heat")
+picked = st.selectbox("Channel", r.channels, key="channels_pick")
+atlas = path.with_suffix(".atlas.json")
+if atlas.exists():
+    st.json({"atlas": str(atlas)})
+else:
+    st.info(f"No atlas for this checkpoint ({atlas.name}): the images that activate channel {picked} most are "
+            "shown once an atlas file exists beside the checkpoint.")

@@ -1,0 +1,54 @@
+"""Compare: the same image through several checkpoints, side by side (paper Fig. 7)."""
+
+import streamlit as st
+
+import state
+from mcviz.render import class_maps_figure
+
+st.title("Compare models on one image")
+st.caption("One column per model: its prediction, the channel maps of the same class, the merged map and h. "
+           "Compare MC-Loss with cross-entropy and the ablations to see what L_div and CWA change.")
+state.sidebar_settings()
+ckpts = state.list_checkpoints()
+if not ckpts:
+    st.warning("No checkpoint found.")
+    st.stop()
+readable = [p for p in ckpts if state.safe_metadata(p)[1] is None]
+default_ds = (state.safe_metadata(readable[0])[0] or {}).get("dataset") if readable else None
+defaults = [p for p in readable if (state.safe_metadata(p)[0] or {}).get("dataset") == default_ds][:5]
+chosen = st.multiselect("Models", readable, default=defaults, format_func=state.label, key="compare_models")
+opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="compare_opacity")
+if not chosen:
+    st.info("Pick at least one model.")
+    st.stop()
+data, name = state.image_source("compare")
+if data is None:
+    st.info("Upload a photo, or pick one from the gallery.")
+    st.stop()
+img, err = state.decode(data, name)
+if err:
+    st.error(f"Cannot use this file: {err}")
+    st.stop()
+
+first = state.explainer(chosen[0])
+names = first.class_names
+mtime0 = chosen[0].stat().st_mtime
+top = state.predictions(str(chosen[0]), mtime0, data, name, 1)[0]
+choice = st.selectbox("Class", range(len(names)), index=top.index, format_func=lambda i: names[i], key="compare_class")
+cols = st.columns(len(chosen))
+for col, path in zip(cols, chosen):
+    with col:
+        meta, _ = state.safe_metadata(path)
+        st.markdown(f"**{path.stem}**  \n{meta.get('variant', '?')} · {meta.get('backbone', '?')}")
+        ex = state.explainer(path)
+        if ex.class_names != names:
+            st.warning("This model has other classes; it is left out.")
+            continue
+        mt = path.stat().st_mtime
+        pred = state.predictions(str(path), mt, data, name, 1)[0]
+        st.write(f"predicts **{pred.name}** ({pred.prob:.0%})")
+        cm = state.channel_maps(str(path), mt, data, name, (int(choice),), "activation", None)
+        cls = cm.classes[0]
+        st.metric("h", f"{cls.h:.2f}")
+        st.plotly_chart(class_maps_figure(cls, cm.image, opacity, height=200), width="stretch",
+                        key=f"compare_fig_{path.stem}")

@@ -1,0 +1,74 @@
+"""Explore: one image, one model, every channel of a class."""
+
+import streamlit as st
+
+import state
+from mcviz.explain import CAM_CLASSES
+from mcviz.render import class_maps_figure, panel_png
+
+st.title("mcviz — what do a class's channels look at?")
+st.caption(
+    "With the Mutual-Channel Loss each class owns ξ feature channels. A **channel map** shows where one of them "
+    "fires on the photo; the **merged map** is their cross-channel max. **h** (paper Eq. 7) measures how "
+    "differently they fire: 1 when all channels of the class peak in the same place, ξ when they peak in ξ "
+    "different places."
+)
+state.sidebar_settings()
+ckpts = state.list_checkpoints()
+if not ckpts:
+    st.warning("No checkpoint found. Put `.safetensors` checkpoints in `checkpoints/` or name a folder in the sidebar.")
+    st.stop()
+path = st.sidebar.selectbox("Model", ckpts, format_func=state.label, key="explore_model")
+meta, err = state.safe_metadata(path)
+if err:
+    st.error(f"This checkpoint cannot be loaded: {err}")
+    st.stop()
+methods = ["activation", "contribution", *CAM_CLASSES]
+method = st.sidebar.selectbox("Map method", methods, key="explore_method",
+                              help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
+                                   "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
+                                   "before the MC features.")
+ex = state.explainer(path)
+layer = None
+if method in CAM_CLASSES:
+    layers = ex.layers()
+    layer = st.sidebar.selectbox("Layer", layers, index=layers.index(ex.model.default_cam_layer()), key="explore_layer")
+opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
+top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
+
+data, name = state.image_source("explore")
+if data is None:
+    st.info("Upload a photo of a bird or a car, or pick one from the gallery.")
+    st.stop()
+img, err = state.decode(data, name)
+if err:
+    st.error(f"Cannot use this file: {err}")
+    st.stop()
+
+mtime = path.stat().st_mtime
+preds = state.predictions(str(path), mtime, data, name, top_k)
+left, right = st.columns([1, 2])
+with left:
+    st.image(img, caption=name, width="stretch")
+with right:
+    st.subheader("Predictions")
+    st.dataframe({"class": [p.name for p in preds], "probability": [round(p.prob, 4) for p in preds]},
+                 hide_index=True, width="stretch")
+
+names = ex.class_names
+choice = st.selectbox("Class to explain", range(len(names)), index=preds[0].index, format_func=lambda i: names[i],
+                      key="explore_class")
+cm = state.channel_maps(str(path), mtime, data, name, (int(choice),), method, layer)
+cls = cm.classes[0]
+st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
+c1, c2 = st.columns(2)
+c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
+c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
+if cm.note:
+    st.warning(cm.note)
+st.plotly_chart(class_maps_figure(cls, cm.image, opacity), width="stretch", key="explore_fig")
+d1, d2 = st.columns(2)
+d1.download_button("Download panel (PNG)", panel_png(cm, preds, opacity=opacity), file_name=f"{path.stem}-maps.png",
+                   mime="image/png")
+d2.download_button("Download numbers (JSON)", state.numbers_json(path.name, preds, cm),
+                   file_name=f"{path.stem}-maps.json", mime="application/json")

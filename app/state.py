@@ -1,0 +1,202 @@
+"""Where the app finds checkpoints, images and cached computations. Pages stay thin."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parent
+REPO = APP_DIR.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from mcviz.checkpoint import CheckpointError, read_metadata  # noqa: E402
+from mcviz.data.images import ImageError, open_image  # noqa: E402
+from mcviz.explain import Explainer, top_channels  # noqa: E402
+from mcviz.explain.rankings import class_channel_scores  # noqa: E402
+
+DEFAULT_CHECKPOINT = "cub-mc.safetensors"
+ACCEPTED = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+
+
+def checkpoint_dirs() -> list[Path]:
+    """checkpoints/ of the repo, then $MCVIZ_CHECKPOINTS (os.pathsep-separated), then the sidebar's."""
+    dirs = [] if os.environ.get("MCVIZ_APP_NO_REPO_CHECKPOINTS") == "1" else [REPO / "checkpoints"]
+    for d in os.environ.get("MCVIZ_CHECKPOINTS", "").split(os.pathsep):
+        if d.strip():
+            dirs.append(Path(d.strip()))
+    extra = st.session_state.get("extra_checkpoint_dir", "")
+    if extra.strip():
+        dirs.append(Path(extra.strip()))
+    return dirs
+
+
+def list_checkpoints() -> list[Path]:
+    seen, out = set(), []
+    for d in checkpoint_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.safetensors")):
+                if p.resolve() not in seen:
+                    seen.add(p.resolve())
+                    out.append(p)
+    # the default first, unreadable files last
+    out.sort(key=lambda p: (p.name != DEFAULT_CHECKPOINT, safe_metadata(p)[1] is not None, str(p)))
+    return out
+
+
+def data_dir() -> Optional[Path]:
+    d = st.session_state.get("data_dir") or os.environ.get("MCVIZ_DATA", "")
+    if not d:
+        default = REPO.parent / "shared" / "data"
+        return default if default.is_dir() else None
+    p = Path(d)
+    return p if p.is_dir() else None
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def _explainer(path: str, mtime: float) -> Explainer:
+    return Explainer.from_checkpoint(path)
+
+
+def explainer(path: Path) -> Explainer:
+    """The cached explainer of a checkpoint (reloaded when the file changes)."""
+    return _explainer(str(path), _mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def metadata(path: str, mtime: float) -> dict:
+    meta = read_metadata(path)
+    meta.pop("extra", None)
+    return meta
+
+
+def safe_metadata(path: Path) -> tuple[Optional[dict], Optional[str]]:
+    try:
+        return metadata(str(path), _mtime(path)), None
+    except CheckpointError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"{path}: {exc}"
+
+
+def label(path: Path) -> str:
+    meta, _ = safe_metadata(path)
+    if not meta:
+        return f"{path.stem} (unreadable)"
+    acc = (meta.get("metrics") or {}).get("top1")
+    acc_s = f", top-1 {acc:.1f}%" if isinstance(acc, (int, float)) else ""
+    return f"{path.stem} — {meta.get('dataset', '?')} {meta.get('variant', '?')}{acc_s}"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def decode(data: bytes, name: str):
+    """Decoded RGB image or an error message, never an exception."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        return None, f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
+    try:
+        return open_image(data, name=name), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+@st.cache_data(show_spinner="Computing channel maps...", max_entries=128)
+def channel_maps(path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str,
+                 layer: Optional[str]):
+    img, err = decode(data, name)
+    if err:
+        raise ValueError(err)
+    ex = _explainer(path, mtime)
+    return ex.channel_maps(img, list(classes), method=method, layer=layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def predictions(path: str, mtime: float, data: bytes, name: str, k: int):
+    img, err = decode(data, name)
+    if err:
+        raise ValueError(err)
+    return _explainer(path, mtime).predict(img, k)
+
+
+@st.cache_data(show_spinner="Ranking channels...", max_entries=32)
+def scores_matrix(path: str, mtime: float):
+    ex = _explainer(path, mtime)
+    scores, source = class_channel_scores(ex.model, ex.meta)
+    return scores.numpy(), source
+
+
+def ranking(path: Path, class_index: int, k: int = 10):
+    ex = explainer(path)
+    return top_channels((ex.model, ex.meta), class_index, k)
+
+
+@st.cache_data(show_spinner=False)
+def gallery(root: str, limit: int = 40) -> list[tuple[str, str]]:
+    """(label, path) of CUB test images, one per class in order, when a CUB folder is there."""
+    cub = Path(root) / "CUB_200_2011"
+    if not (cub / "images.txt").exists():
+        return []
+    from mcviz.data import CUB
+
+    try:
+        ds = CUB(cub, "test")
+    except Exception:
+        return []
+    out, seen = [], set()
+    for (p, y) in ds.samples:
+        if y not in seen:
+            seen.add(y)
+            out.append((f"{ds.classes[y]} — {p.name}", str(p)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def image_source(key: str) -> tuple[Optional[bytes], str]:
+    """Upload or gallery pick; the choice is kept across pages in session state."""
+    up = st.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP)", type=ACCEPTED, key=f"upload_{key}")
+    if up is not None:
+        data = up.getvalue()
+        if st.session_state.get("image_sig") != (up.name, len(data), hash(data)):
+            st.session_state["image_sig"] = (up.name, len(data), hash(data))
+            st.session_state["image"] = (data, up.name)
+    root = data_dir()
+    items = gallery(str(root)) if root else []
+    if items:
+        labels = ["—"] + [lbl for lbl, _ in items]
+        pick = st.selectbox("...or pick a CUB test image", labels, key=f"gallery_{key}")
+        if pick != "—":
+            path = dict(items)[pick]
+            if st.session_state.get("gallery_pick") != path:
+                st.session_state["gallery_pick"] = path
+                st.session_state["image"] = (Path(path).read_bytes(), Path(path).name)
+    data, name = st.session_state.get("image", (None, ""))
+    return data, name
+
+
+def sidebar_settings() -> None:
+    with st.sidebar.expander("Folders", expanded=False):
+        st.text_input("Extra checkpoint folder", key="extra_checkpoint_dir",
+                      help="Checkpoints are read from checkpoints/, $MCVIZ_CHECKPOINTS and this folder.")
+        st.text_input("Data folder (for the gallery)", key="data_dir",
+                      help="A folder holding CUB_200_2011/; default $MCVIZ_DATA or ../shared/data.")
+
+
+def numbers_json(meta_name: str, preds, cm) -> str:
+    return json.dumps({
+        "checkpoint": meta_name,
+        "method": cm.method, "layer": cm.layer,
+        "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in preds],
+        "classes": [{"class": c.class_name, "index": c.class_index, "h": round(c.h, 4), "channels": c.channels,
+                     "peaks_xy": [list(map(int, pk)) for pk in c.peaks],
+                     "raw_max": [float(r.max()) for r in c.raw]} for c in cm.classes],
+    }, indent=2)

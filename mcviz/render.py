@@ -1,0 +1,117 @@
+"""Pictures of explanations, shared by the CLI and the app: overlays, PNG panels, plotly figures.
+
+One colour scale everywhere: maps are in [0, 1] and drawn with the same colour map
+(``jet``) from 0 to 1, so panels and figures can be compared at a glance.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+
+COLORMAP = "jet"
+PLOTLY_SCALE = "Jet"
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] map over an ``(H, W, 3)`` uint8 image; returns uint8."""
+    from matplotlib import colormaps
+
+    rgb = colormaps[COLORMAP](np.clip(heat, 0, 1))[..., :3]
+    out = (1 - opacity) * image.astype(np.float32) / 255.0 + opacity * rgb
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str = "", opacity: float = 0.5,
+              dpi: int = 110) -> bytes:
+    """A PNG: per class a row with the image, each channel's overlay and the merged map."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = channel_maps.classes
+    cols = 2 + max((len(c.channels) for c in rows), default=0)
+    probs = {p.index: p.prob for p in (predictions or [])}
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.15 * len(rows) + 0.4), squeeze=False)
+    img = channel_maps.image
+    for r, cm in enumerate(rows):
+        ax = axes[r][0]
+        ax.imshow(img)
+        p = f" p={probs[cm.class_index]:.2f}" if cm.class_index in probs else ""
+        ax.set_title(f"{cm.class_name}{p}\nh={cm.h:.2f}", fontsize=8)
+        for j, ch in enumerate(cm.channels):
+            a = axes[r][1 + j]
+            a.imshow(overlay(img, cm.maps[j], opacity))
+            px, py = cm.peaks[j]
+            a.plot([px], [py], marker="+", color="white", markersize=8, mew=1.5)
+            a.set_title(f"channel {ch}\nmax {cm.raw[j].max():.3g}", fontsize=8)
+        a = axes[r][1 + len(cm.channels)]
+        a.imshow(overlay(img, cm.merged, opacity))
+        a.set_title("merged (max)", fontsize=8)
+        for a in axes[r]:
+            a.axis("off")
+    head = title or f"{channel_maps.method} maps" + (f" at {channel_maps.layer}" if channel_maps.layer else "")
+    fig.suptitle(head, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260):
+    """Plotly row: one overlay per channel of the class, then the merged map.
+
+    Hover shows the normalised value and the raw magnitude; all panels share the
+    0-1 colour scale and zoom independently.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    k = len(cm.channels)
+    titles = [f"channel {ch}" for ch in cm.channels] + ["merged (max)"]
+    fig = make_subplots(rows=1, cols=k + 1, subplot_titles=titles, horizontal_spacing=0.01)
+    stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
+    for j, (norm, raw) in enumerate(stacks):
+        fig.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=j + 1)
+        fig.add_trace(go.Heatmap(
+            z=norm, customdata=raw, zmin=0, zmax=1, colorscale=PLOTLY_SCALE, opacity=opacity,
+            showscale=j == k, colorbar=dict(title="map", len=0.9, thickness=12),
+            hovertemplate="x %{x}, y %{y}<br>map %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>",
+        ), row=1, col=j + 1)
+        if j < k:
+            px, py = cm.peaks[j]
+            fig.add_trace(go.Scatter(x=[px], y=[py], mode="markers", marker=dict(symbol="cross-thin", size=12,
+                          line=dict(width=2, color="white")), hovertemplate="peak<extra></extra>", showlegend=False),
+                          row=1, col=j + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor=None)
+    fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+def ranking_figure(ranking, owner_names: Sequence[str]):
+    """Bar chart of a class's top channels (paper Table IX view)."""
+    import plotly.graph_objects as go
+
+    labels = [f"ch {c}" for c in ranking.channels]
+    colors = ["#d62728" if o == ranking.class_index else "#7f7f7f" for o in ranking.owners]
+    fig = go.Figure(go.Bar(x=labels, y=ranking.scores, marker_color=colors,
+                           customdata=[owner_names[o] if o >= 0 else "-" for o in ranking.owners],
+                           hovertemplate="%{x}<br>score %{y:.3g}<br>group of %{customdata}<extra></extra>"))
+    fig.update_layout(height=300, margin=dict(l=5, r=5, t=30, b=5), title="top channels (red: the class's own group)")
+    return fig
+
+
+def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str]):
+    """Class x channel importance matrix."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(z=scores, y=list(class_names), colorscale="Viridis",
+                               hovertemplate="class %{y}<br>channel %{x}<br>score %{z:.3g}<extra></extra>"))
+    fig.update_layout(height=520, margin=dict(l=5, r=5, t=30, b=5), title="class x channel importance",
+                      yaxis=dict(showticklabels=len(class_names) <= 40))
+    return fig

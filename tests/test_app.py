@@ -1,0 +1,136 @@
+"""The app in-process with streamlit's AppTest: every page, a real CUB photo, every bad file."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mcviz import build_model, save_checkpoint
+
+from .badfiles import bad_files, photo
+from .conftest import REPO, SHARED_DATA
+
+APP = str(REPO / "app" / "main.py")
+NAMES = [f"Bird {i}" for i in range(200)]
+
+
+def _save(path: Path, variant: str, seed: int) -> None:
+    torch.manual_seed(seed)
+    m = build_model("small", 200, xi=3).eval()
+    save_checkpoint(path, m, {"backbone": "small", "class_names": NAMES, "dataset": "cub-test", "variant": variant,
+                              "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
+                                        "std": [0.229, 0.224, 0.225]},
+                              "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"},
+                    dtype=torch.float16)
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpts")
+    _save(d / "aa-test-mc.safetensors", "mc", 0)
+    _save(d / "ab-test-ce.safetensors", "ce", 1)
+    (d / "zz-broken.safetensors").write_bytes(b"not a checkpoint")
+    return d
+
+
+@pytest.fixture
+def app(ckpt_dir, monkeypatch):
+    # only the test checkpoints: the shipped ones may or may not exist
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def real_photo() -> tuple[str, bytes]:
+    cub = SHARED_DATA / "CUB_200_2011"
+    if cub.exists():
+        rel = (cub / "images.txt").read_text().splitlines()[0].split()[1]
+        return "bird.jpg", (cub / "images" / rel).read_bytes()
+    if os.environ.get("MCVIZ_REQUIRE_DATA") == "1":
+        pytest.fail(f"{cub} is required in CI")
+    import io
+
+    buf = io.BytesIO()
+    photo(200, 150).save(buf, format="JPEG")
+    return "generated.jpg", buf.getvalue()
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "image/jpeg") -> AppTest:
+    at.get("file_uploader")[0].upload(name, data, mime)
+    return at.run()
+
+
+def heatmaps(at: AppTest, i: int = 0) -> list[dict]:
+    spec = json.loads(at.get("plotly_chart")[i].proto.spec)
+    return [t for t in spec["data"] if t["type"] == "heatmap"]
+
+
+def test_explore_shows_xi_maps_and_merged(app):
+    assert "Upload a photo" in app.info[0].value
+    at = upload(app, *real_photo())
+    assert not at.exception and not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles == ["channel 0", "channel 1", "channel 2", "merged (max)"] or len(heatmaps(at)) == 4
+    assert len(heatmaps(at)) == 3 + 1  # xi = 3 channel maps + the merged map
+    assert all(h["zmin"] == 0 and h["zmax"] == 1 for h in heatmaps(at))  # one colour scale
+    h = float(at.metric[0].value)
+    assert 1.0 <= h <= 3.0
+    assert at.selectbox(key="explore_class").value is not None
+    labels = [d.label for d in at.get("download_button")]
+    assert labels == ["Download panel (PNG)", "Download numbers (JSON)"]
+    # any class can be chosen by name; a CAM method at a chosen layer works
+    at.selectbox(key="explore_class").set_value(17).run()
+    assert "Bird 17" in at.subheader[-1].value
+    at.selectbox(key="explore_method").set_value("gradcam").run()
+    assert not at.exception and len(heatmaps(at)) == 4
+    assert at.selectbox(key="explore_layer").value == "stage4"
+
+
+@pytest.mark.parametrize("case", list(bad_files()))
+def test_bad_uploads_then_a_good_one(app, case):
+    name, data, refused = bad_files()[case]
+    at = upload(app, name, data, "image/png")
+    assert not at.exception
+    if refused:
+        assert at.error and "Cannot use this file" in at.error[0].value and name in at.error[0].value
+        assert not at.get("plotly_chart")
+    else:
+        assert not at.error and len(heatmaps(at)) == 4
+    at = upload(at, *real_photo())  # the app keeps working
+    assert not at.exception and not at.error and len(heatmaps(at)) == 4
+
+
+def test_compare_page(app):
+    at = upload(app, *real_photo())
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and not at.error
+    assert len(at.multiselect(key="compare_models").value) == 2
+    assert len(at.get("plotly_chart")) == 2
+    assert len(at.metric) == 2
+
+
+def test_channels_page(app):
+    at = app.switch_page("pages/channels.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 10 and list(table.columns) == ["rank", "channel", "score", "group of"]
+    assert len(at.get("plotly_chart")) == 2  # bar chart + class x channel heat map
+    at.selectbox(key="channels_class").set_value(5).run()
+    assert not at.exception and len(at.dataframe[0].value) == 10
+
+
+def test_models_page_lists_and_reports_broken(app):
+    at = app.switch_page("pages/models.py").run()
+    assert not at.exception
+    rows = at.dataframe[0].value
+    assert set(rows["file"]) == {"aa-test-mc.safetensors", "ab-test-ce.safetensors"}
+    assert any("zz-broken.safetensors" in e.value for e in at.error)
