@@ -122,13 +122,9 @@ def cmd_eval(args, argv) -> int:
     from torch.utils.data import DataLoader
 
     from . import data as mdata
-    from .checkpoint import CheckpointError, load_checkpoint
     from .training import _subset, evaluate, resolve_device
 
-    try:
-        model, meta = load_checkpoint(args.checkpoint)
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
+    model, meta = _load(args.checkpoint)
     device = resolve_device(args.device)
     model.to(device)
     if args.predict:
@@ -158,19 +154,125 @@ def cmd_eval(args, argv) -> int:
     return 0
 
 
+def _load(path: str):
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def _images(inputs: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    return out
+
+
+def _add_explain(sub) -> None:
+    from .explain import METHODS
+
+    p = sub.add_parser("explain", help="per-channel maps of images as PNG panels + JSON")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", choices=list(METHODS), default="activation")
+    p.add_argument("--layer", default=None, help="layer for the CAM methods (default: the one before the MC features)")
+    p.add_argument("--top-k", type=int, default=3, help="explain the k most probable classes")
+    p.add_argument("--opacity", type=float, default=0.5)
+    p.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args, argv) -> int:
+    from tqdm import tqdm
+
+    from .data.images import ImageError, open_image
+    from .explain import Explainer
+    from .render import panel_png
+
+    model, meta = _load(args.checkpoint)
+    ex = Explainer(model, meta)
+    if args.layer and args.layer not in ex.layers():
+        raise UserError(f"unknown layer {args.layer!r}; choose one of {', '.join(ex.layers())}")
+    files = _images(args.images)
+    if not files:
+        raise UserError("no image files found")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for f in tqdm(files, desc="explain", file=sys.stderr):
+        try:
+            img = open_image(f)
+        except ImageError as exc:
+            tqdm.write(f"skipped: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        preds = ex.predict(img, args.top_k)
+        cm = ex.channel_maps(img, [p.index for p in preds], method=args.method, layer=args.layer)
+        stem = out / f.stem
+        stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity))
+        stem.with_suffix(".json").write_text(json.dumps({
+            "image": str(f), "method": cm.method, "layer": cm.layer,
+            "predictions": [{"class": p.name, "index": p.index, "prob": p.prob} for p in preds],
+            "classes": [{"class": c.class_name, "index": c.class_index, "h": c.h, "channels": c.channels,
+                         "peaks_xy": [list(map(int, pk)) for pk in c.peaks]} for c in cm.classes],
+        }, indent=2))
+    print(f"{len(files) - failed} image(s) explained into {out}" + (f", {failed} unreadable skipped" if failed else ""))
+    return 1 if failed == len(files) else 0
+
+
+def _add_localize(sub) -> None:
+    p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", choices=["cub"], default="cub")
+    p.add_argument("--root", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_localize)
+
+
+def cmd_localize(args, argv) -> int:
+    from .data import DataError
+    from .metrics import localise
+
+    model, meta = _load(args.checkpoint)
+    try:
+        r = localise(model, meta, args.root, args.split, args.limit, args.radius, workers=args.workers)
+    except (DataError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels")
+    print(f"{'':24}{'model':>8}{'random':>8}")
+    print(f"{'peaks in the box':24}{r.in_box:8.3f}{r.random_in_box:8.3f}")
+    print(f"{'peaks near a part':24}{r.near_part:8.3f}{r.random_near_part:8.3f}")
+    print(f"{'distinct parts / image':24}{r.distinct_parts:8.3f}{r.random_distinct_parts:8.3f}")
+    print(f"{'two channels, one part':24}{r.same_part_rate:8.3f}")
+    if args.json:
+        print(json.dumps(r.as_dict()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcviz", description="Mutual-Channel Loss: train, evaluate, explain.")
     p.add_argument("--version", action="version", version=f"mcviz {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_eval(sub)
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    _add_explain(sub)
+    _add_localize(sub)
     return p
-
-
-# Later command groups (explain, localize, ...) register themselves here.
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

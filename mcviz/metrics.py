@@ -1,0 +1,114 @@
+"""Do channel peaks land on the object and on *different* parts? (pointing game on CUB parts)
+
+For each test image and its true class, each of the class's channels' peak (the argmax
+cell of the raw channel, at the centre of that cell in crop pixels) is matched to the
+nearest visible annotated part within ``radius`` x the bird box's diagonal. Random peaks
+on the same grid give the chance level.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .data import CUB, EvalTransform
+from .models import MCNet
+from .training import _subset
+
+
+@dataclass
+class LocalisationReport:
+    images: int
+    peaks: int
+    in_box: float  # fraction of peaks inside the bird's box
+    near_part: float  # fraction of peaks within the radius of some visible part
+    distinct_parts: float  # mean number of distinct parts hit by a class's channels, per image
+    same_part_rate: float  # fraction of images where two channels of the class hit the same part
+    random_in_box: float
+    random_near_part: float
+    random_distinct_parts: float
+    radius: float
+    xi: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float):
+    """peaks (B, k, 2), box (B, 4) xywh, parts (B, P, 3) -> per-batch sums."""
+    x, y = peaks[..., 0], peaks[..., 1]
+    x0, y0 = box[:, 0:1], box[:, 1:2]
+    inside = (x >= x0) & (x <= x0 + box[:, 2:3]) & (y >= y0) & (y <= y0 + box[:, 3:4])
+    diag = box[:, 2:4].norm(dim=1)  # (B,)
+    vis = parts[..., 2] > 0  # (B, P)
+    d = torch.cdist(peaks.float(), parts[..., :2].float())  # (B, k, P)
+    d = d.masked_fill(~vis[:, None, :], float("inf"))
+    dmin, which = d.min(dim=2)
+    hit = dmin <= radius * diag[:, None]
+    part_id = torch.where(hit, which, torch.full_like(which, -1))
+    distinct, dup = [], []
+    for row in part_id:  # k is tiny (xi); this loop is over images of one batch
+        ids = [int(v) for v in row if v >= 0]
+        distinct.append(len(set(ids)))
+        dup.append(len(ids) != len(set(ids)))
+    return int(inside.sum()), int(hit.sum()), sum(distinct), sum(dup)
+
+
+@torch.no_grad()
+def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Optional[int] = None,
+             radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
+             progress: bool = True) -> LocalisationReport:
+    """Pointing-game statistics of the true class's channel peaks on a CUB-layout data set."""
+    inp = meta["input"]
+    tf = EvalTransform(inp["crop"], inp.get("resize"), inp["mean"], inp["std"])
+    ds = CUB(root, split, tf, annotations=True)
+    if len(ds.classes) != model.num_classes:
+        raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
+    ds = _subset(ds, limit, 1)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
+    g = torch.Generator().manual_seed(seed)
+    model.eval()
+    totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
+    xi = 0
+    for x, y, ann in tqdm(loader, desc="localise", disable=not progress, file=sys.stderr):
+        f = model.features(x).float()
+        b, _, h, w = f.shape
+        idx, valid = model.groups.padded_index
+        chans = idx[y]  # (B, m)
+        k = chans.shape[1]
+        xi = max(xi, k)
+        sel = f[torch.arange(b)[:, None], chans].flatten(2)  # (B, m, h*w)
+        arg = sel.argmax(dim=2)
+        cell_w, cell_h = tf.crop / w, tf.crop / h
+        peaks = torch.stack([(arg % w + 0.5) * cell_w, (arg // w + 0.5) * cell_h], dim=-1)
+        rnd = torch.randint(0, h * w, arg.shape, generator=g)
+        rpeaks = torch.stack([(rnd % w + 0.5) * cell_w, (rnd // w + 0.5) * cell_h], dim=-1)
+        vmask = valid[y]
+        if not bool(vmask.all()):  # uneven groups: score the real channels only
+            peaks = torch.where(vmask[..., None], peaks, torch.full_like(peaks, -1e6))
+            rpeaks = torch.where(vmask[..., None], rpeaks, torch.full_like(rpeaks, -1e6))
+        a = _score(peaks, ann["box"], ann["parts"], radius)
+        r = _score(rpeaks, ann["box"], ann["parts"], radius)
+        totals["images"] += b
+        totals["peaks"] += int(vmask.sum())
+        totals["in_box"] += a[0]
+        totals["near"] += a[1]
+        totals["distinct"] += a[2]
+        totals["dup"] += a[3]
+        totals["r_in"] += r[0]
+        totals["r_near"] += r[1]
+        totals["r_distinct"] += r[2]
+    n, p = totals["images"], max(totals["peaks"], 1)
+    if n == 0:
+        raise ValueError("no images to localise")
+    return LocalisationReport(
+        images=n, peaks=totals["peaks"], in_box=totals["in_box"] / p, near_part=totals["near"] / p,
+        distinct_parts=totals["distinct"] / n, same_part_rate=totals["dup"] / n,
+        random_in_box=totals["r_in"] / p, random_near_part=totals["r_near"] / p,
+        random_distinct_parts=totals["r_distinct"] / n, radius=radius, xi=xi,
+    )

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from mcviz import build_model, save_checkpoint
+from mcviz.cli import main
+
+from .badfiles import bad_files
+from .test_data import make_cub
+
+
+def _ckpt(path, classes, crop=64):
+    torch.manual_seed(0)
+    m = build_model("small", len(classes), xi=3).eval()
+    save_checkpoint(path, m, {"backbone": "small", "class_names": classes, "dataset": "cub", "variant": "mc",
+                              "input": {"crop": crop, "resize": int(crop * 8 / 7), "mean": [0.485, 0.456, 0.406],
+                                        "std": [0.229, 0.224, 0.225]}})
+    return path
+
+
+def test_explain_writes_panels_and_skips_bad_files(tmp_path, capsys):
+    ck = _ckpt(tmp_path / "m.safetensors", ["A", "B", "C", "D"])
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for case in ("cmyk", "animated gif", "not an image", "truncated"):
+        name, data, _ = bad_files()[case]
+        (imgs / name).write_bytes(data)
+    rc = main(["explain", str(ck), str(imgs), "--out", str(tmp_path / "out"), "--top-k", "2"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert "2 image(s) explained" in out and "2 unreadable skipped" in out
+    assert "notes.png" in err and "cut.jpg" in err
+    js = json.loads((tmp_path / "out" / "cmyk.json").read_text())
+    assert len(js["predictions"]) == 2 and len(js["classes"]) == 2 and len(js["classes"][0]["channels"]) == 3
+    png = (tmp_path / "out" / "cmyk.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    rc = main(["explain", str(ck), str(imgs / "cmyk.jpg"), "--out", str(tmp_path / "o2"), "--method", "gradcam",
+               "--layer", "stage3"])
+    assert rc == 0 and (tmp_path / "o2" / "cmyk.png").exists()
+    assert main(["explain", str(ck), str(imgs), "--out", str(tmp_path / "o3"), "--layer", "nope"]) == 2
+
+
+def test_localize_on_fixture_and_its_arithmetic(tmp_path, capsys):
+    from mcviz.metrics import _score
+
+    # two peaks in the box near parts 0 and 1, one outside the box
+    peaks = torch.tensor([[[10.0, 10.0], [30.0, 30.0], [90.0, 90.0]]])
+    box = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
+    parts = torch.zeros(1, 15, 3)
+    parts[0, 0] = torch.tensor([11.0, 10.0, 1.0])
+    parts[0, 1] = torch.tensor([29.0, 31.0, 1.0])
+    parts[0, 2] = torch.tensor([90.0, 90.0, 0.0])  # invisible: never hit
+    assert _score(peaks, box, parts, radius=0.15) == (2, 2, 2, 0)
+    same = torch.tensor([[[10.0, 10.0], [12.0, 10.0], [90.0, 90.0]]])
+    assert _score(same, box, parts, radius=0.15) == (2, 2, 1, 1)
+
+    root = make_cub(tmp_path / "CUB")
+    ck = _ckpt(tmp_path / "m.safetensors", [f"Bird {i}" for i in range(3)])
+    rc = main(["localize", str(ck), "--root", str(root), "--workers", "0", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "peaks in the box" in out
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["images"] == 3 and r["peaks"] == 9 and 0 <= r["in_box"] <= 1 and r["xi"] == 3
+
+
+def test_localize_class_mismatch_is_clear(tmp_path, capsys):
+    root = make_cub(tmp_path / "CUB")
+    ck = _ckpt(tmp_path / "m.safetensors", ["A", "B"])
+    assert main(["localize", str(ck), "--root", str(root), "--workers", "0"]) == 2
+    assert "2 classes" in capsys.readouterr().err
