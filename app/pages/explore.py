@@ -1,5 +1,7 @@
 """Explore: one image, one model, every channel of a class."""
 
+from functools import partial
+
 import streamlit as st
 
 import state
@@ -67,8 +69,11 @@ c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
 if cm.note:
     st.warning(cm.note)
 st.plotly_chart(class_maps_figure(cls, cm.image, opacity), width="stretch", key="explore_fig")
+st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
+           "The + marks each channel's peak.")
 d1, d2 = st.columns(2)
-d1.download_button("Download panel (PNG)", panel_png(cm, preds, opacity=opacity), file_name=f"{path.stem}-maps.png",
-                   mime="image/png")
+# The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
+d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity),
+                   file_name=f"{path.stem}-maps.png", mime="image/png", on_click="ignore")
 d2.download_button("Download numbers (JSON)", state.numbers_json(path.name, preds, cm),
-                   file_name=f"{path.stem}-maps.json", mime="application/json")
+                   file_name=f"{path.stem}-maps.json", mime="application/json", on_click="ignore")
