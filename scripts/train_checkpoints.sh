@@ -23,7 +23,7 @@ train() {  # name dataset root variant [extra args]
 train cub-mc          cub    "$DATA/CUB_200_2011"  mc
 train cub-ce          cub    "$DATA/CUB_200_2011"  ce
 train cub-mc-no-div   cub    "$DATA/CUB_200_2011"  mc-no-div
-train cub-mc-no-cwa   cub    "$DATA/CUB_200_2011"  mc-no-cwa
-train cub-mc-v2       cub    "$DATA/CUB_200_2011"  mc-v2
 train cars-mc         folder "$DATA/stanford_cars" mc
 train cars-ce         folder "$DATA/stanford_cars" ce
+train cub-mc-no-cwa   cub    "$DATA/CUB_200_2011"  mc-no-cwa
+train cub-mc-v2       cub    "$DATA/CUB_200_2011"  mc-v2

@@ -161,14 +161,21 @@ class Explainer:
             chans = self.groups.channels(c)
             flat_channels += chans
             flat_classes += [c] * len(chans)
-        if method in CAM_CLASSES:
-            layer = layer or self.model.default_cam_layer()
-        else:
-            layer = None
-        raw_small = METHODS[method](self.model, x, flat_channels, classes=flat_classes, layer=layer, chunk=chunk)
-        size = (crop.shape[1], crop.shape[0])
+        # One forward pass serves the maps and h: up to the CAM layer, then on to the features.
+        layer_out = None
         with torch.no_grad():
-            h = diversity_scores(self.model.features(x).float(), self.groups)[0].cpu().numpy()
+            if method in CAM_CLASSES:
+                layer = layer or self.model.default_cam_layer()
+                head, tail = self.model.split_at(layer)
+                layer_out = head(x)
+                feats = tail(layer_out)
+            else:
+                layer = None
+                feats = self.model.features(x)
+        raw_small = METHODS[method](self.model, x, flat_channels, classes=flat_classes, layer=layer, chunk=chunk,
+                                    features=feats, layer_output=layer_out)
+        size = (crop.shape[1], crop.shape[0])
+        h = diversity_scores(feats.float(), self.groups)[0].cpu().numpy()
         out = ChannelMaps(method=method, layer=layer, image=crop)
         if method == "eigencam":
             out.note = "EigenCAM ignores the target: every channel gets the same map."

@@ -50,16 +50,24 @@ class ChannelMeanTarget:
 
 
 @register("activation")
-def activation_maps(model: MCNet, x: torch.Tensor, channels: list[int], **_) -> np.ndarray:
+def activation_maps(model: MCNet, x: torch.Tensor, channels: list[int], features: Optional[torch.Tensor] = None,
+                    **_) -> np.ndarray:
     """The raw channels of the MC feature map (the paper's Fig. 5 and 7)."""
-    with torch.no_grad():
-        f = model.features(x)[0]
+    f = _features(model, x, features)[0]
     return f[channels].float().cpu().numpy()
+
+
+def _features(model: MCNet, x: torch.Tensor, features: Optional[torch.Tensor]) -> torch.Tensor:
+    """The MC features, reusing the caller's forward pass when it has one."""
+    if features is not None:
+        return features.detach()
+    with torch.no_grad():
+        return model.features(x)
 
 
 @register("contribution")
 def contribution_maps(model: MCNet, x: torch.Tensor, channels: list[int], classes: Optional[list[int]] = None,
-                      **_) -> np.ndarray:
+                      features: Optional[torch.Tensor] = None, **_) -> np.ndarray:
     """Channel n's share of class c's logit at each place; the maps of a class sum to its logit.
 
     Exact for the GAP + linear head (``w[c, n] * F_n(p) / HW``) and for the MC branch
@@ -67,8 +75,7 @@ def contribution_maps(model: MCNet, x: torch.Tensor, channels: list[int], classe
     head (GMP, BN, FC, BN, ELU, FC) has no exact decomposition, so models with it are
     decomposed through their MC branch.
     """
-    with torch.no_grad():
-        f = model.features(x)[0].float()
+    f = _features(model, x, features)[0].float()
     hw = f.shape[1] * f.shape[2]
     if classes is None:
         raise ValueError("contribution maps need the class of each channel")
@@ -101,7 +108,8 @@ class _FromLayer(nn.Module):
 
 
 def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "gradcam",
-             layer: Optional[str] = None, chunk: int = 16, **_) -> np.ndarray:
+             layer: Optional[str] = None, chunk: int = 16, layer_output: Optional[torch.Tensor] = None,
+             **_) -> np.ndarray:
     """grad-cam package maps for "the mean of channel n", all channels in batched passes.
 
     The network up to ``layer`` runs once; its output, repeated once per channel, is the
@@ -112,8 +120,11 @@ def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "
     """
     cls = CAM_CLASSES[method]
     head, tail = model.split_at(layer or model.default_cam_layer())
-    with torch.no_grad():
-        a = head(x)
+    if layer_output is not None:
+        a = layer_output.detach()
+    else:
+        with torch.no_grad():
+            a = head(x)
     wrapper = _FromLayer(tail).eval()
     if not cls(model=wrapper, target_layers=[wrapper.at]).uses_gradients:
         # Target-free methods (EigenCAM) give one map for all channels: compute it once.
