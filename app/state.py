@@ -200,3 +200,22 @@ def numbers_json(meta_name: str, preds, cm) -> str:
                      "peaks_xy": [list(map(int, pk)) for pk in c.peaks],
                      "raw_max": [float(r.max()) for r in c.raw]} for c in cm.classes],
     }, indent=2)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def atlas(path: str, mtime: float) -> Optional[dict]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def atlas_crops(entries: tuple) -> list:
+    out = []
+    for p, box in entries:
+        try:
+            out.append(open_image(p).crop(box))
+        except (ImageError, OSError):
+            out.append(None)
+    return out

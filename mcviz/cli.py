@@ -264,6 +264,76 @@ def cmd_localize(args, argv) -> int:
     return 0
 
 
+def _add_sanity(sub) -> None:
+    from .explain import METHODS
+
+    p = sub.add_parser("sanity", help="cascading model-randomisation check of the map methods (Adebayo et al.)")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=["activation", "contribution", "gradcam"])
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="a method fails if its maps still correlate above this once every layer is random")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sanity)
+
+
+def cmd_sanity(args, argv) -> int:
+    from .data.images import ImageError, open_image
+    from .sanity import cascading_randomisation
+
+    model, meta = _load(args.checkpoint)
+    images = []
+    for f in _images(args.images):
+        try:
+            images.append(open_image(f))
+        except ImageError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    if not images:
+        raise UserError("no readable image")
+    rows = cascading_randomisation(model, meta, images, args.methods)
+    stages = list(dict.fromkeys(r.randomised for r in rows))
+    print(f"Spearman rank correlation with the original maps ({len(images)} image(s)), layers randomised from the top:")
+    print(f"{'randomised down to':22}" + "".join(f"{m:>14}" for m in args.methods))
+    table = {(r.method, r.randomised): r.spearman for r in rows}
+    for st in stages:
+        print(f"{st:22}" + "".join(f"{table[(m, st)]:14.3f}" for m in args.methods))
+    verdict = {m: ("FAIL" if table[(m, stages[-1])] > args.threshold else "pass") for m in args.methods}
+    print(f"{'verdict':22}" + "".join(f"{verdict[m]:>14}" for m in args.methods))
+    if args.json:
+        print(json.dumps({"rows": [r.__dict__ for r in rows], "verdict": verdict}))
+    return 0
+
+
+def _add_atlas(sub) -> None:
+    from .data import DATASETS
+
+    p = sub.add_parser("atlas", help="for every channel, the images that activate it most (for the app)")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", default=None, help="default: CHECKPOINT with .atlas.json, where the app looks")
+    p.add_argument("--top", type=int, default=6)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_atlas)
+
+
+def cmd_atlas(args, argv) -> int:
+    from .atlas import build_atlas, save_atlas
+    from .data import DataError
+
+    model, meta = _load(args.checkpoint)
+    try:
+        atlas = build_atlas(model, meta, args.dataset, args.root, args.split, args.top, args.limit, args.workers)
+    except (DataError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".atlas.json")
+    save_atlas(atlas, out)
+    print(f"atlas of {len(atlas['channels'])} channels over {atlas['images']} images -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcviz", description="Mutual-Channel Loss: train, evaluate, explain.")
     p.add_argument("--version", action="version", version=f"mcviz {__version__}")
@@ -272,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_explain(sub)
     _add_localize(sub)
+    _add_sanity(sub)
+    _add_atlas(sub)
     return p
 
 

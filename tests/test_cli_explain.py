@@ -69,3 +69,47 @@ def test_localize_class_mismatch_is_clear(tmp_path, capsys):
     ck = _ckpt(tmp_path / "m.safetensors", ["A", "B"])
     assert main(["localize", str(ck), "--root", str(root), "--workers", "0"]) == 2
     assert "2 classes" in capsys.readouterr().err
+
+
+def test_sanity_randomisation_changes_maps(tmp_path, capsys):
+    from .badfiles import photo
+
+    ck = _ckpt(tmp_path / "m.safetensors", ["A", "B", "C"])
+    img = tmp_path / "p.png"
+    photo(80, 60, seed=3).save(img)
+    rc = main(["sanity", str(ck), str(img), "--methods", "activation", "eigencam", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "verdict" in out
+    res = json.loads(out.strip().splitlines()[-1])
+    stages = [r["randomised"] for r in res["rows"] if r["method"] == "activation"]
+    assert stages[:2] == ["head", "mc_layer"] and stages[-1] == "stem"
+    # the head is not on the activation path: randomising it leaves the maps unchanged
+    first = [r for r in res["rows"] if r["method"] == "activation"][0]
+    assert first["spearman"] == pytest.approx(1.0)
+    assert res["verdict"]["activation"] == "pass"
+
+
+def test_atlas_and_the_channels_page_shows_it(tmp_path, capsys, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import REPO
+
+    root = make_cub(tmp_path / "CUB")
+    ckdir = tmp_path / "ck"
+    ckdir.mkdir()
+    ck = _ckpt(ckdir / "m.safetensors", [f"Bird {i}" for i in range(3)])
+    rc = main(["atlas", str(ck), "--dataset", "cub", "--root", str(root), "--top", "2", "--workers", "0"])
+    assert rc == 0
+    atlas = json.loads(ck.with_suffix(".atlas.json").read_text())
+    assert atlas["images"] == 3 and len(atlas["channels"]) == 9
+    e = atlas["channels"]["0"][0]
+    x0, y0, x1, y1 = e["box"]
+    assert 0 <= x0 < x1 <= 200 and 0 <= y0 < y1 <= 100  # fixture images are 200 x 100
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckdir))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception
+    assert any("activate channel" in s.value for s in at.subheader)
+    assert len(at.get("image")) >= 1

@@ -1,5 +1,7 @@
 """Channels: a class's most important channels (paper Table IX) and the class x channel matrix."""
 
+from pathlib import Path
+
 import streamlit as st
 
 import state
@@ -30,9 +32,19 @@ st.plotly_chart(ranking_figure(r, owner_names), width="stretch", key="channels_b
 scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
 st.plotly_chart(class_channel_heatmap(scores, names), width="stretch", key="channels_heat")
 picked = st.selectbox("Channel", r.channels, key="channels_pick")
-atlas = path.with_suffix(".atlas.json")
-if atlas.exists():
-    st.json({"atlas": str(atlas)})
+atlas_path = path.with_suffix(".atlas.json")
+atlas = state.atlas(str(atlas_path), atlas_path.stat().st_mtime) if atlas_path.exists() else None
+if atlas is None:
+    st.info(f"No atlas for this checkpoint: make one with `mcviz atlas {path} --dataset ... --root ...` "
+            f"to see the images that activate channel {picked} most.")
 else:
-    st.info(f"No atlas for this checkpoint ({atlas.name}): the images that activate channel {picked} most are "
-            "shown once an atlas file exists beside the checkpoint.")
+    entries = atlas["channels"].get(str(picked), [])
+    st.subheader(f"Images that activate channel {picked} most")
+    crops = state.atlas_crops(tuple((e["path"], tuple(e["box"])) for e in entries))
+    shown = [(c, f"{Path(e['path']).parent.name}: {e['score']:.3g}") for c, e in zip(crops, entries) if c is not None]
+    if shown:
+        cols = st.columns(len(shown))
+        for col, (crop, cap) in zip(cols, shown):
+            col.image(crop, caption=cap, width="stretch")
+    else:
+        st.warning(f"The atlas names images under {atlas['root']}, which are not readable here.")
