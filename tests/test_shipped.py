@@ -1,0 +1,42 @@
+"""The checkpoints shipped in checkpoints/ load, describe themselves, and fit their data."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mcviz import load_checkpoint
+from mcviz.data import EvalTransform, build
+
+from .conftest import REPO, need_data
+
+SHIPPED = sorted((REPO / "checkpoints").glob("*.safetensors"))
+
+
+def test_folder_size_under_80_mb():
+    assert sum(p.stat().st_size for p in (REPO / "checkpoints").iterdir()) < 80e6
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_checkpoint(path: Path):
+    model, meta = load_checkpoint(path)
+    m = meta["metrics"]
+    assert m["final_epoch"] and m["epoch"] == meta["hparams"]["epochs"]
+    assert meta["command"].startswith("mcviz train") and len(meta["class_names"]) == model.num_classes
+    assert path.name in (REPO / "checkpoints" / "README.md").read_text()
+    sub, ds = ("CUB_200_2011", "cub") if meta["dataset"] == "cub" else ("stanford_cars", "folder")
+    data = build(ds, need_data(sub), "test", EvalTransform(meta["input"]["crop"], meta["input"]["resize"]))
+    assert data.classes == meta["class_names"]
+    x = torch.stack([data[i][0] for i in range(4)])
+    with torch.no_grad():
+        assert model(x).shape == (4, len(data.classes))
+
+
+def test_app_opens_on_the_cub_mc_model():
+    if not (REPO / "checkpoints" / "cub-mc.safetensors").exists():
+        pytest.skip("no shipped cub-mc checkpoint")
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="explore_model").value.name == "cub-mc.safetensors"
