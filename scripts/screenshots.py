@@ -1,0 +1,53 @@
+"""Screenshots of every app page, on the shipped checkpoints, into docs/screenshots/.
+
+    python scripts/screenshots.py [--data ../shared/data]
+
+Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.serve import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--image-line", type=int, default=1040, help="line of CUB images.txt to upload")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    cub = Path(args.data) / "CUB_200_2011"
+    rel = (cub / "images.txt").read_text().splitlines()[args.image_line - 1].split()[1]
+    photo = cub / "images" / rel
+    out = REPO / "docs" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    with running_app({"MCVIZ_DATA": str(args.data)}) as url, sync_playwright() as p, tempfile.TemporaryDirectory():
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.goto(url)
+        page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "explore.png"))
+        for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
+                             ("Models", "Checkpoints from")):
+            page.get_by_role("link", name=name).click()
+            page.get_by_text(marker).first.wait_for(timeout=60_000)
+            page.wait_for_timeout(4000)
+            page.screenshot(path=str(out / f"{name.lower()}.png"))
+        browser.close()
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()
