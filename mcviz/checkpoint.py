@@ -62,6 +62,7 @@ def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
         "head": model.head_kind,
         "predict": model.predict,
         "mc_kernel": model.mc_kernel,
+        "soft": model.soft,
     }
 
 
@@ -167,7 +168,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
         model = build_model(
             meta["backbone"], meta["num_classes"], groups, pretrained=False,
             mc_layer=meta["mc_layer"], head=meta["head"], predict=meta.get("predict", "head"),
-            mc_kernel=meta.get("mc_kernel"),
+            mc_kernel=meta.get("mc_kernel"), soft=bool(meta.get("soft", False)),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None

@@ -119,6 +119,7 @@ class MCNet(nn.Module):
         predict: Literal["head", "mc"] = "head",
         hidden: int = 512,
         mc_kernel: int = 3,
+        soft: bool = False,
     ) -> None:
         super().__init__()
         if groups.num_classes != num_classes:
@@ -141,6 +142,13 @@ class MCNet(nn.Module):
             self.mc_layer = nn.Identity()
         self.body = body
         self.groups = groups
+        self.soft = soft
+        if soft:
+            from .soft_labels import SEBlock, initial_soft_labels
+
+            self.se = SEBlock(n)
+            # class x channel soft labels (paper Sec. IV-E), updated during training
+            self.register_buffer("soft_labels", initial_soft_labels(groups))
         self.head_kind = head
         self.predict = predict
         if head == "official":
@@ -181,11 +189,17 @@ class MCNet(nn.Module):
         """Unmasked MC-branch class scores (GAP of the cross-channel max, Eq. 5)."""
         return discriminality_logits(features, self.groups)
 
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The CE stream; with soft labels the head sees the SE-weighted features."""
+        if self.soft:
+            features = features * self.se(features)[:, :, None, None].to(features.dtype)
+        return self.head(features)
+
     def logits_from_features(self, features: torch.Tensor, predict: Optional[str] = None) -> torch.Tensor:
         predict = predict or self.predict
         if predict == "mc":
             return self.mc_logits(features)
-        return self.head(features)
+        return self.head_logits(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.features(x))
@@ -202,6 +216,7 @@ def build_model(
     head: Head = "official",
     predict: Literal["head", "mc"] = "head",
     mc_kernel: Optional[int] = None,
+    soft: bool = False,
 ) -> MCNet:
     """Build an :class:`MCNet`.
 
@@ -212,6 +227,9 @@ def build_model(
 
     ``mc_kernel`` is the MC layer's kernel: 3 as in the official code, except for the
     ``small`` CPU backbone, where a 1x1 layer (default) costs a ninth as much.
+
+    ``soft=True`` adds the SE block and the class x channel soft labels of paper Sec. IV-E
+    (see :mod:`mcviz.soft_labels`).
 
     ``pretrained=True`` loads torchvision's ImageNet weights and raises
     :class:`PretrainedUnavailable` with download instructions when offline.
@@ -225,4 +243,4 @@ def build_model(
     if mc_kernel is None:
         mc_kernel = 1 if backbone == "small" else 3
     return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
-                 mc_kernel=mc_kernel)
+                 mc_kernel=mc_kernel, soft=soft)

@@ -33,6 +33,7 @@ from .checkpoint import atomic_write_bytes, save_checkpoint
 from .groups import ChannelGroups
 from .loss import MCLoss, diversity_scores
 from .models import MCNet, build_model
+from .soft_labels import l_inter, l_intra, regroup, shared_channels, update_soft_labels
 
 # CLI variant name -> MCLoss variant (None: cross-entropy only).
 TRAIN_VARIANTS: dict[str, Optional[str]] = {
@@ -43,6 +44,7 @@ TRAIN_VARIANTS: dict[str, Optional[str]] = {
     "mc-no-cwa": "no_cwa",
     "mc-v2": "div_target",
     "mc-ccap": "ccap",
+    "mc-soft": "full",  # MC-Loss on groups regrouped from learned soft channel labels (Sec. IV-E)
 }
 
 
@@ -60,6 +62,8 @@ class TrainConfig:
     mu: float = 1.5
     lam: float = 10.0
     temperature: float = 1.0
+    soft_threshold: float = 0.5
+    soft_momentum: float = 0.99
     image_size: int = 112
     batch_size: int = 32
     lr: float = 0.1
@@ -110,9 +114,12 @@ class _TrainForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor):
         feats = self.model.features(x)
-        return feats, self.model.head(feats)
+        if self.model.soft:
+            w = self.model.se(feats)
+            return feats, self.model.head(feats * w[:, :, None, None].to(feats.dtype)), w
+        return feats, self.model.head(feats), None
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -151,7 +158,7 @@ def evaluate(model: MCNet, loader: DataLoader, device: torch.device, num_classes
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, file=sys.stderr):
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
         feats = model.features(x).float()
-        head = model.head(feats)
+        head = model.head_logits(feats)
         mc = model.mc_logits(feats)
         logits = mc if model.predict == "mc" else head
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -256,9 +263,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     train_ds, test_ds, evaltf = build_datasets(cfg)
     classes = list(train_ds.classes)
     c = len(classes)
+    soft = cfg.variant == "mc-soft"
     model = build_model(cfg.backbone, c, pretrained=cfg.pretrained and state is None, xi=cfg.xi,
-                        mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict).to(device)
+                        mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict, soft=soft).to(device)
     groups: ChannelGroups = model.groups
+    soft_max = 2 * max(groups.sizes)
     mc_variant = TRAIN_VARIANTS[cfg.variant]
     mc_loss = MCLoss(groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature) if mc_variant else None
 
@@ -267,6 +276,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     start_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
+        if soft:
+            model.groups = regroup(model.soft_labels, cfg.soft_threshold, 1, soft_max)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _extend_schedule(sched, cfg)
@@ -307,23 +318,34 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             mc_loss.train()
         t0 = time.time()
         sums = {"loss": 0.0, "ce": 0.0, "dis": 0.0, "div": 0.0, "acc": 0.0}
+        if soft:
+            sums.update(intra=0.0, inter=0.0)
         steps = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, file=sys.stderr, dynamic_ncols=True)
         for batch in bar:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                feats, logits = fwd(x)
+                feats, logits, se_w = fwd(x)
             ce = F.cross_entropy(logits.float(), y)
             loss = ce
             parts = {}
+            if soft:
+                # Eq. 12: CE + mu * L_MC (on the current regrouping) + L_intra + L_inter
+                mc_loss.groups = regroup(model.soft_labels, cfg.soft_threshold, 1, soft_max)
+                se_w = se_w.float()
+                intra, inter = l_intra(se_w, y, c), l_inter(se_w)
+                loss = loss + intra + inter
+                parts = {"intra": float(intra.detach()), "inter": float(inter.detach())}
             if mc_loss is not None:
                 mo = mc_loss(feats.float(), y)
-                loss = ce + cfg.mu * mo.total
-                parts = {"dis": float(mo.dis), "div": float(mo.div)}
+                loss = loss + cfg.mu * mo.total
+                parts.update({"dis": float(mo.dis), "div": float(mo.div)})
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            if soft:
+                update_soft_labels(model.soft_labels, se_w.detach(), y, cfg.soft_momentum)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"the loss became {loss_value} at epoch {epoch + 1}; lower --lr")
@@ -336,6 +358,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items() if k in ("loss", "ce") or (k in parts)})
         sched.step()
         train_time = time.time() - t0
+        if soft:
+            # predictions and h use the groups the soft labels define now
+            model.groups = regroup(model.soft_labels, cfg.soft_threshold, 1, soft_max)
 
         if main:
             final = epoch + 1 == cfg.epochs
@@ -347,6 +372,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                    "world_size": world, "steps": steps,
                    **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
                    **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"}}
+            if soft:
+                row["shared_channels"] = shared_channels(model.groups)
+                row["group_sizes"] = [min(model.groups.sizes), max(model.groups.sizes)]
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}"
@@ -382,7 +410,8 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, num_classes,
         "dataset": cfg.dataset,
         "input": evaltf.config(),
         "variant": cfg.variant,
-        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "image_size", "batch_size",
+        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "soft_threshold",
+                                                  "soft_momentum", "image_size", "batch_size",
                                                   "lr", "weight_decay", "schedule", "epochs", "pretrained", "seed", "limit")},
         "metrics": {**{k: row[k] for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "n") if k in row},
                     "epoch": epoch, "final_epoch": epoch == cfg.epochs, "per_class": per_class},

@@ -50,7 +50,7 @@ def test_train_then_eval(tiny_folder, tmp_path, capsys):
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1"]) == 2
 
 
-@pytest.mark.parametrize("variant", ["ce", "mc-no-div", "mc-no-dis", "mc-no-cwa", "mc-v2", "mc-ccap"])
+@pytest.mark.parametrize("variant", ["ce", "mc-no-div", "mc-no-dis", "mc-no-cwa", "mc-v2", "mc-ccap", "mc-soft"])
 def test_every_variant_trains(variant, tiny_folder, tmp_path):
     run = tmp_path / variant
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
@@ -131,3 +131,18 @@ def test_one_epoch_on_real_cub_with_limit(cub_root, tmp_path):
     r = rows(run)[0]
     assert r["n"] == 48 and 1.0 <= r["mean_h"] <= 3.0
     assert len(load_checkpoint(run / "last.safetensors")[1]["class_names"]) == 200
+
+
+def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
+    from mcviz.explain import top_channels
+
+    run = tmp_path / "soft"
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2",
+                 "--variant", "mc-soft", "--xi", "2", "--head", "gap"]) == 0
+    r = rows(run)[-1]
+    assert "shared_channels" in r and "train_intra" in r and "train_inter" in r
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["soft"] and model.soft_labels.shape == (3, 6)
+    assert not torch.equal(model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]))
+    t = top_channels(run / "last.safetensors", 1, k=4)
+    assert "soft" in t.source and t.channels == model.soft_labels[1].topk(4).indices.tolist()

@@ -81,6 +81,9 @@ def contribution_maps(model: MCNet, x: torch.Tensor, channels: list[int], classe
         raise ValueError("contribution maps need the class of each channel")
     if model.head_kind == "gap" and model.predict == "head":
         w = model.head[-1].weight.detach().float()
+        if model.soft:  # the head sees the SE-weighted features
+            with torch.no_grad():
+                w = w * model.se(f[None])[0][None, :]
         out = torch.stack([w[c, n] * f[n] / hw for n, c in zip(channels, classes)])
         return out.cpu().numpy()
     out = []

@@ -41,6 +41,8 @@ def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch
       (GMP, BN, FC, BN, ELU, FC) the product of its linear maps with the BNs folded in and the
       ELU taken as identity, a first-order view.
     """
+    if getattr(model, "soft", False):
+        return model.soft_labels.detach().float().clone(), "learned soft channel labels"
     extra = meta.get("extra") or {}
     if "soft_labels" in extra:
         return extra["soft_labels"].float(), "learned soft channel labels"

@@ -1,0 +1,96 @@
+"""Soft channel labels (paper Sec. IV-E, Eq. 8-12): learned, uneven, possibly shared groups.
+
+No public implementation existed; the choices below are ours and are explained in
+``docs/soft-labels.md``. In short:
+
+- An SE block on the MC features gives every sample a weight ``t_k in (0, 1)`` per channel
+  (Eq. 8). The CE head sees the re-weighted features ``F * t`` (the SE block's usual role),
+  so the weights are shaped by classification as well as by Eq. 10-11.
+- ``L_intra`` (Eq. 10): per class present in the batch, the cross-sample max of its weights,
+  summed over channels, averaged over the classes present.
+- ``L_inter`` (Eq. 11): minus the sum over channels of the max over every sample of the batch.
+  Together they are smallest when each channel is high for one class and low for the others.
+- Soft labels: a ``(classes, channels)`` matrix, the exponential moving average of each
+  class's mean SE weights over training batches, initialised to the fixed contiguous groups
+  so that training starts as plain MC-Loss.
+- Regrouping: class ``i`` owns the channels whose soft label is at least ``threshold``, at
+  least ``min_size`` and at most ``max_size`` of them (highest first, ties by channel index:
+  deterministic). Channels may be shared and sizes are uneven; the MC-Loss then runs on these
+  groups through the same vectorised gather as any other grouping.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .groups import ChannelGroups
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation: ``(B, N, H, W) -> (B, N)`` weights in (0, 1)."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        hidden = max(8, channels // reduction)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc(features.float().mean(dim=(2, 3))))
+
+
+def l_intra(weights: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Eq. 10: mean over the classes in the batch of sum_k max_j W_i[j, k]."""
+    b, n = weights.shape
+    per_class = torch.zeros(num_classes, n, dtype=weights.dtype, device=weights.device)
+    per_class = per_class.scatter_reduce(0, target[:, None].expand(b, n), weights, reduce="amax", include_self=False)
+    present = torch.bincount(target, minlength=num_classes) > 0
+    return per_class[present].sum(dim=1).mean()
+
+
+def l_inter(weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: minus sum_k of the max over all samples (of all classes) of the batch."""
+    return -weights.max(dim=0).values.sum()
+
+
+def initial_soft_labels(groups: ChannelGroups) -> torch.Tensor:
+    """Soft labels equal to a fixed grouping: 1 on a class's own channels, 0 elsewhere."""
+    p = torch.zeros(groups.num_classes, groups.num_channels)
+    for i, m in enumerate(groups.members):
+        p[i, list(m)] = 1.0
+    return p
+
+
+@torch.no_grad()
+def update_soft_labels(soft: torch.Tensor, weights: torch.Tensor, target: torch.Tensor,
+                       momentum: float = 0.99) -> None:
+    """EMA of each class's mean SE weights, for the classes in the batch (in place)."""
+    c, n = soft.shape
+    sums = torch.zeros(c, n, device=weights.device).index_add_(0, target, weights.float())
+    counts = torch.bincount(target, minlength=c).float()
+    present = counts > 0
+    mean = sums[present] / counts[present, None]
+    soft[present] = momentum * soft[present] + (1 - momentum) * mean.to(soft.device)
+
+
+def regroup(soft: torch.Tensor, threshold: float = 0.5, min_size: int = 1, max_size: int = 6) -> ChannelGroups:
+    """Groups from soft labels: each class takes its channels with label >= threshold,
+    between ``min_size`` and ``max_size`` of them, highest first (ties: lower index)."""
+    c, n = soft.shape
+    if not 1 <= min_size <= max_size <= n:
+        raise ValueError(f"need 1 <= min_size <= max_size <= {n}, got {min_size}, {max_size}")
+    soft = soft.detach().float().cpu()
+    # stable sort on (-value, index): deterministic for equal values
+    order = torch.sort(-soft, dim=1, stable=True).indices
+    ranked = soft.gather(1, order)
+    sizes = (ranked >= threshold).sum(dim=1).clamp(min_size, max_size)
+    members = [sorted(order[i, : int(sizes[i])].tolist()) for i in range(c)]
+    return ChannelGroups.from_members(members, n)
+
+
+def shared_channels(groups: ChannelGroups) -> int:
+    """How many channels belong to more than one class."""
+    count = torch.zeros(groups.num_channels, dtype=torch.long)
+    for m in groups.members:
+        count[list(m)] += 1
+    return int((count > 1).sum())

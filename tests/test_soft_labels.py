@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from mcviz import ChannelGroups, MCLoss
+from mcviz.soft_labels import initial_soft_labels, l_inter, l_intra, regroup, shared_channels, update_soft_labels
+
+
+def test_l_intra_on_hand_made_weights():
+    w = torch.tensor([[0.9, 0.1, 0.2],   # class 0
+                      [0.5, 0.3, 0.2],   # class 0
+                      [0.1, 0.8, 0.7]])  # class 2
+    y = torch.tensor([0, 0, 2])
+    # class 0: max over its samples = [0.9, 0.3, 0.2] -> 1.4 ; class 2: 1.6 ; mean over present classes
+    assert l_intra(w, y, num_classes=3).item() == pytest.approx((1.4 + 1.6) / 2)
+
+
+def test_l_inter_on_hand_made_weights():
+    w = torch.tensor([[0.9, 0.1, 0.2], [0.5, 0.3, 0.2], [0.1, 0.8, 0.7]])
+    assert l_inter(w).item() == pytest.approx(-(0.9 + 0.8 + 0.7))
+
+
+def test_intra_plus_inter_prefers_one_class_per_channel():
+    y = torch.tensor([0, 0, 1, 1])
+    disjoint = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    shared = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    total = lambda w: l_intra(w, y, 2) + l_inter(w)
+    assert total(disjoint) < total(shared)
+
+
+def test_gradients_flow():
+    w = torch.rand(6, 5, requires_grad=True)
+    (l_intra(w, torch.tensor([0, 1, 1, 2, 0, 2]), 4) + l_inter(w)).backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_regroup_uneven_shared_and_deterministic():
+    soft = torch.tensor([[0.9, 0.8, 0.1, 0.6, 0.0, 0.0],
+                         [0.0, 0.7, 0.9, 0.0, 0.0, 0.0],
+                         [0.1, 0.2, 0.3, 0.4, 0.45, 0.2]])  # nothing above threshold: its best channel
+    g = regroup(soft, threshold=0.5, min_size=1, max_size=4)
+    assert g.members == ((0, 1, 3), (1, 2), (4,))
+    assert g.sizes == (3, 2, 1) and shared_channels(g) == 1  # channel 1 is shared
+    assert regroup(soft.clone(), 0.5, 1, 4) == g
+    ties = torch.full((2, 4), 0.7)
+    assert regroup(ties, 0.5, 1, 2).members == ((0, 1), (0, 1))  # ties: lower index first
+    capped = regroup(torch.ones(1, 6), 0.5, 1, 2)
+    assert capped.sizes == (2,)
+
+
+def test_initial_labels_reproduce_fixed_groups_and_the_loss_runs_on_regrouped():
+    fixed = ChannelGroups.uniform(3, 2)
+    soft = initial_soft_labels(fixed)
+    assert regroup(soft, 0.5, 1, 4) == ChannelGroups.from_members(fixed.members, 6)
+    update_soft_labels(soft, torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0, 0.0]]), torch.tensor([1]), momentum=0.5)
+    assert soft[1].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.0])
+    assert soft[0].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]  # classes not in the batch unchanged
+    g = regroup(soft, 0.5, 1, 4)
+    assert g.members[1] == (1, 2, 3) and shared_channels(g) == 1
+    x = torch.randn(2, 6, 4, 4, requires_grad=True)
+    out = MCLoss(g).train()(x, torch.tensor([0, 1]))
+    out.total.backward()
+    assert torch.isfinite(x.grad).all()
