@@ -52,16 +52,20 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.locator("input[type=file]").first.set_input_files(str(photo))
     page.get_by_text(f"Maps computed for {name}").wait_for(timeout=120_000)
     page.get_by_role("heading", name="Predictions").wait_for()
-    second = tmp_path / f"again-{name}"
-    second.write_bytes(data + b"\0")  # same picture, new bytes: not served from the cache
-    t0 = time.perf_counter()
-    page.locator("input[type=file]").first.set_input_files(str(second))
-    # this caption is written right after the chart, in the same run: the maps are there
-    page.get_by_text(f"Maps computed for {second.name}").wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot .heatmaplayer").nth(3).wait_for(timeout=60_000)
-    elapsed = time.perf_counter() - t0
-    print(f"\nupload-to-heat-maps in the browser: {elapsed:.2f} s")
-    (out / "browser-timing.json").write_text(json.dumps({"upload_to_heatmaps_s": round(elapsed, 3)}))
+    times = []
+    for i in range(3):
+        again = tmp_path / f"again{i}-{name}"
+        again.write_bytes(data + bytes([i]))  # same picture, new bytes: not served from the cache
+        t0 = time.perf_counter()
+        page.locator("input[type=file]").first.set_input_files(str(again))
+        # this caption is written right after the chart, in the same run: the maps are there
+        page.get_by_text(f"Maps computed for {again.name}").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .heatmaplayer").nth(3).wait_for(timeout=60_000)
+        times.append(time.perf_counter() - t0)
+    elapsed = sorted(times)[1]
+    print(f"\nupload-to-heat-maps in the browser (model loaded): median {elapsed:.2f} s of "
+          + ", ".join(f"{t:.2f}" for t in times))
+    (out / "browser-timing.json").write_text(json.dumps({"upload_to_heatmaps_s": [round(t, 3) for t in times]}))
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 4
     page.screenshot(path=str(out / "explore.png"), full_page=True)
 

@@ -54,8 +54,8 @@ with left:
     st.image(img, caption=name, width="stretch")
 with right:
     st.subheader("Predictions")
-    st.dataframe({"class": [p.name for p in preds], "probability": [round(p.prob, 4) for p in preds]},
-                 hide_index=True, width="stretch")
+    # a static table: lighter in the browser than an interactive data grid
+    st.table({"class": [p.name for p in preds], "probability": [f"{p.prob:.1%}" for p in preds]})
 
 names = ex.class_names
 choice = st.selectbox("Class to explain", range(len(names)), index=preds[0].index, format_func=lambda i: names[i],
