@@ -191,6 +191,21 @@ def sidebar_settings() -> None:
                       help="A folder holding CUB_200_2011/; default $MCVIZ_DATA or ../shared/data.")
 
 
+def choose_checkpoint(key: str) -> tuple[Path, dict]:
+    """Sidebar model picker; stops the page with a message when nothing usable is there."""
+    ckpts = list_checkpoints()
+    if not ckpts:
+        st.warning("No checkpoint found. Put `.safetensors` checkpoints in `checkpoints/` or name a folder "
+                   "in the sidebar.")
+        st.stop()
+    path = st.sidebar.selectbox("Model", ckpts, format_func=label, key=key)
+    meta, err = safe_metadata(path)
+    if err:
+        st.error(f"This checkpoint cannot be loaded: {err}")
+        st.stop()
+    return path, meta
+
+
 def numbers_json(meta_name: str, preds, cm) -> str:
     return json.dumps({
         "checkpoint": meta_name,

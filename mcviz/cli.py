@@ -103,17 +103,23 @@ def cmd_train(args, argv: Sequence[str]) -> int:
     return 0
 
 
-def _add_eval(sub) -> None:
+def _checkpoint_and_data(p, datasets=None) -> None:
+    """The arguments of every command that runs a checkpoint over a data set."""
     from .data import DATASETS
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a data set")
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=DATASETS, required=True)
-    p.add_argument("--root", required=True)
+    p.add_argument("--dataset", choices=datasets or DATASETS, required=datasets is None,
+                   default=None if datasets is None else datasets[0])
+    p.add_argument("--root", required=True, help="folder that holds the data set")
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, default=None, help="a random subset of N images")
     p.add_argument("--workers", type=int, default=2)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a data set")
+    _checkpoint_and_data(p)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
@@ -235,13 +241,8 @@ def cmd_explain(args, argv) -> int:
 
 def _add_localize(sub) -> None:
     p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
-    p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=["cub"], default="cub")
-    p.add_argument("--root", required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=None)
+    _checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_localize)
 
@@ -307,17 +308,10 @@ def cmd_sanity(args, argv) -> int:
 
 
 def _add_atlas(sub) -> None:
-    from .data import DATASETS
-
     p = sub.add_parser("atlas", help="for every channel, the images that activate it most (for the app)")
-    p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=DATASETS, required=True)
-    p.add_argument("--root", required=True)
-    p.add_argument("--split", default="test")
+    _checkpoint_and_data(p)
     p.add_argument("--out", default=None, help="default: CHECKPOINT with .atlas.json, where the app looks")
     p.add_argument("--top", type=int, default=6)
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_atlas)
 
 

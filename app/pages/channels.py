@@ -9,15 +9,7 @@ from mcviz.render import class_channel_heatmap, ranking_figure
 
 st.title("Channels of a class")
 state.sidebar_settings()
-ckpts = state.list_checkpoints()
-if not ckpts:
-    st.warning("No checkpoint found.")
-    st.stop()
-path = st.sidebar.selectbox("Model", ckpts, format_func=state.label, key="channels_model")
-meta, err = state.safe_metadata(path)
-if err:
-    st.error(f"This checkpoint cannot be loaded: {err}")
-    st.stop()
+path, meta = state.choose_checkpoint("channels_model")
 ex = state.explainer(path)
 names = ex.class_names
 choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="channels_class")

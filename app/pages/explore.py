@@ -16,15 +16,7 @@ st.caption(
     "different places."
 )
 state.sidebar_settings()
-ckpts = state.list_checkpoints()
-if not ckpts:
-    st.warning("No checkpoint found. Put `.safetensors` checkpoints in `checkpoints/` or name a folder in the sidebar.")
-    st.stop()
-path = st.sidebar.selectbox("Model", ckpts, format_func=state.label, key="explore_model")
-meta, err = state.safe_metadata(path)
-if err:
-    st.error(f"This checkpoint cannot be loaded: {err}")
-    st.stop()
+path, meta = state.choose_checkpoint("explore_model")
 methods = ["activation", "contribution", *CAM_CLASSES]
 method = st.sidebar.selectbox("Map method", methods, key="explore_method",
                               help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
