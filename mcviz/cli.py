@@ -38,6 +38,9 @@ def _add_train(sub) -> None:
     p.add_argument("--mu", type=float, default=1.5, help="weight of the MC-Loss (Eq. 2)")
     p.add_argument("--lam", type=float, default=10.0, help="weight of L_div inside the MC-Loss (Eq. 3)")
     p.add_argument("--temperature", type=float, default=1.0, help="spatial-softmax temperature of L_div")
+    p.add_argument("--normalize-div", action="store_true",
+                   help="standardise each channel over space before L_div's softmax")
+    p.add_argument("--lam-warmup", type=int, default=0, help="ramp lambda from 0 over the first K epochs")
     p.add_argument("--soft-threshold", type=float, default=0.5,
                    help="mc-soft: a class owns the channels whose soft label reaches this")
     p.add_argument("--image-size", type=int, default=112)

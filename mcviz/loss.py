@@ -126,18 +126,22 @@ def _sizes(groups: ChannelGroups, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(groups.sizes, dtype=like.dtype, device=like.device)[None, :, None]
 
 
-def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0) -> torch.Tensor:
+def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0,
+                     normalize: bool = False) -> torch.Tensor:
     """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
 
     Spatial softmax per channel, cross-channel max within the group, sum over space.
     The softmax runs in at least float32, so float16/bfloat16 features cannot
     overflow it. ``temperature`` divides the features before the softmax
-    (1 is the paper).
+    (1 is the paper). ``normalize`` standardises each channel over space (zero mean, unit
+    variance) first, so h measures where a channel fires, not how spiky it is.
     """
     _check(features, groups)
     b, n, h, w = features.shape
     # float32 at least (float64 stays float64): half-precision exp would overflow.
     x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
+    if normalize:
+        x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
     if temperature != 1.0:
         x = x / temperature
     return group_reduce(torch.softmax(x, dim=-1), groups, "amax").sum(dim=-1)
@@ -198,6 +202,10 @@ class MCLoss(nn.Module):
     - ``div_target``: MC-Loss-V2, diversity of the ground-truth class's group only.
     - ``ccap``: cross-channel *average* pooling in the discriminality branch.
 
+    Options for the diversity term (beyond the paper): ``temperature`` divides the features
+    before the spatial softmax; ``normalize`` standardises each channel over space first.
+    A lambda warm-up is a training option (``TrainConfig.lam_warmup``), which sets ``lam``.
+
     ``div`` in the output is always the mean h the variant optimises (also for
     ``no_div``, where it is only logged, without gradient).
     """
@@ -208,6 +216,7 @@ class MCLoss(nn.Module):
         lam: float = 10.0,
         variant: Variant = "full",
         temperature: float = 1.0,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -218,6 +227,7 @@ class MCLoss(nn.Module):
         self.lam = float(lam)
         self.variant = variant
         self.temperature = float(temperature)
+        self.normalize = bool(normalize)
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, lam={self.lam}, groups={self.groups}"
@@ -245,7 +255,7 @@ class MCLoss(nn.Module):
         logits = logits_masked.detach()
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_div"):
-            h = diversity_scores(features, self.groups, temperature=self.temperature)
+            h = diversity_scores(features, self.groups, temperature=self.temperature, normalize=self.normalize)
             if v == "div_target":
                 div = h.gather(1, target[:, None]).mean()
             else:

@@ -62,6 +62,8 @@ class TrainConfig:
     mu: float = 1.5
     lam: float = 10.0
     temperature: float = 1.0
+    normalize_div: bool = False
+    lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
     image_size: int = 112
@@ -269,7 +271,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     groups: ChannelGroups = model.groups
     soft_max = 2 * max(groups.sizes)
     mc_variant = TRAIN_VARIANTS[cfg.variant]
-    mc_loss = MCLoss(groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature) if mc_variant else None
+    mc_loss = MCLoss(groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature,
+                     normalize=cfg.normalize_div) if mc_variant else None
 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     sched = _make_schedule(opt, cfg)
@@ -316,6 +319,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         fwd.train()
         if mc_loss is not None:
             mc_loss.train()
+            mc_loss.lam = cfg.lam * (min(1.0, epoch / cfg.lam_warmup) if cfg.lam_warmup > 0 else 1.0)
         t0 = time.time()
         sums = {"loss": 0.0, "ce": 0.0, "dis": 0.0, "div": 0.0, "acc": 0.0}
         if soft:
@@ -372,6 +376,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                    "world_size": world, "steps": steps,
                    **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
                    **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"}}
+            if mc_loss is not None:
+                row["lam"] = mc_loss.lam
             if soft:
                 row["shared_channels"] = shared_channels(model.groups)
                 row["group_sizes"] = [min(model.groups.sizes), max(model.groups.sizes)]
@@ -410,7 +416,8 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, num_classes,
         "dataset": cfg.dataset,
         "input": evaltf.config(),
         "variant": cfg.variant,
-        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "soft_threshold",
+        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "lam_warmup",
+                                                  "soft_threshold",
                                                   "soft_momentum", "image_size", "batch_size",
                                                   "lr", "weight_decay", "schedule", "epochs", "pretrained", "seed", "limit")},
         "metrics": {**{k: row[k] for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "n") if k in row},

@@ -195,3 +195,15 @@ def test_temperature_changes_h_only():
     x = torch.randn(2, 6, 4, 4)
     assert not torch.allclose(diversity_scores(x, g, temperature=4.0), diversity_scores(x, g))
     assert torch.allclose(diversity_scores(x, g, temperature=2.0), diversity_scores(x / 2, g))
+
+
+def test_normalize_makes_h_scale_free():
+    g = ChannelGroups.uniform(2, 3)
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 5)
+    a = diversity_scores(x, g, normalize=True)
+    assert torch.allclose(a, diversity_scores(x * 50 + 3, g, normalize=True), atol=1e-4)
+    assert not torch.allclose(diversity_scores(x, g), diversity_scores(x * 50, g))
+    assert (a >= 1 - 1e-5).all() and (a <= 3 + 1e-5).all()
+    out = MCLoss(g, normalize=True).eval()(x.double(), torch.tensor([0, 1]))
+    assert out.div.item() == pytest.approx(a.mean().item(), abs=1e-4)

@@ -146,3 +146,13 @@ def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
     assert not torch.equal(model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]))
     t = top_channels(run / "last.safetensors", 1, k=4)
     assert "soft" in t.source and t.channels == model.soft_labels[1].topk(4).indices.tolist()
+
+
+def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
+    run = tmp_path / "warm"
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--xi", "2",
+                 "--lam-warmup", "2", "--normalize-div", "--temperature", "2"]) == 0
+    meta = load_checkpoint(run / "last.safetensors")[1]
+    assert meta["hparams"]["lam_warmup"] == 2 and meta["hparams"]["normalize_div"]
+    assert meta["hparams"]["temperature"] == 2.0
+    assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
