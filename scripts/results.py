@@ -167,8 +167,9 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, ds in zip(axes, ("cub", "cars")):
+    sets = [ds for ds in ("cub", "cars") if any(RUNS_DOC.glob(f"{ds}-*.metrics.jsonl"))] or ["cub"]
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.6), squeeze=False)
+    for ax, ds in zip(axes[0], sets):
         for f in sorted(RUNS_DOC.glob(f"{ds}-*.metrics.jsonl")):
             pts = [json.loads(l) for l in f.read_text().splitlines()]
             pts = [(r["epoch"], r["top1"]) for r in pts if "top1" in r]
