@@ -139,6 +139,22 @@ def ranking(path: Path, class_index: int, k: int = 10):
     return top_channels((ex.model, ex.meta), class_index, k)
 
 
+def class_images_available(meta: dict) -> bool:
+    root = data_dir()
+    return bool(root and meta.get("dataset") == "cub" and (root / "CUB_200_2011" / "images.txt").exists())
+
+
+@st.cache_data(show_spinner="Running the class's test images through the model...", max_entries=64)
+def activation_ranking(path: str, mtime: float, root: str, class_index: int, k: int = 10):
+    """Top channels by mean activation over the class's CUB test images."""
+    from mcviz.data import CUB, EvalTransform
+
+    ex = _explainer(path, mtime)
+    inp = ex.meta["input"]
+    ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform(inp["crop"], inp["resize"], inp["mean"], inp["std"]))
+    return top_channels((ex.model, ex.meta), class_index, k, dataset=ds)
+
+
 @st.cache_data(show_spinner=False)
 def gallery(root: str, limit: int = 40) -> list[tuple[str, str]]:
     """(label, path) of CUB test images, one per class in order, when a CUB folder is there."""

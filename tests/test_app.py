@@ -20,7 +20,7 @@ NAMES = [f"Bird {i}" for i in range(200)]
 def _save(path: Path, variant: str, seed: int) -> None:
     torch.manual_seed(seed)
     m = build_model("small", 200, xi=3).eval()
-    save_checkpoint(path, m, {"backbone": "small", "class_names": NAMES, "dataset": "cub-test", "variant": variant,
+    save_checkpoint(path, m, {"backbone": "small", "class_names": NAMES, "dataset": "cub", "variant": variant,
                               "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
                                         "std": [0.229, 0.224, 0.225]},
                               "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"},
@@ -126,6 +126,20 @@ def test_channels_page(app):
     assert len(at.get("plotly_chart")) == 2  # bar chart + class x channel heat map
     at.selectbox(key="channels_class").set_value(5).run()
     assert not at.exception and len(at.dataframe[0].value) == 10
+
+
+def test_channels_ranked_by_activation_on_real_cub(ckpt_dir, monkeypatch, cub_root):
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    monkeypatch.setenv("MCVIZ_DATA", str(cub_root.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/channels.py").run()
+    radio = at.radio(key="channels_source")
+    assert len(radio.options) == 2
+    radio.set_value(radio.options[1]).run()
+    assert not at.exception
+    assert "mean activation" in at.caption[0].value and len(at.dataframe[0].value) == 10
 
 
 def test_models_page_lists_and_reports_broken(app):

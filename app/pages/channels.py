@@ -13,7 +13,14 @@ path, meta = state.choose_checkpoint("channels_model")
 ex = state.explainer(path)
 names = ex.class_names
 choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="channels_class")
-r = state.ranking(path, int(choice), 10)
+sources = ["the model's own scores (soft labels or classifier weights)"]
+if state.class_images_available(meta):
+    sources.append("mean activation over the class's CUB test images")
+source = st.radio("Rank channels by", sources, key="channels_source")
+if source == sources[0]:
+    r = state.ranking(path, int(choice), 10)
+else:
+    r = state.activation_ranking(str(path), path.stat().st_mtime, str(state.data_dir()), int(choice), 10)
 st.caption(f"Scores: {r.source}. Red bars are channels of the class's own group "
            f"({len(ex.groups.channels(int(choice)))} channels).")
 owner_names = names
