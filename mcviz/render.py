@@ -62,7 +62,7 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
     return buf.getvalue()
 
 
-def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260):
+def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None):
     """Plotly row: one overlay per channel of the class, then the merged map.
 
     Hover shows the normalised value and the raw magnitude; all panels share the
@@ -72,27 +72,32 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     from plotly.subplots import make_subplots
 
     k = len(cm.channels)
-    titles = [f"channel {ch}" for ch in cm.channels] + ["merged (max)"]
-    fig = make_subplots(rows=1, cols=k + 1, subplot_titles=titles, horizontal_spacing=0.01)
+    compact = per_row is not None
+    per_row = per_row or k + 1
+    rows = -(-(k + 1) // per_row)
+    titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in cm.channels] + ["merged" if compact else "merged (max)"]
+    fig = make_subplots(rows=rows, cols=per_row, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.08 if rows > 1 else 0.0)
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
     # The photo goes as one small PNG and the maps rounded: a tenth of the JSON the browser
     # would otherwise parse (raw arrays), which is most of the page's update time.
     photo = _png_data_uri(image)
     for j, (norm, raw) in enumerate(stacks):
-        fig.add_trace(go.Image(source=photo, hoverinfo="skip"), row=1, col=j + 1)
+        r, c = j // per_row + 1, j % per_row + 1
+        fig.add_trace(go.Image(source=photo, hoverinfo="skip"), row=r, col=c)
         fig.add_trace(go.Heatmap(
             z=np.round(norm, 3).astype(np.float32), customdata=_round_sig(raw).astype(np.float32), zmin=0, zmax=1, colorscale=PLOTLY_SCALE, opacity=opacity,
-            showscale=j == k, colorbar=dict(title="map", len=0.9, thickness=12),
+            showscale=j == k and not compact, colorbar=dict(title="map", len=0.9, thickness=12),
             hovertemplate="x %{x}, y %{y}<br>map %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>",
-        ), row=1, col=j + 1)
+        ), row=r, col=c)
         if j < k:
             px, py = cm.peaks[j]
             fig.add_trace(go.Scatter(x=[px], y=[py], mode="markers", marker=dict(symbol="cross-thin", size=12,
                           line=dict(width=2, color="white")), hovertemplate="peak<extra></extra>", showlegend=False),
-                          row=1, col=j + 1)
+                          row=r, col=c)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor=None)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
+    fig.update_layout(height=height * rows, margin=dict(l=5, r=5, t=30, b=5))
     return fig
 
 

@@ -7,7 +7,8 @@ from mcviz.render import class_maps_figure
 
 st.title("Compare models on one image")
 st.caption("One column per model: its prediction, the channel maps of the same class, the merged map and h. "
-           "Compare MC-Loss with cross-entropy and the ablations to see what L_div and CWA change.")
+           "Compare MC-Loss with cross-entropy and the ablations to see what L_div and CWA change. "
+           "All maps share one colour scale, from 0 (blue) to 1 (red).")
 state.sidebar_settings()
 ckpts = state.list_checkpoints()
 if not ckpts:
@@ -50,5 +51,6 @@ for col, path in zip(cols, chosen):
         cm = state.channel_maps(str(path), mt, data, name, (int(choice),), "activation", None)
         cls = cm.classes[0]
         st.metric("h", f"{cls.h:.2f}")
-        st.plotly_chart(class_maps_figure(cls, cm.image, opacity, height=200), width="stretch",
+        # two maps per row keep each map readable in a narrow column (same 0-1 scale as Explore)
+        st.plotly_chart(class_maps_figure(cls, cm.image, opacity, height=190, per_row=2), width="stretch",
                         key=f"compare_fig_{path.stem}")
