@@ -150,8 +150,7 @@ def activation_ranking(path: str, mtime: float, root: str, class_index: int, k: 
     from mcviz.data import CUB, EvalTransform
 
     ex = _explainer(path, mtime)
-    inp = ex.meta["input"]
-    ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform(inp["crop"], inp["resize"], inp["mean"], inp["std"]))
+    ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(ex.meta["input"]))
     return top_channels((ex.model, ex.meta), class_index, k, dataset=ds)
 
 
@@ -197,6 +196,19 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
                 st.session_state["image"] = (Path(path).read_bytes(), Path(path).name)
     data, name = st.session_state.get("image", (None, ""))
     return data, name
+
+
+def require_image(key: str, prompt: str):
+    """``(bytes, name, RGB image)`` of the chosen image; otherwise a message and the page stops."""
+    data, name = image_source(key)
+    if data is None:
+        st.info(prompt)
+        st.stop()
+    img, err = decode(data, name)
+    if err:
+        st.error(f"Cannot use this file: {err}")
+        st.stop()
+    return data, name, img
 
 
 def sidebar_settings() -> None:

@@ -25,8 +25,7 @@ def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = 
                 window: float = 0.4) -> dict:
     """``{"channels": {n: [{"path", "score", "box"}...]}}``; ``box`` is the region around the
     channel's peak (``window`` x the crop side) in the original image's pixels."""
-    inp = meta["input"]
-    tf = mdata.EvalTransform(inp["crop"], inp.get("resize"), inp["mean"], inp["std"])
+    tf = mdata.EvalTransform.from_config(meta["input"])
     ds = _subset(mdata.build(dataset, root, split, tf), limit, 1)
     base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
     index = ds.indices if isinstance(ds, torch.utils.data.Subset) else list(range(len(ds)))

@@ -140,8 +140,7 @@ def cmd_eval(args, argv) -> int:
     model.to(device)
     if args.predict:
         model.predict = args.predict
-    inp = meta["input"]
-    tf = mdata.EvalTransform(inp["crop"], inp["resize"], inp["mean"], inp["std"])
+    tf = mdata.EvalTransform.from_config(meta["input"])
     try:
         ds = mdata.build(args.dataset, args.root, args.split, tf)
     except (mdata.DataError, ValueError) as exc:

@@ -64,8 +64,7 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
              radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
              progress: bool = True) -> LocalisationReport:
     """Pointing-game statistics of the true class's channel peaks on a CUB-layout data set."""
-    inp = meta["input"]
-    tf = EvalTransform(inp["crop"], inp.get("resize"), inp["mean"], inp["std"])
+    tf = EvalTransform.from_config(meta["input"])
     ds = CUB(root, split, tf, annotations=True)
     if len(ds.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")

@@ -22,14 +22,7 @@ opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="compare
 if not chosen:
     st.info("Pick at least one model.")
     st.stop()
-data, name = state.image_source("compare")
-if data is None:
-    st.info("Upload a photo, or pick one from the gallery.")
-    st.stop()
-img, err = state.decode(data, name)
-if err:
-    st.error(f"Cannot use this file: {err}")
-    st.stop()
+data, name, img = state.require_image("compare", "Upload a photo, or pick one from the gallery.")
 
 first = state.explainer(chosen[0])
 names = first.class_names

@@ -30,14 +30,7 @@ if method in CAM_CLASSES:
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
-data, name = state.image_source("explore")
-if data is None:
-    st.info("Upload a photo of a bird or a car, or pick one from the gallery.")
-    st.stop()
-img, err = state.decode(data, name)
-if err:
-    st.error(f"Cannot use this file: {err}")
-    st.stop()
+data, name, img = state.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.")
 
 mtime = path.stat().st_mtime
 preds = state.predictions(str(path), mtime, data, name, top_k)

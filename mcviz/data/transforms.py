@@ -61,6 +61,11 @@ class EvalTransform:
     def config(self) -> dict:
         return {"crop": self.crop, "resize": self.resize, "mean": list(self.mean), "std": list(self.std)}
 
+    @classmethod
+    def from_config(cls, cfg: dict) -> "EvalTransform":
+        """The transform a checkpoint's ``input`` metadata (:meth:`config`) describes."""
+        return cls(cfg["crop"], cfg.get("resize"), cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD))
+
 
 def train_transform(crop: int, resize: int | None = None,
                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> T.Compose:

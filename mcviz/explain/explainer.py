@@ -15,7 +15,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 
 from ..checkpoint import load_checkpoint
 from ..data.images import open_image, to_rgb
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
+from ..data.transforms import EvalTransform
 from ..loss import diversity_scores
 from ..models import MCNet
 from .methods import CAM_CLASSES, METHODS
@@ -101,9 +101,7 @@ class Explainer:
             p.requires_grad_(True)
         self.meta = meta
         self.device = torch.device(device)
-        inp = meta.get("input") or {"crop": 224, "resize": 256}
-        self.transform = EvalTransform(inp["crop"], inp.get("resize"), inp.get("mean", IMAGENET_MEAN),
-                                       inp.get("std", IMAGENET_STD))
+        self.transform = EvalTransform.from_config(meta.get("input") or {"crop": 224, "resize": 256})
         names = meta.get("class_names") or []
         self.class_names = list(names) if len(names) == model.num_classes else [f"class {i}" for i in range(model.num_classes)]
 
