@@ -40,6 +40,9 @@ def _add_train(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="spatial-softmax temperature of L_div")
     p.add_argument("--normalize-div", action="store_true",
                    help="standardise each channel over space before L_div's softmax")
+    p.add_argument("--div-region", choices=["all", "class", "object"], default="all",
+                   help="L_div over the whole map (the paper), or only where the class's channels "
+                        "(class) or all channels (object) fire")
     p.add_argument("--lam-warmup", type=int, default=0, help="ramp lambda from 0 over the first K epochs")
     p.add_argument("--soft-threshold", type=float, default=0.5,
                    help="mc-soft: a class owns the channels whose soft label reaches this")

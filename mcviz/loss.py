@@ -39,15 +39,16 @@ def _check(features: torch.Tensor, groups: ChannelGroups) -> None:
     groups.check(features.shape[1])
 
 
-def grouped(x: torch.Tensor, groups: ChannelGroups, fill: float) -> torch.Tensor:
-    """``(B, N, L) -> (B, c, max_size, L)``; padding slots of short groups hold ``fill``."""
+def grouped(x: torch.Tensor, groups: ChannelGroups, fill: Optional[float]) -> torch.Tensor:
+    """``(B, N, L) -> (B, c, max_size, L)``; padding slots of short groups hold ``fill``
+    (``None``: a copy of the group's first channel)."""
     b, n, l = x.shape
     if groups.is_uniform:
         return x.view(b, groups.num_classes, groups.max_size, l)
     index, valid = groups.padded_index
     index, valid = index.to(x.device), valid.to(x.device)
     out = x.index_select(1, index.flatten()).view(b, groups.num_classes, groups.max_size, l)
-    if not bool(valid.all()):
+    if fill is not None and not bool(valid.all()):
         out = out.masked_fill(~valid[None, :, :, None], fill)
     return out
 
@@ -126,8 +127,12 @@ def _sizes(groups: ChannelGroups, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(groups.sizes, dtype=like.dtype, device=like.device)[None, :, None]
 
 
+DivRegion = Literal["all", "class", "object"]
+DIV_REGIONS: tuple[str, ...] = ("all", "class", "object")
+
+
 def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0,
-                     normalize: bool = False) -> torch.Tensor:
+                     normalize: bool = False, region: DivRegion = "all") -> torch.Tensor:
     """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
 
     Spatial softmax per channel, cross-channel max within the group, sum over space.
@@ -135,8 +140,17 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     overflow it. ``temperature`` divides the features before the softmax
     (1 is the paper). ``normalize`` standardises each channel over space (zero mean, unit
     variance) first, so h measures where a channel fires, not how spiky it is.
+
+    ``region`` restricts h to a region per sample (and class), the positions where a
+    detached mean map reaches its own spatial mean: ``"class"``, the mean of the class's
+    channels; ``"object"``, the mean of all N channels (where the network as a whole fires,
+    which one channel cannot move on its own). Each channel's softmax then runs over the
+    region only, so a channel gains nothing by putting its peak on the background; the
+    bounds stay ``[1, xi_i]``. ``"all"`` (the paper) uses every position.
     """
     _check(features, groups)
+    if region not in DIV_REGIONS:
+        raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
     b, n, h, w = features.shape
     # float32 at least (float64 stays float64): half-precision exp would overflow.
     x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
@@ -144,7 +158,21 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
         x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
     if temperature != 1.0:
         x = x / temperature
-    return group_reduce(torch.softmax(x, dim=-1), groups, "amax").sum(dim=-1)
+    if region == "all":
+        return group_reduce(torch.softmax(x, dim=-1), groups, "amax").sum(dim=-1)
+    # Padding slots repeat the group's first channel, so they change neither the max
+    # below nor (being excluded from the mean) the region.
+    g = grouped(x, groups, fill=None)  # (B, c, m, L)
+    with torch.no_grad():
+        if region == "class":
+            _, valid = groups.padded_index
+            v = valid.to(device=x.device, dtype=x.dtype)[None, :, :, None]
+            mean_map = (grouped(x.detach(), groups, fill=0.0) * v).sum(dim=2) / v.sum(dim=2)  # (B, c, L)
+        else:
+            mean_map = x.detach().mean(dim=1, keepdim=True)  # (B, 1, L), shared by every class
+        inside = mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
+    p = torch.softmax(g.masked_fill(~inside[:, :, None, :], float("-inf")), dim=-1)
+    return p.max(dim=2).values.sum(dim=-1)
 
 
 def random_cwa_mask(
@@ -203,7 +231,9 @@ class MCLoss(nn.Module):
     - ``ccap``: cross-channel *average* pooling in the discriminality branch.
 
     Options for the diversity term (beyond the paper): ``temperature`` divides the features
-    before the spatial softmax; ``normalize`` standardises each channel over space first.
+    before the spatial softmax; ``normalize`` standardises each channel over space first;
+    ``region`` ("class" or "object") computes h only where the class's channels, or all
+    channels, fire on average (:func:`diversity_scores`).
     A lambda warm-up is a training option (``TrainConfig.lam_warmup``), which sets ``lam``.
 
     ``div`` in the output is always the mean h the variant optimises (also for
@@ -217,6 +247,7 @@ class MCLoss(nn.Module):
         variant: Variant = "full",
         temperature: float = 1.0,
         normalize: bool = False,
+        region: DivRegion = "all",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -228,6 +259,9 @@ class MCLoss(nn.Module):
         self.variant = variant
         self.temperature = float(temperature)
         self.normalize = bool(normalize)
+        if region not in DIV_REGIONS:
+            raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
+        self.region = region
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, lam={self.lam}, groups={self.groups}"
@@ -255,7 +289,8 @@ class MCLoss(nn.Module):
         logits = logits_masked.detach()
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_div"):
-            h = diversity_scores(features, self.groups, temperature=self.temperature, normalize=self.normalize)
+            h = diversity_scores(features, self.groups, temperature=self.temperature, normalize=self.normalize,
+                                 region=self.region)
             if v == "div_target":
                 div = h.gather(1, target[:, None]).mean()
             else:

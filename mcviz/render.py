@@ -62,55 +62,88 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
     return buf.getvalue()
 
 
+# Heat maps go to the browser at most this many cells on the long side and are smoothed
+# there (zsmooth): the MC features are 8x8 to 28x28, so nothing is lost, and the figure's
+# JSON, which the browser parses on every upload, shrinks several times.
+MAX_GRID = 32
+
+
+def coarse(a: np.ndarray, max_side: int = MAX_GRID) -> np.ndarray:
+    """Block-average a 2-D map so that its long side is at most ``max_side`` cells."""
+    h, w = a.shape
+    f = -(-max(h, w) // max_side)  # ceil
+    if f <= 1:
+        return a
+    ph, pw = -h % f, -w % f
+    a = np.pad(a, ((0, ph), (0, pw)), mode="edge") if ph or pw else a
+    return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).mean(axis=(1, 3))
+
+
 def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None):
-    """Plotly row: one overlay per channel of the class, then the merged map.
+    """Plotly figure: one overlay per channel of the class, then the merged map.
 
     Hover shows the normalised value and the raw magnitude; all panels share the
-    0-1 colour scale and zoom independently.
+    0-1 colour scale and zoom independently. The photo lies under each map as one small
+    PNG. Built as a plain specification (``make_subplots`` and per-trace validation cost
+    more than everything else of an upload's script run).
     """
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     k = len(cm.channels)
     compact = per_row is not None
     per_row = per_row or k + 1
     rows = -(-(k + 1) // per_row)
+    ih, iw = image.shape[:2]
     titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in cm.channels] + ["merged" if compact else "merged (max)"]
-    fig = make_subplots(rows=rows, cols=per_row, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.08 if rows > 1 else 0.0)
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
-    # The photo goes as one small PNG and the maps rounded: a tenth of the JSON the browser
-    # would otherwise parse (raw arrays), which is most of the page's update time.
-    photo = _png_data_uri(image)
+    photo = _image_data_uri(image)
+    hgap, vgap = 0.02, (0.08 if rows > 1 else 0.0)
+    cw = (1 - hgap * (per_row - 1)) / per_row
+    rh = (1 - vgap * (rows - 1)) / rows
+    data, layout = [], {"height": height * rows, "margin": dict(l=5, r=5, t=30, b=5), "showlegend": False,
+                        "annotations": [], "images": []}
     for j, (norm, raw) in enumerate(stacks):
-        r, c = j // per_row + 1, j % per_row + 1
-        # the photo as a layout image under the heat map: cheaper for the browser than an Image trace
-        fig.add_layout_image(source=photo, xref="x", yref="y", x=-0.5, y=-0.5, sizex=image.shape[1],
-                             sizey=image.shape[0], sizing="stretch", layer="below", row=r, col=c)
-        fig.add_trace(go.Heatmap(
-            z=np.round(norm, 3).astype(np.float32), customdata=_round_sig(raw).astype(np.float32), zmin=0, zmax=1, colorscale=PLOTLY_SCALE, opacity=opacity,
-            showscale=j == k and not compact, colorbar=dict(title="map", len=0.9, thickness=12),
-            hovertemplate="x %{x}, y %{y}<br>map %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>",
-        ), row=r, col=c)
+        r, c = divmod(j, per_row)
+        n = "" if j == 0 else str(j + 1)
+        x0 = c * (cw + hgap)
+        y1 = 1 - r * (rh + vgap)
+        xd = [round(max(0.0, x0), 6), round(min(1.0, x0 + cw), 6)]
+        yd = [round(max(0.0, y1 - rh), 6), round(min(1.0, y1), 6)]
+        layout[f"xaxis{n}"] = dict(domain=xd, anchor=f"y{n}", visible=False,
+                                   range=[-0.5, iw - 0.5], constrain="domain")
+        layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False,
+                                   range=[ih - 0.5, -0.5], constrain="domain")
+        layout["annotations"].append(dict(text=titles[j], x=x0 + cw / 2, y=y1, xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))
+        layout["images"].append(dict(source=photo, xref=f"x{n}", yref=f"y{n}", x=-0.5, y=-0.5, sizex=iw, sizey=ih,
+                                     sizing="stretch", layer="below"))
+        z, cd = coarse(norm), coarse(raw)
+        dy, dx = ih / z.shape[0], iw / z.shape[1]
+        data.append(dict(
+            type="heatmap", xaxis=f"x{n}", yaxis=f"y{n}",
+            z=np.round(z, 3).astype(np.float32), customdata=_round_sig(cd).astype(np.float32),
+            x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, zsmooth="fast",
+            zmin=0, zmax=1, colorscale=PLOTLY_SCALE, opacity=opacity,
+            showscale=j == k and not compact, colorbar=dict(title=dict(text="map"), len=0.9, thickness=12),
+            hovertemplate="x %{x:.0f}, y %{y:.0f}<br>map %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>",
+        ))
         if j < k:
             px, py = cm.peaks[j]
-            fig.add_trace(go.Scatter(x=[px], y=[py], mode="markers", marker=dict(symbol="cross-thin", size=12,
-                          line=dict(width=2, color="white")), hovertemplate="peak<extra></extra>", showlegend=False),
-                          row=r, col=c)
-    fig.update_xaxes(visible=False, range=[-0.5, image.shape[1] - 0.5], constrain="domain")
-    fig.update_yaxes(visible=False, range=[image.shape[0] - 0.5, -0.5], constrain="domain")
-    fig.update_layout(height=height * rows, margin=dict(l=5, r=5, t=30, b=5))
-    return fig
+            data.append(dict(type="scatter", xaxis=f"x{n}", yaxis=f"y{n}", x=[px], y=[py], mode="markers",
+                             marker=dict(symbol="cross-thin", size=12, line=dict(width=2, color="white")),
+                             hovertemplate="peak<extra></extra>", showlegend=False))
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
-def _png_data_uri(image: np.ndarray) -> str:
+def _image_data_uri(image: np.ndarray) -> str:
+    """The photo as a JPEG data URI (a quarter of a PNG's bytes; it is repeated under every map)."""
     import base64
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _round_sig(a: np.ndarray, digits: int = 4) -> np.ndarray:

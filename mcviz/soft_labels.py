@@ -14,8 +14,8 @@ No public implementation existed; the choices below are ours and are explained i
   class's mean SE weights over training batches, initialised to the fixed contiguous groups
   so that training starts as plain MC-Loss.
 - Regrouping: class ``i`` owns the channels whose soft label is at least ``threshold``, at
-  least ``min_size`` and at most ``max_size`` of them (highest first, ties by channel index:
-  deterministic). Channels may be shared and sizes are uneven; the MC-Loss then runs on these
+  least ``min_size`` and at most ``max_size`` of them, the most class-specific first (label
+  minus the channel's mean label over classes; ties by channel index: deterministic). Channels may be shared and sizes are uneven; the MC-Loss then runs on these
   groups through the same vectorised gather as any other grouping.
 """
 
@@ -74,16 +74,25 @@ def update_soft_labels(soft: torch.Tensor, weights: torch.Tensor, target: torch.
 
 
 def regroup(soft: torch.Tensor, threshold: float = 0.5, min_size: int = 1, max_size: int = 6) -> ChannelGroups:
-    """Groups from soft labels: each class takes its channels with label >= threshold,
-    between ``min_size`` and ``max_size`` of them, highest first (ties: lower index)."""
+    """Groups from soft labels: class ``i`` owns its channels with label >= threshold, between
+    ``min_size`` and ``max_size`` of them, preferring the channels most specific to it.
+
+    Specificity is the label minus the channel's mean label over classes: when the SE weights
+    are high for a channel in every class (they start that way), ranking by the raw label
+    would hand every class the same few channels and collapse the MC-Loss; ranking by
+    specificity keeps the classes apart. Ties go to the lower channel index (deterministic).
+    A class with no channel at the threshold takes its most specific channel(s).
+    """
     c, n = soft.shape
     if not 1 <= min_size <= max_size <= n:
         raise ValueError(f"need 1 <= min_size <= max_size <= {n}, got {min_size}, {max_size}")
     soft = soft.detach().float().cpu()
-    # stable sort on (-value, index): deterministic for equal values
-    order = torch.sort(-soft, dim=1, stable=True).indices
-    ranked = soft.gather(1, order)
-    sizes = (ranked >= threshold).sum(dim=1).clamp(min_size, max_size)
+    specific = soft - soft.mean(dim=0, keepdim=True)
+    # candidates (label >= threshold) first, each part ranked by specificity; a stable sort
+    # on (-key, index) makes equal keys fall back to the channel index
+    key = torch.where(soft >= threshold, specific + 2 * (specific.abs().max() + 1), specific)
+    order = torch.sort(-key, dim=1, stable=True).indices
+    sizes = (soft >= threshold).sum(dim=1).clamp(min_size, max_size)
     members = [sorted(order[i, : int(sizes[i])].tolist()) for i in range(c)]
     return ChannelGroups.from_members(members, n)
 

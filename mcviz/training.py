@@ -63,6 +63,7 @@ class TrainConfig:
     lam: float = 10.0
     temperature: float = 1.0
     normalize_div: bool = False
+    div_region: str = "all"  # "class": L_div only inside the class's own region (MCLoss region=)
     lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
@@ -120,7 +121,11 @@ class _TrainForward(nn.Module):
         feats = self.model.features(x)
         if self.model.soft:
             w = self.model.se(feats)
-            return feats, self.model.head(feats * w[:, :, None, None].to(feats.dtype)), w
+            # L_intra and L_inter (Eq. 10-11) train the SE block only: they sum over all N
+            # channels at weight 1, and their gradient let into the backbone blew the features
+            # up (docs/soft-labels.md). Same values as w; only the graph differs.
+            w_aux = self.model.se(feats.detach())
+            return feats, self.model.head(feats * w[:, :, None, None].to(feats.dtype)), w_aux
         return feats, self.model.head(feats), None
 
 
@@ -272,7 +277,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     soft_max = 2 * max(groups.sizes)
     mc_variant = TRAIN_VARIANTS[cfg.variant]
     mc_loss = MCLoss(groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature,
-                     normalize=cfg.normalize_div) if mc_variant else None
+                     normalize=cfg.normalize_div, region=cfg.div_region) if mc_variant else None
 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     sched = _make_schedule(opt, cfg)
@@ -416,7 +421,8 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, num_classes,
         "dataset": cfg.dataset,
         "input": evaltf.config(),
         "variant": cfg.variant,
-        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "lam_warmup",
+        "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "div_region",
+                                                  "lam_warmup",
                                                   "soft_threshold",
                                                   "soft_momentum", "image_size", "batch_size",
                                                   "lr", "weight_decay", "schedule", "epochs", "pretrained", "seed", "limit")},

@@ -1,29 +1,55 @@
 #!/usr/bin/env bash
-# Trains every model shipped in checkpoints/ (see checkpoints/README.md), one after the
-# other, on the 2-core CPU budget: small backbone, 64 px, 10 epochs, seed 0.
-# Usage: scripts/train_checkpoints.sh [DATA_DIR] [RUNS_DIR]   (defaults: ../shared/data runs)
+# Trains the models shipped in checkpoints/ (see checkpoints/README.md) on the 2-core CPU
+# budget: small backbone, 64 px, 10 epochs, batch 32, SGD lr 0.1 cosine. Every model of a
+# table shares that budget; only the variant, its options and the seed change.
+#
+# Usage: scripts/train_checkpoints.sh [NAME ...]     (default: every model, one after the other)
+#   DATA=../shared/data RUNS=runs MCVIZ=mcviz      (environment, defaults shown)
+# A killed run resumes from RUNS/NAME; a model already in checkpoints/ is skipped.
+# Two streams can share the machine: OMP_NUM_THREADS=1 scripts/train_checkpoints.sh a b & ...
 set -euo pipefail
-DATA=${1:-../shared/data}
-RUNS=${2:-runs}
+DATA=${DATA:-../shared/data}
+RUNS=${RUNS:-runs}
 MCVIZ=${MCVIZ:-mcviz}
 COMMON=(--backbone small --image-size 64 --epochs 10 --batch-size 32 --lr 0.1 --schedule cosine
-        --seed 0 --workers 1 --eval-every 5 --save-dtype float16)
+        --workers 1 --eval-every 5 --save-dtype float16)
+CUB=(--dataset cub --root "$DATA/CUB_200_2011")
+CARS=(--dataset folder --root "$DATA/stanford_cars")
 
-train() {  # name dataset root variant [extra args]
-  local name=$1 dataset=$2 root=$3 variant=$4; shift 4
+# name -> training arguments (dataset, variant, options, seed)
+declare -A MODELS=(
+  [cub-mc]="${CUB[*]} --variant mc --seed 0"
+  [cub-ce]="${CUB[*]} --variant ce --seed 0"
+  [cub-mc-no-div]="${CUB[*]} --variant mc-no-div --seed 0"
+  [cub-mc-no-cwa]="${CUB[*]} --variant mc-no-cwa --seed 0"
+  [cub-mc-v2]="${CUB[*]} --variant mc-v2 --seed 0"
+  [cub-mc-soft]="${CUB[*]} --variant mc-soft --seed 0"
+  [cars-mc]="${CARS[*]} --variant mc --seed 0"
+  [cars-ce]="${CARS[*]} --variant ce --seed 0"
+  # Issue 7: diversity terms that should spread channels over parts (docs/diversity.md)
+  [cub-mc-object]="${CUB[*]} --variant mc --div-region object --seed 0"
+  [cub-mc-norm]="${CUB[*]} --variant mc --normalize-div --temperature 2 --seed 0"
+  [cub-mc-warmup]="${CUB[*]} --variant mc --lam-warmup 5 --seed 0"
+  # Second seeds
+  [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
+  [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
+  [cub-mc-no-div-s1]="${CUB[*]} --variant mc-no-div --seed 1"
+  [cub-mc-object-s1]="${CUB[*]} --variant mc --div-region object --seed 1"
+)
+ORDER=(cub-mc cub-ce cub-mc-no-div cub-mc-soft cub-mc-no-cwa cub-mc-v2 cars-mc cars-ce
+       cub-mc-object cub-mc-norm cub-mc-warmup cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1)
+
+train() {  # name
+  local name=$1
+  [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
   if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (exists)"; return; fi
   if [ -f "$RUNS/$name/state.pt" ]; then
     $MCVIZ train --resume "$RUNS/$name"
   else
-    $MCVIZ train --dataset "$dataset" --root "$root" --variant "$variant" --out "$RUNS/$name" "${COMMON[@]}" "$@"
+    # shellcheck disable=SC2086  # MODELS entries are word lists
+    $MCVIZ train ${MODELS[$name]} --out "$RUNS/$name" "${COMMON[@]}"
   fi
   cp "$RUNS/$name/last.safetensors" "checkpoints/$name.safetensors"
 }
 
-train cub-mc          cub    "$DATA/CUB_200_2011"  mc
-train cub-ce          cub    "$DATA/CUB_200_2011"  ce
-train cub-mc-no-div   cub    "$DATA/CUB_200_2011"  mc-no-div
-train cars-mc         folder "$DATA/stanford_cars" mc
-train cars-ce         folder "$DATA/stanford_cars" ce
-train cub-mc-no-cwa   cub    "$DATA/CUB_200_2011"  mc-no-cwa
-train cub-mc-v2       cub    "$DATA/CUB_200_2011"  mc-v2
+for name in "${@:-${ORDER[@]}}"; do train "$name"; done

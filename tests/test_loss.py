@@ -207,3 +207,53 @@ def test_normalize_makes_h_scale_free():
     assert (a >= 1 - 1e-5).all() and (a <= 3 + 1e-5).all()
     out = MCLoss(g, normalize=True).eval()(x.double(), torch.tensor([0, 1]))
     assert out.div.item() == pytest.approx(a.mean().item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("region", ["class", "object"])
+@pytest.mark.parametrize("groups", [ChannelGroups.uniform(3, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
+                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+def test_region_h_matches_slow_loop_and_keeps_bounds(groups, region):
+    torch.manual_seed(2)
+    x = torch.randn(4, groups.num_channels, 5, 4, dtype=torch.float64) * 3
+    h = diversity_scores(x, groups, region=region)
+    assert torch.allclose(h.double(), slow_diversity(x, groups, region=region), atol=1e-6)
+    sizes = torch.tensor(groups.sizes, dtype=h.dtype)
+    assert (h >= 1 - 1e-6).all() and (h <= sizes + 1e-6).all()
+
+
+def test_object_region_ignores_peaks_on_the_background():
+    # Ten classes fire over the left half of a 4x4 map (the "object"). Class 0's channels 0
+    # and 1 peak at distinct places inside it; channel 2 puts its peak on the right half,
+    # the background. The paper's h rewards that escape; h inside the object does not.
+    g = ChannelGroups.uniform(10, 3)
+    x = torch.zeros(1, 30, 4, 4)
+    x[0, :, :, :2] = 1.0
+    x[0, 0, 0, 0] = x[0, 1, 3, 1] = 8.0
+    x[0, 2, 1, 3] = 8.0
+    everywhere = diversity_scores(x, g)[0, 0].item()
+    inside = diversity_scores(x, g, region="object")[0, 0].item()
+    assert everywhere > 2.9  # three distinct peaks: h close to 3
+    # inside the 8 cells: two peaks of softmax mass e^8 / (e^8 + 7e), and channel 2 is flat
+    # there (1/8 per cell), which wins the max on the 6 other cells
+    peak = math.exp(8) / (math.exp(8) + 7 * math.e)
+    assert inside == pytest.approx(2 * peak + 6 / 8, abs=1e-4)
+    # the class's own region is moved by its escaping channel (8/3 above the mean): no protection
+    assert diversity_scores(x, g, region="class")[0, 0].item() > 2.9
+    # h inside reaches xi once the third channel peaks inside the object too
+    y = x.clone()
+    y[0, 2, 1, 3] = 0.0
+    y[0, 2, 2, 0] = 8.0
+    assert diversity_scores(y, g, region="object")[0, 0].item() > inside + 0.2
+
+
+def test_region_option_reaches_the_loss():
+    g = ChannelGroups.uniform(2, 3)
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = MCLoss(g, region="object").eval()(x, torch.tensor([0, 1]))
+    assert out.div.item() == pytest.approx(diversity_scores(x, g, region="object").mean().item())
+    out.total.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="region"):
+        MCLoss(g, region="box")
+    with pytest.raises(ValueError, match="region"):
+        diversity_scores(x, g, region="box")

@@ -60,3 +60,17 @@ def test_initial_labels_reproduce_fixed_groups_and_the_loss_runs_on_regrouped():
     out = MCLoss(g).train()(x, torch.tensor([0, 1]))
     out.total.backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_regroup_prefers_class_specific_channels_when_labels_are_high_everywhere():
+    # Every label is above the threshold (SE weights high for all), with small class-specific
+    # bumps: class i is a little higher on channels 2i and 2i+1. Ranking by the raw label
+    # would give both classes channels 0-1 (or whatever is highest overall); specificity
+    # gives each class its own.
+    soft = torch.full((3, 6), 0.8)
+    soft[:, 0] = 0.95  # high for everybody: not specific to anyone
+    for i in range(3):
+        soft[i, 2 * i: 2 * i + 2] += 0.04
+    g = regroup(soft, threshold=0.5, min_size=1, max_size=2)
+    assert g.members == ((0, 1), (2, 3), (4, 5))
+    assert shared_channels(g) == 0

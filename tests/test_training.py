@@ -156,3 +156,16 @@ def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     assert meta["hparams"]["lam_warmup"] == 2 and meta["hparams"]["normalize_div"]
     assert meta["hparams"]["temperature"] == 2.0
     assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
+
+
+def test_soft_label_terms_train_the_se_block_only():
+    from mcviz.models import build_model
+    from mcviz.soft_labels import l_inter, l_intra
+    from mcviz.training import _TrainForward
+
+    model = build_model("small", 3, xi=2, soft=True)
+    feats, logits, w = _TrainForward(model)(torch.randn(4, 3, 32, 32))
+    (l_intra(w, torch.tensor([0, 0, 1, 2]), 3) + l_inter(w)).backward()
+    assert all(p.grad is not None for p in model.se.parameters())
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("se."))
+    assert torch.allclose(w, model.se(feats))  # same weights as the CE stream's

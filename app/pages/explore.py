@@ -53,7 +53,9 @@ c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {le
 c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
 if cm.note:
     st.warning(cm.note)
-st.plotly_chart(class_maps_figure(cls, cm.image, opacity), width="stretch", key="explore_fig")
+fig = class_maps_figure(cls, cm.image, opacity)
+fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
+st.plotly_chart(fig, width="stretch", key="explore_fig")
 st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
            "The + marks each channel's peak.")
 d1, d2 = st.columns(2)
