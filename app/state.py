@@ -58,6 +58,25 @@ def list_checkpoints() -> list[Path]:
     return out
 
 
+# The paper's Fig. 7 line-up first: MC-Loss, cross-entropy, then the ablations.
+COMPARE_ORDER = ("mc", "ce", "mc-no-div", "mc-no-cwa", "mc-v2")
+
+
+def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 5) -> list[Path]:
+    """The Compare page's default models: seed-0 models of ``dataset`` in Fig. 7 order."""
+    def key(p: Path):
+        meta = safe_metadata(p)[0] or {}
+        variant = meta.get("variant", "")
+        seed = (meta.get("hparams") or {}).get("seed", 0)
+        extra = any((meta.get("hparams") or {}).get(o) not in (None, d) for o, d in
+                    (("div_region", "all"), ("normalize_div", False), ("lam_warmup", 0), ("temperature", 1.0)))
+        rank = COMPARE_ORDER.index(variant) if variant in COMPARE_ORDER and not extra else len(COMPARE_ORDER)
+        return (seed != 0, rank, p.name != DEFAULT_CHECKPOINT, str(p))
+
+    same = [p for p in readable if (safe_metadata(p)[0] or {}).get("dataset") == dataset]
+    return sorted(same, key=key)[:k]
+
+
 def data_dir() -> Optional[Path]:
     d = st.session_state.get("data_dir") or os.environ.get("MCVIZ_DATA", "")
     if not d:

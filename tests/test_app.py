@@ -17,10 +17,11 @@ APP = str(REPO / "app" / "main.py")
 NAMES = [f"Bird {i}" for i in range(200)]
 
 
-def _save(path: Path, variant: str, seed: int) -> None:
+def _save(path: Path, variant: str, seed: int, hparams: dict | None = None) -> None:
     torch.manual_seed(seed)
     m = build_model("small", 200, xi=3).eval()
     save_checkpoint(path, m, {"backbone": "small", "class_names": NAMES, "dataset": "cub", "variant": variant,
+                              "hparams": {"seed": seed, **(hparams or {})},
                               "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
                                         "std": [0.229, 0.224, 0.225]},
                               "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"},
@@ -107,6 +108,20 @@ def test_bad_uploads_then_a_good_one(app, case):
         assert not at.error and len(heatmaps(at)) == 4
     at = upload(at, *real_photo())  # the app keeps working
     assert not at.exception and not at.error and len(heatmaps(at)) == 4
+
+
+def test_compare_defaults_follow_the_papers_figure(tmp_path):
+    from app import state
+
+    made = {"a-ce": ("ce", 0, None), "b-v2": ("mc-v2", 0, None), "c-mc-seed1": ("mc", 1, None),
+            "d-object": ("mc", 0, {"div_region": "object"}), "e-mc": ("mc", 0, None),
+            "f-no-div": ("mc-no-div", 0, None)}
+    for name, (variant, seed, hp) in made.items():
+        _save(tmp_path / f"{name}.safetensors", variant, seed, hp)
+    paths = sorted(tmp_path.glob("*.safetensors"))
+    got = [p.stem for p in state.compare_defaults(paths, "cub", k=5)]
+    assert got == ["e-mc", "a-ce", "f-no-div", "b-v2", "d-object"]
+    assert state.compare_defaults(paths, "cars") == []
 
 
 def test_compare_page(app):

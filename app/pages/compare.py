@@ -16,7 +16,7 @@ if not ckpts:
     st.stop()
 readable = [p for p in ckpts if state.safe_metadata(p)[1] is None]
 default_ds = (state.safe_metadata(readable[0])[0] or {}).get("dataset") if readable else None
-defaults = [p for p in readable if (state.safe_metadata(p)[0] or {}).get("dataset") == default_ds][:5]
+defaults = state.compare_defaults(readable, default_ds)
 chosen = st.multiselect("Models", readable, default=defaults, format_func=state.label, key="compare_models")
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="compare_opacity")
 if not chosen:
