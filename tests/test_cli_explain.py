@@ -41,6 +41,22 @@ def test_explain_writes_panels_and_skips_bad_files(tmp_path, capsys):
     assert main(["explain", str(ck), str(imgs), "--out", str(tmp_path / "o3"), "--layer", "nope"]) == 2
 
 
+def test_explain_chosen_classes_by_name_or_index(tmp_path, capsys):
+    ck = _ckpt(tmp_path / "m.safetensors", ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross", "Crow"])
+    name, data, _ = bad_files()["cmyk"]
+    (tmp_path / name).write_bytes(data)
+    rc = main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "laysan",
+               "--class", "3"])
+    assert rc == 0
+    js = json.loads((tmp_path / "o" / "cmyk.json").read_text())
+    assert [c["class"] for c in js["classes"]] == ["Laysan Albatross", "Crow"]
+    assert [c["channels"] for c in js["classes"]] == [[3, 4, 5], [9, 10, 11]]
+    capsys.readouterr()
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "albatross"]) == 2
+    assert "matches 3 classes" in capsys.readouterr().err
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "7"]) == 2
+
+
 def test_localize_on_fixture_and_its_arithmetic(tmp_path, capsys):
     from mcviz.metrics import _score
 
