@@ -77,21 +77,22 @@ def fmt(x) -> str:
 
 
 def localize_rows(items) -> list[str]:
-    loc = ["| model | variant | peaks in the box | peaks near a part | distinct parts / image (of 3) | "
-           "two channels on one part |", "|---|---|---|---|---|---|"]
-    rnd = None
+    loc = ["| model | variant | channels per class | peaks in the box | peaks near a part | distinct parts / image | "
+           "two channels on one part | random peaks: in box / near part / distinct parts |",
+           "|---|---|---|---|---|---|---|---|"]
     for p, m in items:
-        f = RUNS_DOC / f"{p.stem}.localize.json"
-        if f.exists():
-            r = json.loads(f.read_text())
+        r = localization(p)
+        if r:
             desc = m.get("variant", "") + (f" ({options(m)})" if options(m) else "")
-            loc.append(f"| `{p.stem}` | {desc} | {r['in_box']:.3f} | {r['near_part']:.3f} | "
-                       f"{r['distinct_parts']:.3f} | {r['same_part_rate']:.3f} |")
-            rnd = r
-    if rnd:
-        loc.append(f"| random peaks (same grid) | – | {rnd['random_in_box']:.3f} | {rnd['random_near_part']:.3f} | "
-                   f"{rnd['random_distinct_parts']:.3f} | – |")
+            loc.append(f"| `{p.stem}` | {desc} | {r['xi']} | {r['in_box']:.3f} | {r['near_part']:.3f} | "
+                       f"{r['distinct_parts']:.3f} | {r['same_part_rate']:.3f} | {r['random_in_box']:.3f} / "
+                       f"{r['random_near_part']:.3f} / {r['random_distinct_parts']:.3f} |")
     return loc
+
+
+def localization(p: Path) -> dict | None:
+    f = RUNS_DOC / f"{p.stem}.localize.json"
+    return json.loads(f.read_text()) if f.exists() else None
 
 
 def write_results(ckpts) -> None:
@@ -196,7 +197,9 @@ def write_results(ckpts) -> None:
         "## Do the channels find parts? (`mcviz localize`)", "",
         "For each CUB test image and its true class, each of the class's 3 channels' peak is matched to "
         "the nearest visible annotated part within 0.15 x the bird box's diagonal (8x8 maps at 64 px; "
-        "random peaks on the same grid give the chance level).", "", *localize_rows(cub), "",
+        "random peaks on the same grid, as many per image as the class has channels, give the chance "
+        "level; soft-label classes own up to 6 channels, so compare them with their own random "
+        "column).", "", *localize_rows(cub), "",
         "MC-Loss's channels do not find parts here: their peaks fall in the bird's box *less often than "
         "random peaks* and cover fewer distinct parts, while CE's peaks are at chance level and MC-Loss "
         "without L_div does better on every measure but the same-part rate (its channels agree more). The "

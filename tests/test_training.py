@@ -151,9 +151,10 @@ def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
 def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     run = tmp_path / "warm"
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--xi", "2",
-                 "--lam-warmup", "2", "--normalize-div", "--temperature", "2"]) == 0
+                 "--lam-warmup", "2", "--normalize-div", "--temperature", "2", "--div-region", "object"]) == 0
     meta = load_checkpoint(run / "last.safetensors")[1]
     assert meta["hparams"]["lam_warmup"] == 2 and meta["hparams"]["normalize_div"]
+    assert meta["hparams"]["div_region"] == "object"
     assert meta["hparams"]["temperature"] == 2.0
     assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
 
