@@ -5,6 +5,7 @@ WORKDIR /mcviz
 COPY requirements.txt pyproject.toml README.md ./
 COPY mcviz ./mcviz
 RUN python -m pip install --no-cache-dir -r requirements.txt && python -m pip install --no-cache-dir --no-deps -e .
+COPY .streamlit ./.streamlit
 COPY app ./app
 COPY checkpoints ./checkpoints
 EXPOSE 8501
