@@ -103,7 +103,12 @@ def save_checkpoint(
 
 def _sniff(path: Path) -> Optional[str]:
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+    size = path.stat().st_size
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Checked first:
+    # a header length whose low byte is 0x80 would otherwise look like a pickle's first byte.
+    if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
+        return None
     if head.startswith(b"PK\x03\x04"):
         return "a PyTorch zip/pickle file (torch.save)"
     if head[:1] == b"\x80":

@@ -32,6 +32,23 @@ def test_round_trip(tmp_path):
     assert not m2.training
 
 
+def test_header_length_with_a_pickle_like_first_byte_still_loads(tmp_path):
+    # The first byte of a safetensors file is the low byte of its header length; 0x80 is
+    # also a pickle's first byte. Such a checkpoint (1 in 256 by chance) must load.
+    m = _model()
+    p = tmp_path / "m.safetensors"
+    for pad in range(300):
+        save_checkpoint(p, m, {**META, "pad": "x" * pad})
+        if p.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    assert load_checkpoint(p)[1]["pad"] == "x" * pad
+    p.write_bytes(p.read_bytes()[:100])  # ...and truncated, it is still refused clearly
+    with pytest.raises(CheckpointError):
+        load_checkpoint(p)
+
+
 def test_fp16_storage_is_half_the_size(tmp_path):
     m = _model()
     save_checkpoint(tmp_path / "32.safetensors", m, META)
