@@ -111,7 +111,8 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
         yd = [round(max(0.0, y1 - rh), 6), round(min(1.0, y1), 6)]
         layout[f"xaxis{n}"] = dict(domain=xd, anchor=f"y{n}", visible=False,
                                    range=[-0.5, iw - 0.5], constrain="domain")
-        layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False,
+        # scaleanchor keeps the photo's aspect ratio in any column width
+        layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False, scaleanchor=f"x{n}", scaleratio=1,
                                    range=[ih - 0.5, -0.5], constrain="domain")
         layout["annotations"].append(dict(text=titles[j], x=x0 + cw / 2, y=y1, xref="paper", yref="paper",
                                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))

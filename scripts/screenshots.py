@@ -43,7 +43,11 @@ def main() -> None:
                              ("Models", "Checkpoints from")):
             page.get_by_role("link", name=name).click()
             page.get_by_text(marker).first.wait_for(timeout=60_000)
-            page.wait_for_timeout(4000)
+            page.wait_for_timeout(1000)
+            # until the script has finished (the header's "Stop" button goes away)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
+                                   timeout=120_000)
+            page.wait_for_timeout(2000)
             page.screenshot(path=str(out / f"{name.lower()}.png"))
         browser.close()
     print(f"screenshots in {out}")
