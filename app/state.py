@@ -20,6 +20,7 @@ from mcviz.checkpoint import CheckpointError, read_metadata  # noqa: E402
 from mcviz.data.images import ImageError, open_image  # noqa: E402
 from mcviz.explain import Explainer, top_channels  # noqa: E402
 from mcviz.explain.rankings import class_channel_scores  # noqa: E402
+from mcviz.training import diversity_options  # noqa: E402
 
 # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC); with
 # torch, plotly and scipy loaded that scan takes ~0.7 s on this machine, and an upload makes
@@ -67,10 +68,10 @@ def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 5) -
     def key(p: Path):
         meta = safe_metadata(p)[0] or {}
         variant = meta.get("variant", "")
-        seed = (meta.get("hparams") or {}).get("seed", 0)
-        extra = any((meta.get("hparams") or {}).get(o) not in (None, d) for o, d in
-                    (("div_region", "all"), ("normalize_div", False), ("lam_warmup", 0), ("temperature", 1.0)))
+        hparams = meta.get("hparams") or {}
+        extra = bool(diversity_options(hparams))
         rank = COMPARE_ORDER.index(variant) if variant in COMPARE_ORDER and not extra else len(COMPARE_ORDER)
+        seed = hparams.get("seed", 0)
         return (seed != 0, rank, p.name != DEFAULT_CHECKPOINT, str(p))
 
     same = [p for p in readable if (safe_metadata(p)[0] or {}).get("dataset") == dataset]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
+from .loss import DIV_REGIONS
 
 
 class UserError(Exception):
@@ -40,7 +41,7 @@ def _add_train(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="spatial-softmax temperature of L_div")
     p.add_argument("--normalize-div", action="store_true",
                    help="standardise each channel over space before L_div's softmax")
-    p.add_argument("--div-region", choices=["all", "class", "object"], default="all",
+    p.add_argument("--div-region", choices=list(DIV_REGIONS), default="all",
                    help="L_div over the whole map (the paper), or only where the class's channels "
                         "(class) or all channels (object) fire")
     p.add_argument("--lam-warmup", type=int, default=0, help="ramp lambda from 0 over the first K epochs")

@@ -131,6 +131,11 @@ DivRegion = Literal["all", "class", "object"]
 DIV_REGIONS: tuple[str, ...] = ("all", "class", "object")
 
 
+def _check_region(region: str) -> None:
+    if region not in DIV_REGIONS:
+        raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
+
+
 def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0,
                      normalize: bool = False, region: DivRegion = "all") -> torch.Tensor:
     """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
@@ -149,8 +154,7 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     bounds stay ``[1, xi_i]``. ``"all"`` (the paper) uses every position.
     """
     _check(features, groups)
-    if region not in DIV_REGIONS:
-        raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
+    _check_region(region)
     b, n, h, w = features.shape
     # float32 at least (float64 stays float64): half-precision exp would overflow.
     x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
@@ -167,7 +171,7 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
         if region == "class":
             _, valid = groups.padded_index
             v = valid.to(device=x.device, dtype=x.dtype)[None, :, :, None]
-            mean_map = (grouped(x.detach(), groups, fill=0.0) * v).sum(dim=2) / v.sum(dim=2)  # (B, c, L)
+            mean_map = (g.detach() * v).sum(dim=2) / v.sum(dim=2)  # (B, c, L)
         else:
             mean_map = x.detach().mean(dim=1, keepdim=True)  # (B, 1, L), shared by every class
         inside = mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
@@ -259,8 +263,7 @@ class MCLoss(nn.Module):
         self.variant = variant
         self.temperature = float(temperature)
         self.normalize = bool(normalize)
-        if region not in DIV_REGIONS:
-            raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
+        _check_region(region)
         self.region = region
 
     def extra_repr(self) -> str:

@@ -84,7 +84,7 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
 
     Hover shows the normalised value and the raw magnitude; all panels share the
     0-1 colour scale and zoom independently. The photo lies under each map as one small
-    PNG. Built as a plain specification (``make_subplots`` and per-trace validation cost
+    JPEG. Built as a plain specification (``make_subplots`` and per-trace validation cost
     more than everything else of an upload's script run).
     """
     import plotly.graph_objects as go

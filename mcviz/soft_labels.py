@@ -15,8 +15,9 @@ No public implementation existed; the choices below are ours and are explained i
   so that training starts as plain MC-Loss.
 - Regrouping: class ``i`` owns the channels whose soft label is at least ``threshold``, at
   least ``min_size`` and at most ``max_size`` of them, the most class-specific first (label
-  minus the channel's mean label over classes; ties by channel index: deterministic). Channels may be shared and sizes are uneven; the MC-Loss then runs on these
-  groups through the same vectorised gather as any other grouping.
+  minus the channel's mean label over classes; ties by channel index: deterministic).
+  Channels may be shared and sizes are uneven; the MC-Loss then runs on these groups
+  through the same vectorised gather as any other grouping.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class TrainConfig:
     lam: float = 10.0
     temperature: float = 1.0
     normalize_div: bool = False
-    div_region: str = "all"  # "class": L_div only inside the class's own region (MCLoss region=)
+    div_region: str = "all"  # "class" / "object": L_div only inside that region (MCLoss region=)
     lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
@@ -92,6 +92,17 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
+
+
+# The options that change the diversity term beyond the paper (docs/diversity.md).
+DIVERSITY_OPTIONS: tuple[str, ...] = ("div_region", "normalize_div", "temperature", "lam_warmup")
+
+
+def diversity_options(hparams: dict) -> dict[str, Any]:
+    """The diversity options of a run's ``hparams`` that differ from the paper's loss
+    (the :class:`TrainConfig` defaults); missing ones count as defaults."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {k: hparams[k] for k in DIVERSITY_OPTIONS if hparams.get(k, defaults[k]) != defaults[k]}
 
 
 # -- distributed helpers ------------------------------------------------------------------

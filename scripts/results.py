@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mcviz.checkpoint import read_metadata  # noqa: E402
+from mcviz.training import diversity_options  # noqa: E402
 
 DOCS = REPO / "docs"
 RUNS_DOC = DOCS / "runs"
@@ -36,20 +37,14 @@ def rows():
     return out
 
 
-OPTION_NAMES = {"div_region": ("all", "h inside the {} region"), "normalize_div": (False, "standardised features"),
-                "temperature": (1.0, "T = {}"), "lam_warmup": (0, "lambda warm-up {} epochs")}
+OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standardised features",
+                "temperature": "T = {}", "lam_warmup": "lambda warm-up {} epochs"}
 ORDER = ["ce", "mc", "mc-v2", "mc-no-div", "mc-no-cwa", "mc-soft"]
 
 
 def options(m: dict) -> str:
     """The non-default diversity options of a run, in words ('' for the paper's loss)."""
-    hp = m.get("hparams") or {}
-    out = []
-    for k, (default, text) in OPTION_NAMES.items():
-        v = hp.get(k, default)
-        if v != default:
-            out.append(text.format(v))
-    return ", ".join(out)
+    return ", ".join(OPTION_WORDS[k].format(v) for k, v in diversity_options(m.get("hparams") or {}).items())
 
 
 def seed(m: dict) -> int:
@@ -233,11 +228,12 @@ NOTES = {
 
 def attempts(cub: dict, base) -> list[str]:
     out = []
+    ref = localization(cub["cub-mc"][0]) if "cub-mc" in cub else None
     for n, (p, m) in sorted(cub.items(), key=lambda kv: sort_key(kv[1])):
-        if not options(m) or not localization(p):
+        r = localization(p)
+        if not options(m) or not r:
             continue
-        r, met = localization(p), m.get("metrics") or {}
-        ref = localization(cub["cub-mc"][0]) if "cub-mc" in cub else None
+        met = m.get("metrics") or {}
         line = (f"- `{n}` ({options(m)}): top-1 {met['top1']:.2f} % ({met['top1'] - base:+.2f} vs MC-Loss), "
                 f"{r['in_box']:.3f} of the peaks in the box, {r['distinct_parts']:.3f} distinct parts")
         if ref:
