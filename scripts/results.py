@@ -218,7 +218,8 @@ def write_results(ckpts) -> None:
 
 NOTES = {
     "object": "The object region did not keep the peaks on the bird. It is where the mean of all 600 channels "
-              "is high, and the channels of this model are spikes too: on 200 test images (every 29th) its region "
+              "is high, and the channels of this model are spikes too: on 200 test images (every 29th; "
+              "`python scripts/region_check.py`) its region "
               "covers 15 % of the 8x8 map and only 46 % of it lies in the bird's box, about chance (random peaks: "
               "43 %); for MC-Loss minus L_div the same region covers 43 % of the map, 62 % of it in the box. "
               "Once the spikes are off the bird the region follows them, and the term rewards what it was meant "
