@@ -45,6 +45,9 @@ def _add_train(sub) -> None:
                    help="L_div over the whole map (the paper), or only where the class's channels "
                         "(class) or all channels (object) fire")
     p.add_argument("--lam-warmup", type=int, default=0, help="ramp lambda from 0 over the first K epochs")
+    p.add_argument("--div-anchor", type=int, default=0, metavar="K",
+                   help="no L_div for K epochs, then L_div only inside the object region of the network "
+                        "frozen at that point (docs/diversity.md)")
     p.add_argument("--soft-threshold", type=float, default=0.5,
                    help="mc-soft: a class owns the channels whose soft label reaches this")
     p.add_argument("--image-size", type=int, default=112)
@@ -97,7 +100,10 @@ def cmd_train(args, argv: Sequence[str]) -> int:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
         kw["command"] = "mcviz " + " ".join(shlex.quote(a) for a in argv)
-        cfg = TrainConfig(**kw)
+        try:
+            cfg = TrainConfig(**kw)
+        except ValueError as exc:  # bad combination of options
+            raise UserError(str(exc)) from None
         resume = False
         if (Path(cfg.out) / "state.pt").exists():
             raise UserError(f"{cfg.out} already holds a run; use --resume {cfg.out} or another --out")

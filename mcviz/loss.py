@@ -137,7 +137,8 @@ def _check_region(region: str) -> None:
 
 
 def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0,
-                     normalize: bool = False, region: DivRegion = "all") -> torch.Tensor:
+                     normalize: bool = False, region: DivRegion = "all",
+                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
 
     Spatial softmax per channel, cross-channel max within the group, sum over space.
@@ -152,29 +153,43 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     which one channel cannot move on its own). Each channel's softmax then runs over the
     region only, so a channel gains nothing by putting its peak on the background; the
     bounds stay ``[1, xi_i]``. ``"all"`` (the paper) uses every position.
+
+    ``mask`` (bool, ``(B, H, W)``) gives that region from outside instead, the same for every
+    class: training with ``div_anchor`` passes the object region of a frozen copy of the
+    network, which the features being trained cannot move. It needs ``region="all"``.
     """
     _check(features, groups)
     _check_region(region)
     b, n, h, w = features.shape
+    if mask is not None:
+        if region != "all":
+            raise ValueError(f"mask replaces the region: pass region='all', not {region!r}")
+        if mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
+            raise ValueError(f"mask must be a bool tensor of shape {(b, h, w)}, got {mask.dtype} {tuple(mask.shape)}")
+        if not bool(mask.flatten(1).any(dim=1).all()):
+            raise ValueError("mask is empty for some sample; it must keep at least one position")
     # float32 at least (float64 stays float64): half-precision exp would overflow.
     x = features.reshape(b, n, h * w).to(torch.promote_types(features.dtype, torch.float32))
     if normalize:
         x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
     if temperature != 1.0:
         x = x / temperature
-    if region == "all":
+    if region == "all" and mask is None:
         return group_reduce(torch.softmax(x, dim=-1), groups, "amax").sum(dim=-1)
     # Padding slots repeat the group's first channel, so they change neither the max
     # below nor (being excluded from the mean) the region.
     g = grouped(x, groups, fill=None)  # (B, c, m, L)
     with torch.no_grad():
-        if region == "class":
+        if mask is not None:
+            inside = mask.to(x.device).reshape(b, 1, h * w)
+        elif region == "class":
             _, valid = groups.padded_index
             v = valid.to(device=x.device, dtype=x.dtype)[None, :, :, None]
             mean_map = (g.detach() * v).sum(dim=2) / v.sum(dim=2)  # (B, c, L)
         else:
             mean_map = x.detach().mean(dim=1, keepdim=True)  # (B, 1, L), shared by every class
-        inside = mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
+        if mask is None:
+            inside = mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
     p = torch.softmax(g.masked_fill(~inside[:, :, None, :], float("-inf")), dim=-1)
     return p.max(dim=2).values.sum(dim=-1)
 
@@ -238,7 +253,8 @@ class MCLoss(nn.Module):
     before the spatial softmax; ``normalize`` standardises each channel over space first;
     ``region`` ("class" or "object") computes h only where the class's channels, or all
     channels, fire on average (:func:`diversity_scores`).
-    A lambda warm-up is a training option (``TrainConfig.lam_warmup``), which sets ``lam``.
+    A lambda warm-up is a training option (``TrainConfig.lam_warmup``), which sets ``lam``;
+    so is the anchored region (``TrainConfig.div_anchor``), which passes ``region_mask``.
 
     ``div`` in the output is always the mean h the variant optimises (also for
     ``no_div``, where it is only logged, without gradient).
@@ -274,7 +290,11 @@ class MCLoss(nn.Module):
         features: torch.Tensor,
         target: torch.Tensor,
         keep: Optional[torch.Tensor] = None,
+        region_mask: Optional[torch.Tensor] = None,
     ) -> MCLossOutput:
+        """``keep``: a CWA mask (drawn at random in training when not given);
+        ``region_mask``: positions L_div may use, ``(B, H, W)`` bool (see
+        :func:`diversity_scores`' ``mask``)."""
         _check(features, self.groups)
         v = self.variant
         use_cwa = self.training and v not in ("no_cwa",)
@@ -293,7 +313,7 @@ class MCLoss(nn.Module):
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_div"):
             h = diversity_scores(features, self.groups, temperature=self.temperature, normalize=self.normalize,
-                                 region=self.region)
+                                 region=self.region, mask=region_mask)
             if v == "div_target":
                 div = h.gather(1, target[:, None]).mean()
             else:

@@ -9,6 +9,7 @@ format), the full training state to ``OUT/state.pt`` (loaded with
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -65,6 +66,9 @@ class TrainConfig:
     normalize_div: bool = False
     div_region: str = "all"  # "class" / "object": L_div only inside that region (MCLoss region=)
     lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam
+    # K > 0: lambda = 0 for K epochs, then L_div only inside the object region of the network
+    # frozen at that point (anchor_region), which the trained features cannot move
+    div_anchor: int = 0
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
     image_size: int = 112
@@ -92,10 +96,20 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
+        if self.div_anchor < 0 or self.lam_warmup < 0:
+            raise ValueError("div_anchor and lam_warmup must be >= 0")
+        if self.div_anchor:
+            if self.variant in ("ce", "mc-no-div", "mc-soft"):
+                raise ValueError(f"div_anchor needs a variant with L_div on fixed groups, not {self.variant!r}")
+            if self.lam_warmup or self.div_region != "all":
+                raise ValueError("div_anchor sets both the schedule of lambda and the region of L_div: "
+                                 "it cannot be combined with lam_warmup or div_region")
+            if self.div_anchor >= self.epochs:
+                raise ValueError(f"div_anchor {self.div_anchor} >= epochs {self.epochs}: L_div would never run")
 
 
 # The options that change the diversity term beyond the paper (docs/diversity.md).
-DIVERSITY_OPTIONS: tuple[str, ...] = ("div_region", "normalize_div", "temperature", "lam_warmup")
+DIVERSITY_OPTIONS: tuple[str, ...] = ("div_region", "normalize_div", "temperature", "lam_warmup", "div_anchor")
 
 
 def diversity_options(hparams: dict) -> dict[str, Any]:
@@ -103,6 +117,25 @@ def diversity_options(hparams: dict) -> dict[str, Any]:
     (the :class:`TrainConfig` defaults); missing ones count as defaults."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     return {k: hparams[k] for k in DIVERSITY_OPTIONS if hparams.get(k, defaults[k]) != defaults[k]}
+
+
+@torch.no_grad()
+def anchor_region(anchor: MCNet, x: torch.Tensor) -> torch.Tensor:
+    """Where the frozen ``anchor`` network fires on ``x``: the positions at which the mean of
+    its N channels reaches its spatial mean, ``(B, H, W)`` bool (the ``object`` region of
+    :func:`~mcviz.loss.diversity_scores`, computed by a network L_div does not train)."""
+    m = anchor.features(x).float().mean(dim=1)
+    return m >= m.mean(dim=(1, 2), keepdim=True)
+
+
+def _frozen_copy(model: MCNet, state: Optional[dict] = None) -> MCNet:
+    anchor = copy.deepcopy(model)
+    if state is not None:
+        anchor.load_state_dict(state)
+    anchor.eval()
+    for p in anchor.parameters():
+        p.requires_grad_(False)
+    return anchor
 
 
 # -- distributed helpers ------------------------------------------------------------------
@@ -290,6 +323,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     mc_loss = MCLoss(groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature,
                      normalize=cfg.normalize_div, region=cfg.div_region) if mc_variant else None
 
+    anchor: Optional[MCNet] = None
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     sched = _make_schedule(opt, cfg)
     start_epoch = 0
@@ -301,6 +335,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         sched.load_state_dict(state["scheduler"])
         _extend_schedule(sched, cfg)
         start_epoch = int(state["epoch"])
+        if "anchor" in state:
+            anchor = _frozen_copy(model, state["anchor"])
         _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
     if main:
         # Keep exactly the finished epochs: no gap, no duplicate after a kill.
@@ -336,6 +372,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if mc_loss is not None:
             mc_loss.train()
             mc_loss.lam = cfg.lam * (min(1.0, epoch / cfg.lam_warmup) if cfg.lam_warmup > 0 else 1.0)
+            if cfg.div_anchor:
+                mc_loss.lam = cfg.lam if epoch >= cfg.div_anchor else 0.0
+                if epoch >= cfg.div_anchor and anchor is None:
+                    anchor = _frozen_copy(model)
         t0 = time.time()
         sums = {"loss": 0.0, "ce": 0.0, "dis": 0.0, "div": 0.0, "acc": 0.0}
         if soft:
@@ -357,7 +397,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 loss = loss + intra + inter
                 parts = {"intra": float(intra.detach()), "inter": float(inter.detach())}
             if mc_loss is not None:
-                mo = mc_loss(feats.float(), y)
+                region = None
+                if anchor is not None:
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        region = anchor_region(anchor, x)
+                mo = mc_loss(feats.float(), y, region_mask=region)
                 loss = loss + cfg.mu * mo.total
                 parts.update({"dis": float(mo.dis), "div": float(mo.div)})
             opt.zero_grad(set_to_none=True)
@@ -414,6 +458,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             _save_state(out / "state.pt", {
                 "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": rng, "config": json.dumps(dataclasses.asdict(cfg)),
+                **({"anchor": anchor.state_dict()} if anchor is not None else {}),
             })
             last = row
         elif distributed:
@@ -433,7 +478,7 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, num_classes,
         "input": evaltf.config(),
         "variant": cfg.variant,
         "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "div_region",
-                                                  "lam_warmup",
+                                                  "lam_warmup", "div_anchor",
                                                   "soft_threshold",
                                                   "soft_momentum", "image_size", "batch_size",
                                                   "lr", "weight_decay", "schedule", "epochs", "pretrained", "seed", "limit")},

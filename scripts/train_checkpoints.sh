@@ -30,14 +30,24 @@ declare -A MODELS=(
   [cub-mc-object]="${CUB[*]} --variant mc --div-region object --seed 0"
   [cub-mc-norm]="${CUB[*]} --variant mc --normalize-div --temperature 2 --seed 0"
   [cub-mc-warmup]="${CUB[*]} --variant mc --lam-warmup 5 --seed 0"
+  [cub-mc-class]="${CUB[*]} --variant mc --div-region class --seed 0"
+  [cub-mc-class-warmup]="${CUB[*]} --variant mc --div-region class --lam-warmup 5 --seed 0"
+  [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 5 --seed 0"
   # Second seeds
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-no-div-s1]="${CUB[*]} --variant mc-no-div --seed 1"
   [cub-mc-object-s1]="${CUB[*]} --variant mc --div-region object --seed 1"
+  [cub-mc-norm-s1]="${CUB[*]} --variant mc --normalize-div --temperature 2 --seed 1"
+  [cub-mc-warmup-s1]="${CUB[*]} --variant mc --lam-warmup 5 --seed 1"
+  [cub-mc-class-s1]="${CUB[*]} --variant mc --div-region class --seed 1"
+  [cub-mc-class-warmup-s1]="${CUB[*]} --variant mc --div-region class --lam-warmup 5 --seed 1"
+  [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 5 --seed 1"
 )
 ORDER=(cub-mc cub-ce cub-mc-no-div cub-mc-soft cub-mc-no-cwa cub-mc-v2 cars-mc cars-ce
-       cub-mc-object cub-mc-norm cub-mc-warmup cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1)
+       cub-mc-object cub-mc-norm cub-mc-warmup cub-mc-class cub-mc-class-warmup cub-mc-anchor
+       cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1 cub-mc-norm-s1 cub-mc-warmup-s1
+       cub-mc-class-s1 cub-mc-class-warmup-s1 cub-mc-anchor-s1)
 
 train() {  # name
   local name=$1

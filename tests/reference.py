@@ -19,13 +19,15 @@ def slow_discriminality(features, groups, keep=None, pool="max"):
     return out
 
 
-def slow_diversity(features, groups, region="all"):
+def slow_diversity(features, groups, region="all", mask=None):
     b = features.shape[0]
     out = torch.zeros(b, groups.num_classes, dtype=torch.float64)
     for n in range(b):
         for i in range(groups.num_classes):
             maps = [features[n, ch].flatten().double() for ch in groups.channels(i)]
-            if region != "all":  # positions where a mean map reaches its spatial mean
+            if mask is not None:
+                maps = [m[mask[n].flatten()] for m in maps]
+            elif region != "all":  # positions where a mean map reaches its spatial mean
                 mean_map = (torch.stack(maps) if region == "class" else features[n].flatten(1).double()).mean(dim=0)
                 inside = mean_map >= mean_map.mean()
                 maps = [m[inside] for m in maps]

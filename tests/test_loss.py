@@ -257,3 +257,57 @@ def test_region_option_reaches_the_loss():
         MCLoss(g, region="box")
     with pytest.raises(ValueError, match="region"):
         diversity_scores(x, g, region="box")
+
+
+@pytest.mark.parametrize("groups", [ChannelGroups.uniform(3, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
+                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+def test_given_region_mask_matches_slow_loop_and_keeps_bounds(groups):
+    torch.manual_seed(3)
+    x = torch.randn(3, groups.num_channels, 4, 5, dtype=torch.float64) * 3
+    mask = torch.rand(3, 4, 5) < 0.4
+    mask[2] = False
+    mask[2, 1, 1] = True  # a one-cell region: every channel's softmax is 1 there, h = 1
+    h = diversity_scores(x, groups, mask=mask)
+    assert torch.allclose(h.double(), slow_diversity(x, groups, mask=mask), atol=1e-6)
+    assert torch.allclose(h[2], torch.ones_like(h[2]))
+    sizes = torch.tensor(groups.sizes, dtype=h.dtype)
+    assert (h >= 1 - 1e-6).all() and (h <= sizes + 1e-6).all()
+    # the full mask is the paper's h
+    assert torch.allclose(diversity_scores(x, groups, mask=torch.ones(3, 4, 5, dtype=torch.bool)),
+                          diversity_scores(x, groups))
+
+
+def test_given_mask_stops_the_escape_the_class_region_allows():
+    # the map of test_object_region_ignores_peaks_on_the_background, with the object's half
+    # given from outside (as the frozen anchor network gives it in training)
+    g = ChannelGroups.uniform(10, 3)
+    x = torch.zeros(1, 30, 4, 4)
+    x[0, 0, 0, 0] = x[0, 1, 3, 1] = x[0, 2, 1, 3] = 8.0
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, :, :2] = True
+    peak = math.exp(8) / (math.exp(8) + 7)
+    assert diversity_scores(x, g, mask=mask)[0, 0].item() == pytest.approx(2 * peak + 6 / 8, abs=1e-4)
+    assert diversity_scores(x, g)[0, 0].item() > 2.9
+
+
+def test_region_mask_reaches_the_loss_and_is_checked():
+    g = ChannelGroups.uniform(2, 3)
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[:, 1:3, 1:3] = True
+    out = MCLoss(g).eval()(x, torch.tensor([0, 1]), region_mask=mask)
+    assert out.div.item() == pytest.approx(diversity_scores(x, g, mask=mask).mean().item())
+    out.total.backward()
+    # L_div's gradient stays inside the region; outside only L_dis's max-pool winners get one
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="region='all'"):
+        diversity_scores(x, g, region="object", mask=mask)
+    with pytest.raises(ValueError, match="shape"):
+        diversity_scores(x, g, mask=mask[:1])
+    with pytest.raises(ValueError, match="shape"):
+        diversity_scores(x, g, mask=mask.float())
+    empty = mask.clone()
+    empty[1] = False
+    with pytest.raises(ValueError, match="empty"):
+        diversity_scores(x, g, mask=empty)
+

@@ -159,6 +159,37 @@ def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
 
 
+def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_folder, tmp_path):
+    args = [*BASE, "--root", str(tiny_folder), "--xi", "2"]
+    run = tmp_path / "anchor"
+    assert main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1"]) == 0
+    assert [r["lam"] for r in rows(run)] == [0.0, 10.0]  # no L_div before the anchor, then all of it
+    assert load_checkpoint(run / "last.safetensors")[1]["hparams"]["div_anchor"] == 1
+    st = torch.load(run / "state.pt", weights_only=True)
+    # the anchor is the network after one epoch of MC-Loss minus L_div (same seed, same draws)
+    ref = tmp_path / "no-div"
+    assert main(["train", *args, "--out", str(ref), "--epochs", "1", "--variant", "mc-no-div"]) == 0
+    ref_model = torch.load(ref / "state.pt", weights_only=True)["model"]
+    for k, v in ref_model.items():
+        assert torch.allclose(st["anchor"][k].float(), v.float(), atol=1e-5), k
+    assert any(not torch.equal(st["anchor"][k], st["model"][k]) for k in st["model"])
+    # a resumed run keeps the frozen anchor rather than freezing the network it resumes
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
+    st3 = torch.load(run / "state.pt", weights_only=True)
+    for k, v in st["anchor"].items():
+        assert torch.equal(st3["anchor"][k], v), k
+
+
+@pytest.mark.parametrize("extra, match", [(["--variant", "ce"], "variant"), (["--lam-warmup", "1"], "combined"),
+                                          (["--div-region", "object"], "combined"), (["--epochs", "2", "--div-anchor", "2"], ">= epochs")])
+def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_path, capsys):
+    argv = ["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "r"), "--epochs", "3",
+            "--div-anchor", "1", *extra]
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "r" / "state.pt").exists()
+
+
 def test_soft_label_terms_train_the_se_block_only():
     from mcviz.models import build_model
     from mcviz.soft_labels import l_inter, l_intra
