@@ -48,6 +48,9 @@ def _add_train(sub) -> None:
     p.add_argument("--div-anchor", type=int, default=0, metavar="K",
                    help="no L_div for K epochs, then L_div only inside the object region of the network "
                         "frozen at that point (docs/diversity.md)")
+    p.add_argument("--div-anchor-sd", type=float, default=0.0, metavar="S",
+                   help="with --div-anchor: the region is where the frozen network's mean map reaches "
+                        "its spatial mean + S x its spatial std (0: the mean)")
     p.add_argument("--soft-threshold", type=float, default=0.5,
                    help="mc-soft: a class owns the channels whose soft label reaches this")
     p.add_argument("--image-size", type=int, default=112)

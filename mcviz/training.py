@@ -69,6 +69,7 @@ class TrainConfig:
     # K > 0: lambda = 0 for K epochs, then L_div only inside the object region of the network
     # frozen at that point (anchor_region), which the trained features cannot move
     div_anchor: int = 0
+    div_anchor_sd: float = 0.0  # the anchor's region: mean map >= its spatial mean + this x its std
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
     image_size: int = 112
@@ -98,18 +99,23 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1")
         if self.div_anchor < 0 or self.lam_warmup < 0:
             raise ValueError("div_anchor and lam_warmup must be >= 0")
+        if self.div_anchor_sd and not self.div_anchor:
+            raise ValueError("div_anchor_sd sets the region of div_anchor: it needs div_anchor > 0")
         if self.div_anchor:
             if self.variant in ("ce", "mc-no-div", "mc-soft"):
                 raise ValueError(f"div_anchor needs a variant with L_div on fixed groups, not {self.variant!r}")
             if self.lam_warmup or self.div_region != "all":
                 raise ValueError("div_anchor sets both the schedule of lambda and the region of L_div: "
                                  "it cannot be combined with lam_warmup or div_region")
+            if self.div_anchor_sd < 0:
+                raise ValueError("div_anchor_sd must be >= 0")
             if self.div_anchor >= self.epochs:
                 raise ValueError(f"div_anchor {self.div_anchor} >= epochs {self.epochs}: L_div would never run")
 
 
 # The options that change the diversity term beyond the paper (docs/diversity.md).
-DIVERSITY_OPTIONS: tuple[str, ...] = ("div_region", "normalize_div", "temperature", "lam_warmup", "div_anchor")
+DIVERSITY_OPTIONS: tuple[str, ...] = ("div_region", "normalize_div", "temperature", "lam_warmup", "div_anchor",
+                                      "div_anchor_sd")
 
 
 def diversity_options(hparams: dict) -> dict[str, Any]:
@@ -120,12 +126,16 @@ def diversity_options(hparams: dict) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def anchor_region(anchor: MCNet, x: torch.Tensor) -> torch.Tensor:
+def anchor_region(anchor: MCNet, x: torch.Tensor, sd: float = 0.0) -> torch.Tensor:
     """Where the frozen ``anchor`` network fires on ``x``: the positions at which the mean of
-    its N channels reaches its spatial mean, ``(B, H, W)`` bool (the ``object`` region of
-    :func:`~mcviz.loss.diversity_scores`, computed by a network L_div does not train)."""
-    m = anchor.features(x).float().mean(dim=1)
-    return m >= m.mean(dim=(1, 2), keepdim=True)
+    its N channels reaches its spatial mean (+ ``sd`` x its spatial standard deviation; the
+    peak always counts), ``(B, H, W)`` bool. With ``sd=0`` this is the ``object`` region of
+    :func:`~mcviz.loss.diversity_scores`, computed by a network L_div does not train."""
+    mean_map = anchor.features(x).float().mean(dim=1)  # (B, H, W)
+    m = mean_map.flatten(1)
+    inside = m >= m.mean(dim=1, keepdim=True) + sd * m.std(dim=1, keepdim=True)
+    inside |= m == m.amax(dim=1, keepdim=True)
+    return inside.view_as(mean_map)
 
 
 def _frozen_copy(model: MCNet, state: Optional[dict] = None) -> MCNet:
@@ -400,7 +410,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 region = None
                 if anchor is not None:
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                        region = anchor_region(anchor, x)
+                        region = anchor_region(anchor, x, cfg.div_anchor_sd)
                 mo = mc_loss(feats.float(), y, region_mask=region)
                 loss = loss + cfg.mu * mo.total
                 parts.update({"dis": float(mo.dis), "div": float(mo.div)})
@@ -478,7 +488,7 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, num_classes,
         "input": evaltf.config(),
         "variant": cfg.variant,
         "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "div_region",
-                                                  "lam_warmup", "div_anchor",
+                                                  "lam_warmup", "div_anchor", "div_anchor_sd",
                                                   "soft_threshold",
                                                   "soft_momentum", "image_size", "batch_size",
                                                   "lr", "weight_decay", "schedule", "epochs", "pretrained", "seed", "limit")},

@@ -39,7 +39,8 @@ def rows():
 
 OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standardised features",
                 "temperature": "T = {}", "lam_warmup": "lambda warm-up {} epochs",
-                "div_anchor": "h inside the object region of the network frozen after {} epochs without L_div"}
+                "div_anchor": "h inside the object region of the network frozen after {} epochs without L_div",
+                "div_anchor_sd": "region at mean + {} sd"}
 ORDER = ["ce", "mc", "mc-v2", "mc-no-div", "mc-no-cwa", "mc-soft"]
 
 

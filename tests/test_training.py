@@ -162,9 +162,10 @@ def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
 def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_folder, tmp_path):
     args = [*BASE, "--root", str(tiny_folder), "--xi", "2"]
     run = tmp_path / "anchor"
-    assert main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1"]) == 0
+    assert main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1", "--div-anchor-sd", "0.5"]) == 0
     assert [r["lam"] for r in rows(run)] == [0.0, 10.0]  # no L_div before the anchor, then all of it
-    assert load_checkpoint(run / "last.safetensors")[1]["hparams"]["div_anchor"] == 1
+    hp = load_checkpoint(run / "last.safetensors")[1]["hparams"]
+    assert hp["div_anchor"] == 1 and hp["div_anchor_sd"] == 0.5
     st = torch.load(run / "state.pt", weights_only=True)
     # the anchor is the network after one epoch of MC-Loss minus L_div (same seed, same draws)
     ref = tmp_path / "no-div"
@@ -181,13 +182,35 @@ def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_
 
 
 @pytest.mark.parametrize("extra, match", [(["--variant", "ce"], "variant"), (["--lam-warmup", "1"], "combined"),
-                                          (["--div-region", "object"], "combined"), (["--epochs", "2", "--div-anchor", "2"], ">= epochs")])
+                                          (["--div-region", "object"], "combined"), (["--epochs", "2", "--div-anchor", "2"], ">= epochs"),
+                                          (["--div-anchor", "0", "--div-anchor-sd", "1"], "needs div_anchor"),
+                                          (["--div-anchor-sd", "-1"], ">= 0")])
 def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_path, capsys):
     argv = ["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "r"), "--epochs", "3",
             "--div-anchor", "1", *extra]
     assert main(argv) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "r" / "state.pt").exists()
+
+
+def test_anchor_region_thresholds_the_frozen_mean_map():
+    from mcviz.models import build_model
+    from mcviz.training import _frozen_copy, anchor_region
+
+    torch.manual_seed(0)
+    anchor = _frozen_copy(build_model("small", 3, xi=2))
+    x = torch.randn(2, 3, 32, 32)
+    m = anchor.features(x).mean(dim=1)
+    flat = m.flatten(1)
+    for sd in (0.0, 1.0):
+        want = m >= (flat.mean(1) + sd * flat.std(1))[:, None, None]
+        assert torch.equal(anchor_region(anchor, x, sd), want)
+    assert anchor_region(anchor, x, 1.0).sum() < anchor_region(anchor, x).sum()
+    # a threshold above every cell keeps the peak only
+    top = anchor_region(anchor, x, 100.0)
+    assert top.flatten(1).sum(1).tolist() == [1, 1]
+    assert torch.equal(top.flatten(1).float().argmax(1), flat.argmax(1))
+    assert not any(p.requires_grad for p in anchor.parameters()) and not anchor.training
 
 
 def test_soft_label_terms_train_the_se_block_only():
