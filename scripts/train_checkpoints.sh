@@ -48,7 +48,7 @@ declare -A MODELS=(
 )
 ORDER=(cub-mc cub-ce cub-mc-no-div cub-mc-soft cub-mc-no-cwa cub-mc-v2 cars-mc cars-ce
        cub-mc-object cub-mc-norm cub-mc-warmup cub-mc-class cub-mc-class-warmup cub-mc-anchor
-       cub-mc-anchor-tight       cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1 cub-mc-norm-s1 cub-mc-warmup-s1
+       cub-mc-anchor-tight cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1 cub-mc-norm-s1 cub-mc-warmup-s1
        cub-mc-class-s1 cub-mc-class-warmup-s1 cub-mc-anchor-s1 cub-mc-anchor-tight-s1)
 
 train() {  # name
