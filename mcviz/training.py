@@ -65,9 +65,10 @@ class TrainConfig:
     temperature: float = 1.0
     normalize_div: bool = False
     div_region: str = "all"  # "class" / "object": L_div only inside that region (MCLoss region=)
-    lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam
+    lam_warmup: int = 0  # epochs over which lambda ramps linearly from 0 to --lam (see lam_at)
     # K > 0: lambda = 0 for K epochs, then L_div only inside the object region of the network
-    # frozen at that point (anchor_region), which the trained features cannot move
+    # frozen at that point (anchor_region), which the trained features cannot move; with
+    # lam_warmup W, lambda then ramps over the W epochs after the anchor
     div_anchor: int = 0
     div_anchor_sd: float = 0.0  # the anchor's region: mean map >= its spatial mean + this x its std
     soft_threshold: float = 0.5
@@ -104,9 +105,8 @@ class TrainConfig:
         if self.div_anchor:
             if self.variant in ("ce", "mc-no-div", "mc-soft"):
                 raise ValueError(f"div_anchor needs a variant with L_div on fixed groups, not {self.variant!r}")
-            if self.lam_warmup or self.div_region != "all":
-                raise ValueError("div_anchor sets both the schedule of lambda and the region of L_div: "
-                                 "it cannot be combined with lam_warmup or div_region")
+            if self.div_region != "all":
+                raise ValueError("div_anchor sets the region of L_div: it cannot be combined with div_region")
             if self.div_anchor_sd < 0:
                 raise ValueError("div_anchor_sd must be >= 0")
             if self.div_anchor >= self.epochs:
@@ -123,6 +123,18 @@ def diversity_options(hparams: dict) -> dict[str, Any]:
     (the :class:`TrainConfig` defaults); missing ones count as defaults."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     return {k: hparams[k] for k in DIVERSITY_OPTIONS if hparams.get(k, defaults[k]) != defaults[k]}
+
+
+def lam_at(cfg: TrainConfig, epoch: int) -> float:
+    """lambda in (0-based) ``epoch``: the warm-up ramps it linearly from 0 (``lam_warmup`` W:
+    lam * epoch / W); with ``div_anchor`` K it is 0 before the anchor and the ramp starts
+    at it, ``lam * (epoch - K + 1) / W``, so that L_div is on from epoch K."""
+    w, k = cfg.lam_warmup, cfg.div_anchor
+    if k:
+        if epoch < k:
+            return 0.0
+        return cfg.lam * (min(1.0, (epoch - k + 1) / w) if w > 0 else 1.0)
+    return cfg.lam * (min(1.0, epoch / w) if w > 0 else 1.0)
 
 
 @torch.no_grad()
@@ -381,11 +393,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         fwd.train()
         if mc_loss is not None:
             mc_loss.train()
-            mc_loss.lam = cfg.lam * (min(1.0, epoch / cfg.lam_warmup) if cfg.lam_warmup > 0 else 1.0)
-            if cfg.div_anchor:
-                mc_loss.lam = cfg.lam if epoch >= cfg.div_anchor else 0.0
-                if epoch >= cfg.div_anchor and anchor is None:
-                    anchor = _frozen_copy(model)
+            mc_loss.lam = lam_at(cfg, epoch)
+            if cfg.div_anchor and epoch >= cfg.div_anchor and anchor is None:
+                anchor = _frozen_copy(model)
         t0 = time.time()
         sums = {"loss": 0.0, "ce": 0.0, "dis": 0.0, "div": 0.0, "acc": 0.0}
         if soft:

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,8 +182,8 @@ def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_
         assert torch.equal(st3["anchor"][k], v), k
 
 
-@pytest.mark.parametrize("extra, match", [(["--variant", "ce"], "variant"), (["--lam-warmup", "1"], "combined"),
-                                          (["--div-region", "object"], "combined"), (["--epochs", "2", "--div-anchor", "2"], ">= epochs"),
+@pytest.mark.parametrize("extra, match", [(["--variant", "ce"], "variant"), (["--div-region", "object"], "combined"),
+                                          (["--epochs", "2", "--div-anchor", "2"], ">= epochs"),
                                           (["--div-anchor", "0", "--div-anchor-sd", "1"], "needs div_anchor"),
                                           (["--div-anchor-sd", "-1"], ">= 0")])
 def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_path, capsys):
@@ -191,6 +192,20 @@ def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_p
     assert main(argv) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "r" / "state.pt").exists()
+
+
+def test_lambda_schedules():
+    from mcviz.training import TrainConfig, lam_at
+
+    def lams(**kw):
+        cfg = TrainConfig(dataset="folder", root="r", out="o", epochs=8, lam=12.0, **kw)
+        return [lam_at(cfg, e) for e in range(8)]
+
+    assert lams() == [12.0] * 8
+    assert lams(lam_warmup=3) == [0.0, 4.0, 8.0] + [12.0] * 5
+    assert lams(div_anchor=2) == [0.0, 0.0] + [12.0] * 6
+    # the ramp starts at the anchor, and L_div is on from that epoch
+    assert lams(div_anchor=2, lam_warmup=3) == [0.0, 0.0, 4.0, 8.0] + [12.0] * 4
 
 
 def test_anchor_region_thresholds_the_frozen_mean_map():
@@ -224,3 +239,49 @@ def test_soft_label_terms_train_the_se_block_only():
     assert all(p.grad is not None for p in model.se.parameters())
     assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("se."))
     assert torch.allclose(w, model.se(feats))  # same weights as the CE stream's
+
+
+@pytest.mark.slow
+def test_fork_at_the_anchor_trains_what_the_full_command_trains(tmp_path):
+    from mcviz.training import load_state
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from fork_run import fork
+
+    data = make_folder_dataset(tmp_path / "d", classes=3, per_class=24, size=40)
+    args = [*BASE, "--root", str(data), "--epochs", "4", "--image-size", "40", "--xi", "2", "--div-anchor", "2"]
+    src = tmp_path / "src"
+    proc = subprocess.Popen(_cli(*args, "--out", str(src)), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                if load_state(src)["epoch"] >= 1:
+                    break
+            except Exception:  # not written yet
+                pass
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGSTOP)  # freeze the run while its folder is copied
+        snap = tmp_path / "snap"
+        shutil.copytree(src, snap)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert 1 <= load_state(snap)["epoch"] <= 2
+    dst = tmp_path / "dst"
+    cfg = fork(snap, dst, {"div_anchor_sd": 0.5, "lam_warmup": 2})
+    assert cfg.div_anchor_sd == 0.5 and cfg.lam_warmup == 2 and "--div-anchor-sd 0.5" in cfg.command
+    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(dst)], env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    full = tmp_path / "full"
+    subprocess.run(_cli(*args, "--div-anchor-sd", "0.5", "--lam-warmup", "2", "--out", str(full)), check=True,
+                   env=_env(), capture_output=True, timeout=600)
+    assert [r["lam"] for r in rows(dst)] == [r["lam"] for r in rows(full)] == [0.0, 0.0, 5.0, 10.0]
+    a, b = load_file(full / "last.safetensors"), load_file(dst / "last.safetensors")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    # too late once the run is past its anchor
+    with pytest.raises(SystemExit, match="past its anchor"):
+        fork(full, tmp_path / "late", {"lam_warmup": 1})
