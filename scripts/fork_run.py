@@ -1,11 +1,11 @@
 """Branch an anchored run at its anchor epoch, to try several post-anchor settings for the
 price of one pre-anchor phase.
 
-    python scripts/fork_run.py runs/SRC runs/DST [--div-anchor-sd S] [--lam-warmup W]
+    python scripts/fork_run.py runs/SRC runs/DST [--div-anchor-sd S] [--lam-warmup W] [--lam L]
     mcviz train --resume runs/DST
 
 SRC must be a `--div-anchor K` run stopped at or before epoch K (a copy of its folder taken
-then). Before epoch K lambda is 0 whatever --div-anchor-sd and --lam-warmup say, so the
+then). Before epoch K lambda is 0 whatever --lam, --div-anchor-sd and --lam-warmup say, so the
 first K epochs of a run with the new options are exactly SRC's (training is deterministic:
 tests/test_training.py checks that a resumed run matches an uninterrupted one). DST gets
 SRC's state with the new options, and a `command` that trains the same weights from scratch.
@@ -30,7 +30,8 @@ from mcviz.checkpoint import atomic_write_bytes  # noqa: E402
 from mcviz.training import TrainConfig, load_state  # noqa: E402
 
 # Options that act only from the anchor epoch on.
-AFTER_ANCHOR = {"div_anchor_sd": ("--div-anchor-sd", float), "lam_warmup": ("--lam-warmup", int)}
+AFTER_ANCHOR = {"div_anchor_sd": ("--div-anchor-sd", float), "lam_warmup": ("--lam-warmup", int),
+                "lam": ("--lam", float)}
 
 
 def fork(src: Path, dst: Path, changes: dict) -> TrainConfig:

@@ -35,6 +35,7 @@ declare -A MODELS=(
   [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 5 --seed 0"
   [cub-mc-anchor-tight]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --seed 0"
   [cub-mc-anchor-tight-ramp]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --lam-warmup 3 --seed 0"
+  [cub-mc-anchor-tight-lam2]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --lam 2 --seed 0"
   # Second seeds
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
@@ -47,12 +48,14 @@ declare -A MODELS=(
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 5 --seed 1"
   [cub-mc-anchor-tight-s1]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --seed 1"
   [cub-mc-anchor-tight-ramp-s1]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --lam-warmup 3 --seed 1"
+  [cub-mc-anchor-tight-lam2-s1]="${CUB[*]} --variant mc --div-anchor 5 --div-anchor-sd 1 --lam 2 --seed 1"
 )
 ORDER=(cub-mc cub-ce cub-mc-no-div cub-mc-soft cub-mc-no-cwa cub-mc-v2 cars-mc cars-ce
        cub-mc-object cub-mc-norm cub-mc-warmup cub-mc-class cub-mc-class-warmup cub-mc-anchor
-       cub-mc-anchor-tight cub-mc-anchor-tight-ramp cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1 cub-mc-norm-s1 cub-mc-warmup-s1
+       cub-mc-anchor-tight cub-mc-anchor-tight-ramp cub-mc-anchor-tight-lam2
+       cub-mc-s1 cub-ce-s1 cub-mc-no-div-s1 cub-mc-object-s1 cub-mc-norm-s1 cub-mc-warmup-s1
        cub-mc-class-s1 cub-mc-class-warmup-s1 cub-mc-anchor-s1 cub-mc-anchor-tight-s1
-       cub-mc-anchor-tight-ramp-s1)
+       cub-mc-anchor-tight-ramp-s1 cub-mc-anchor-tight-lam2-s1)
 
 train() {  # name
   local name=$1

@@ -110,7 +110,7 @@ def test_bad_uploads_then_a_good_one(app, case):
     assert not at.exception and not at.error and len(heatmaps(at)) == 4
 
 
-def test_compare_defaults_follow_the_papers_figure(tmp_path):
+def test_compare_defaults_follow_the_papers_figure(tmp_path, monkeypatch):
     from app import state
 
     made = {"a-ce": ("ce", 0, None), "b-v2": ("mc-v2", 0, None), "c-mc-seed1": ("mc", 1, None),
@@ -122,6 +122,10 @@ def test_compare_defaults_follow_the_papers_figure(tmp_path):
     got = [p.stem for p in state.compare_defaults(paths, "cub", k=5)]
     assert got == ["e-mc", "a-ce", "f-no-div", "b-v2", "d-object"]
     assert state.compare_defaults(paths, "cars") == []
+    # the app's default model leads when it is not one of the figure's (a diversity variant)
+    monkeypatch.setattr(state, "DEFAULT_CHECKPOINT", "d-object.safetensors")
+    got = [p.stem for p in state.compare_defaults(paths, "cub")]
+    assert got == ["d-object", "e-mc", "a-ce", "f-no-div", "b-v2", "c-mc-seed1"]
 
 
 def test_compare_page(app):

@@ -22,7 +22,7 @@ def server(tmp_path_factory):
         if os.environ.get("MCVIZ_REQUIRE_DATA") == "1":
             pytest.fail("chromium is required in CI (apt-get install chromium)")
         pytest.skip("no /usr/bin/chromium")
-    # The shipped checkpoints only: the timing is for the app's default model (cub-mc).
+    # The shipped checkpoints only: the timing is for the app's default model.
     with running_app({"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}) as url:
         yield url
 

@@ -33,10 +33,11 @@ def test_shipped_checkpoint(path: Path):
         assert model(x).shape == (4, len(data.classes))
 
 
-def test_app_opens_on_the_cub_mc_model():
-    if not (REPO / "checkpoints" / "cub-mc.safetensors").exists():
-        pytest.skip("no shipped cub-mc checkpoint")
+def test_app_opens_on_its_default_model():
+    from app.state import DEFAULT_CHECKPOINT
+
+    assert (REPO / "checkpoints" / DEFAULT_CHECKPOINT).exists(), "the app's default model is not shipped"
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
     at.run()
     assert not at.exception
-    assert at.selectbox(key="explore_model").value.name == "cub-mc.safetensors"
+    assert at.selectbox(key="explore_model").value.name == DEFAULT_CHECKPOINT
