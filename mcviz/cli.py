@@ -44,7 +44,8 @@ def _add_train(sub) -> None:
     p.add_argument("--div-region", choices=list(DIV_REGIONS), default="all",
                    help="L_div over the whole map (the paper), or only where the class's channels "
                         "(class) or all channels (object) fire")
-    p.add_argument("--lam-warmup", type=int, default=0, help="ramp lambda from 0 over the first K epochs (with --div-anchor: the K epochs after the anchor)")
+    p.add_argument("--lam-warmup", type=int, default=0,
+                   help="ramp lambda from 0 over the first K epochs (with --div-anchor: the K epochs after the anchor)")
     p.add_argument("--div-anchor", type=int, default=0, metavar="K",
                    help="no L_div for K epochs, then L_div only inside the object region of the network "
                         "frozen at that point (docs/diversity.md)")

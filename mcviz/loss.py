@@ -179,19 +179,22 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     # Padding slots repeat the group's first channel, so they change neither the max
     # below nor (being excluded from the mean) the region.
     g = grouped(x, groups, fill=None)  # (B, c, m, L)
-    with torch.no_grad():
-        if mask is not None:
-            inside = mask.to(x.device).reshape(b, 1, h * w)
-        elif region == "class":
-            _, valid = groups.padded_index
-            v = valid.to(device=x.device, dtype=x.dtype)[None, :, :, None]
-            mean_map = (g.detach() * v).sum(dim=2) / v.sum(dim=2)  # (B, c, L)
-        else:
-            mean_map = x.detach().mean(dim=1, keepdim=True)  # (B, 1, L), shared by every class
-        if mask is None:
-            inside = mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
+    inside = mask.to(x.device).reshape(b, 1, h * w) if mask is not None else _region(x, g, groups, region)
     p = torch.softmax(g.masked_fill(~inside[:, :, None, :], float("-inf")), dim=-1)
     return p.max(dim=2).values.sum(dim=-1)
+
+
+@torch.no_grad()
+def _region(x: torch.Tensor, g: torch.Tensor, groups: ChannelGroups, region: str) -> torch.Tensor:
+    """Positions where a detached mean map reaches its own spatial mean: ``(B, c, L)`` for
+    ``"class"`` (the mean of the class's channels), ``(B, 1, L)`` for ``"object"``."""
+    if region == "class":
+        _, valid = groups.padded_index
+        v = valid.to(device=x.device, dtype=x.dtype)[None, :, :, None]
+        mean_map = (g.detach() * v).sum(dim=2) / v.sum(dim=2)
+    else:
+        mean_map = x.detach().mean(dim=1, keepdim=True)  # shared by every class
+    return mean_map >= mean_map.mean(dim=-1, keepdim=True)  # never empty: max >= mean
 
 
 def random_cwa_mask(

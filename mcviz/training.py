@@ -98,8 +98,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
-        if self.div_anchor < 0 or self.lam_warmup < 0:
-            raise ValueError("div_anchor and lam_warmup must be >= 0")
+        if self.div_anchor < 0 or self.div_anchor_sd < 0 or self.lam_warmup < 0:
+            raise ValueError("div_anchor, div_anchor_sd and lam_warmup must be >= 0")
         if self.div_anchor_sd and not self.div_anchor:
             raise ValueError("div_anchor_sd sets the region of div_anchor: it needs div_anchor > 0")
         if self.div_anchor:
@@ -107,8 +107,6 @@ class TrainConfig:
                 raise ValueError(f"div_anchor needs a variant with L_div on fixed groups, not {self.variant!r}")
             if self.div_region != "all":
                 raise ValueError("div_anchor sets the region of L_div: it cannot be combined with div_region")
-            if self.div_anchor_sd < 0:
-                raise ValueError("div_anchor_sd must be >= 0")
             if self.div_anchor >= self.epochs:
                 raise ValueError(f"div_anchor {self.div_anchor} >= epochs {self.epochs}: L_div would never run")
 
@@ -144,7 +142,12 @@ def anchor_region(anchor: MCNet, x: torch.Tensor, sd: float = 0.0) -> torch.Tens
     its N channels reaches its spatial mean (+ ``sd`` x its spatial standard deviation; the
     peak always counts), ``(B, H, W)`` bool. With ``sd=0`` this is the ``object`` region of
     :func:`~mcviz.loss.diversity_scores`, computed by a network L_div does not train."""
-    mean_map = anchor.features(x).float().mean(dim=1)  # (B, H, W)
+    return threshold_region(anchor.features(x).float().mean(dim=1), sd)
+
+
+def threshold_region(mean_map: torch.Tensor, sd: float = 0.0) -> torch.Tensor:
+    """``(B, H, W)`` bool: where ``mean_map`` reaches its spatial mean + ``sd`` x its spatial
+    standard deviation, and its peak (so the region is never empty)."""
     m = mean_map.flatten(1)
     inside = m >= m.mean(dim=1, keepdim=True) + sd * m.std(dim=1, keepdim=True)
     inside |= m == m.amax(dim=1, keepdim=True)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from mcviz.checkpoint import load_checkpoint  # noqa: E402
 from mcviz.data import CUB, EvalTransform  # noqa: E402
+from mcviz.training import threshold_region  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +39,10 @@ def main() -> None:
         for i in list(range(0, len(ds), 29))[:200]:
             x, _, ann = ds[i]
             with torch.no_grad():
-                mean = model.features(x[None])[0].mean(0)
+                mean = model.features(x[None]).float().mean(dim=1)
             for sd in args.sd:
-                # the region of MCLoss(region="object") at sd = 0; anchor_region's rule otherwise
-                inside = (mean >= mean.mean() + sd * mean.std()) | (mean == mean.max())
+                # sd = 0: the region of MCLoss(region="object"); the model plays the frozen anchor
+                inside = threshold_region(mean, sd)[0]
                 step = meta["input"]["crop"] / inside.shape[1]
                 ys, xs = torch.nonzero(inside, as_tuple=True)
                 cx, cy = (xs.float() + 0.5) * step, (ys.float() + 0.5) * step
