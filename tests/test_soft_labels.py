@@ -74,3 +74,25 @@ def test_regroup_prefers_class_specific_channels_when_labels_are_high_everywhere
     g = regroup(soft, threshold=0.5, min_size=1, max_size=2)
     assert g.members == ((0, 1), (2, 3), (4, 5))
     assert shared_channels(g) == 0
+
+
+def test_family_sharing_on_hand_made_labels():
+    from mcviz.soft_labels import family_sharing
+
+    names = ["Herring Gull", "Laughing Gull", "Blue Jay", "Green Jay", "Cardinal", "Rock Wren"]
+    s = torch.zeros(6, 12)
+    s[0, [0, 1, 2]] = 1  # the gulls share channels 0-1
+    s[1, [0, 1, 3]] = 1
+    s[2, [4, 5, 6]] = 1  # the jays share nothing
+    s[3, [7, 8, 9]] = 1
+    s[4, [10, 0, 4]] = 1
+    s[5, [11, 2, 7]] = 1
+    r = family_sharing(s, names, k=3)
+    assert r["family_pairs"] == 2 and r["pairs"] == 15
+    assert r["family"] == pytest.approx((2 + 0) / 2)
+    # all 15 pairs: gulls 2, Cardinal-Herring 1, Cardinal-Laughing 1, Cardinal-Blue Jay 1,
+    # Wren-Herring 1, Wren-Green Jay 1
+    assert r["random"] == pytest.approx(7 / 15)
+    assert r["ratio"] == pytest.approx(1.0 / (7 / 15))
+    with pytest.raises(ValueError, match="family"):
+        family_sharing(s[:3], ["A Gull", "B Jay", "C Wren"], k=3)

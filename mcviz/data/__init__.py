@@ -30,19 +30,23 @@ __all__ = ["CUB", "DATASETS", "DataError", "EvalTransform", "ImageError", "Image
 
 
 def build(name: str, root: str | Path, split: str = "train", transform: Optional[Callable] = None,
-          *, annotations: bool = False, skip_bad: bool = False) -> ImageListDataset:
+          *, annotations: bool = False, skip_bad: bool = False, min_side: Optional[int] = None) -> ImageListDataset:
     """The ``split`` of data set ``name`` stored under ``root``; never downloads.
 
     Every data set has ``classes`` (readable names) and ``targets``. ``annotations``
     (boxes and parts) is available for ``cub`` only. ``skip_bad`` logs and skips
-    unreadable images instead of raising :class:`DataError`.
+    unreadable images instead of raising :class:`DataError`. ``min_side``: decode large
+    photos only as large as a transform that resizes to ``min_side`` needs.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if annotations and name != "cub":
         raise ValueError(f"part and box annotations exist for 'cub' only, not {name!r}")
     if name == "cub":
-        return CUB(root, split, transform, annotations=annotations, skip_bad=skip_bad)
-    if name == "folder":
-        return build_folder(root, split, transform, skip_bad)
-    return build_torchvision(name, root, split, transform, skip_bad)
+        ds: ImageListDataset = CUB(root, split, transform, annotations=annotations, skip_bad=skip_bad)
+    elif name == "folder":
+        ds = build_folder(root, split, transform, skip_bad)
+    else:
+        ds = build_torchvision(name, root, split, transform, skip_bad)
+    ds.min_side = min_side
+    return ds

@@ -40,8 +40,12 @@ class ImageListDataset(Dataset):
     :func:`mcviz.data.images.open_image`, so every failure names its file.
 
     With ``skip_bad=True`` an unreadable image is logged and replaced by the next
-    readable one instead of raising.
+    readable one instead of raising. With ``min_side`` set, a large photo is decoded only as
+    large as the transform needs (both sides >= ``min_side``; see ``open_image``), except
+    where annotations in the stored pixels are read with it.
     """
+
+    min_side: Optional[int] = None
 
     def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str],
                  transform: Optional[Callable] = None, skip_bad: bool = False) -> None:
@@ -61,7 +65,8 @@ class ImageListDataset(Dataset):
         """The RGB PIL image of sample ``index`` (no transform)."""
         path, _ = self.samples[index]
         try:
-            return open_image(path)
+            shrink = None if getattr(self, "annotations", False) else self.min_side
+            return open_image(path, min_side=shrink)
         except ImageError as exc:
             raise DataError(f"{type(self).__name__}: {exc}") from None
 

@@ -128,7 +128,7 @@ class Explainer:
         if isinstance(image, Image.Image):
             img = to_rgb(image)
         else:
-            img = open_image(image)
+            img = open_image(image, min_side=self.transform.resize)
         x = self.transform(img)[None].to(self.device)
         mean = torch.tensor(self.transform.mean)[:, None, None]
         std = torch.tensor(self.transform.std)[:, None, None]

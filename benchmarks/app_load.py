@@ -1,0 +1,171 @@
+"""Many sessions at once: N browsers upload at the same moment to one `streamlit run`.
+
+Starts the app on 127.0.0.1 (shipped checkpoints, default model), opens N pages in Debian's
+chromium (Playwright), lets one warm-up upload load the model, then has every page upload
+its own file at once and times each from the upload to its heat maps drawn (the figure of
+that file, as tests/test_browser.py does). Scenarios: N different CUB test photos, and N
+48-megapixel JPEGs generated here (each with its own bytes, so none is served from another
+session's result). Prints the slowest and median times and the server's resident memory
+(baseline before, peak during), polled from /proc every 50 ms. Loopback only; bounded by
+--timeout per scenario.
+
+    python benchmarks/app_load.py [--sessions 8] [--scenario cub 48mp] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from app.serve import CHROMIUM, CHROMIUM_ARGS, running_app_process  # noqa: E402
+
+DRAWN = ("n => [...document.querySelectorAll('.js-plotly-plot')].some("
+         "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemoryWatch:
+    """Peak resident memory of a process, polled in a thread."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except OSError:
+                return
+            time.sleep(self.every)
+
+    def __enter__(self) -> "MemoryWatch":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def big_jpeg(path: Path, seed: int, width: int = 8000, height: int = 6000) -> None:
+    """A photo-like 48-megapixel JPEG: smooth colour fields plus fine noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+    noise = Image.effect_noise((width, height), 12).convert("RGB")
+    img = Image.blend(img, noise, 0.15)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88)
+    path.write_bytes(buf.getvalue() + bytes([seed % 256]))
+
+
+def cub_photos(data: Path, n: int, folder: Path) -> list[Path]:
+    """Copies (to ``folder``, for the upload) of n CUB test photos of n different classes."""
+    lines = (data / "CUB_200_2011" / "images.txt").read_text().split("\n")
+    split = dict(ln.split() for ln in (data / "CUB_200_2011" / "train_test_split.txt").read_text().split("\n") if ln)
+    out, seen = [], set()
+    for ln in lines:
+        if not ln.strip():
+            continue
+        i, rel = ln.split()
+        cls = rel.split("/")[0]
+        if split[i] == "0" and cls not in seen:
+            seen.add(cls)
+            dst = folder / f"s{len(out)}-{Path(rel).name}"
+            dst.write_bytes((data / "CUB_200_2011" / "images" / rel).read_bytes())
+            out.append(dst)
+            if len(out) == n:
+                return out
+    raise SystemExit(f"fewer than {n} CUB test classes under {data}")
+
+
+async def open_pages(browser, url: str, n: int):
+    pages = []
+    for _ in range(n):
+        page = await browser.new_page(viewport={"width": 1400, "height": 1400})
+        await page.goto(url)
+        await page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
+        pages.append(page)
+    return pages
+
+
+async def upload_all(pages, files: list[Path], timeout_s: float) -> list[float]:
+    async def one(page, f: Path) -> float:
+        t0 = time.perf_counter()
+        await page.locator("input[type=file]").first.set_input_files(str(f))
+        await page.wait_for_function(DRAWN, arg=f.name, timeout=timeout_s * 1000, polling=50)
+        return time.perf_counter() - t0
+    return list(await asyncio.gather(*(one(p, f) for p, f in zip(pages, files))))
+
+
+async def run(args) -> None:
+    from playwright.async_api import async_playwright
+
+    data = Path(args.data)
+    tmp = Path(tempfile.mkdtemp(prefix="mcviz-load-"))
+    scenarios = {}
+    if "cub" in args.scenario:
+        scenarios["cub"] = cub_photos(data, args.sessions, tmp)
+    if "48mp" in args.scenario:
+        big = []
+        for i in range(args.sessions):
+            big.append(tmp / f"big{i}.jpg")
+            big_jpeg(big[-1], i)
+        scenarios["48mp"] = big
+    warm = cub_photos(data, args.sessions + 1, tmp)[-1]
+    env = {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}
+    with running_app_process(env) as (url, proc):
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            pages = await open_pages(browser, url, args.sessions)
+            t = (await upload_all(pages[:1], [warm], args.timeout))[0]
+            print(f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; "
+                  f"{os.cpu_count()} cores")
+            for name, files in scenarios.items():
+                base = rss_mb(proc.pid)
+                with MemoryWatch(proc.pid) as mem:
+                    times = await upload_all(pages, files, args.timeout)
+                mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
+                print(f"  {name:5s} ({mb:.1f} MB per file): slowest {max(times):5.2f} s, median "
+                      f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
+                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB")
+                await asyncio.sleep(2)
+            await browser.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
+    args = ap.parse_args()
+    if not 1 <= args.sessions <= 16:
+        raise SystemExit("--sessions must be 1..16")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
