@@ -37,14 +37,16 @@ import torch  # noqa: E402
 
 torch.set_num_threads(serving_threads())
 
-# MC-Loss on the pretrained EfficientNet-Lite0 (docs/results.md): its channels peak on
-# different parts of the bird (docs/diversity.md), which is what the app is for.
-DEFAULT_CHECKPOINT = "cub-mc.safetensors"
+# MC-Loss with the anchored diversity term on the pretrained EfficientNet-Lite0: the most
+# accurate MC-Loss model, and the one whose channels peak on the most different parts of the
+# bird (docs/results.md, docs/diversity.md), which is what the app is for.
+DEFAULT_CHECKPOINT = "cub-mc-anchor.safetensors"
 ACCEPTED = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # Photos are decoded no larger than this on their shorter side: enough for a 448 px model
 # (squashed to 512) and for display; a 48-megapixel JPEG then decodes at 1/8 scale.
-DECODE_SIDE = 512
+# MCVIZ_FULL_DECODE=1 decodes every photo whole (benchmarks/app_load.py --compare measures the difference).
+DECODE_SIDE = None if os.environ.get("MCVIZ_FULL_DECODE") == "1" else 512
 
 
 def checkpoint_dirs() -> list[Path]:
@@ -140,10 +142,20 @@ def label(path: Path) -> str:
     return f"{path.stem} — {meta.get('dataset', '?')} {meta.get('variant', '?')}{acc_s}"
 
 
+class _NoQueue:
+    """Each session runs its own model work at once (MCVIZ_NO_QUEUE=1: the app before the queue,
+    for benchmarks/app_load.py --compare)."""
+
+    def run(self, key, fn):
+        return fn()
+
+
 @st.cache_resource
-def work_queue() -> SerialWork:
+def work_queue():
     """The one queue of model work shared by all sessions of this server."""
-    return SerialWork()
+    if os.environ.get("MCVIZ_NO_QUEUE") == "1":
+        return _NoQueue()
+    return SerialWork(slots=int(os.environ.get("MCVIZ_WORK_SLOTS", "2")))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -232,13 +244,15 @@ def gallery(root: str, limit: int = 40) -> list[tuple[str, str]]:
 
 
 def image_source(key: str) -> tuple[Optional[bytes], str]:
-    """Upload or gallery pick; the choice is kept across pages in session state."""
+    """Upload or gallery pick; the choice is kept across pages in session state (a gallery
+    pick also keeps its file path in ``image_path``, for its part annotations)."""
     up = st.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP)", type=ACCEPTED, key=f"upload_{key}")
     if up is not None:
         data = up.getvalue()
         if st.session_state.get("image_sig") != (up.name, len(data), hash(data)):
             st.session_state["image_sig"] = (up.name, len(data), hash(data))
             st.session_state["image"] = (data, up.name)
+            st.session_state["image_path"] = None  # an upload: no annotations
     root = data_dir()
     items = gallery(str(root)) if root else []
     if items:
@@ -249,6 +263,7 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
             if st.session_state.get("gallery_pick") != path:
                 st.session_state["gallery_pick"] = path
                 st.session_state["image"] = (Path(path).read_bytes(), Path(path).name)
+                st.session_state["image_path"] = path
     data, name = st.session_state.get("image", (None, ""))
     return data, name
 
@@ -317,3 +332,95 @@ def atlas_crops(entries: tuple) -> list:
         except (ImageError, OSError):
             out.append(None)
     return out
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _part_profiles(path: str, mtime: float, parts_mtime: float):
+    from mcviz.explain import load_part_profiles
+
+    return load_part_profiles(path)
+
+
+def part_profiles(path: Path):
+    """The checkpoint's part profiles (``mcviz parts``), or None when it has none or a stale one."""
+    from mcviz.explain.parts import profile_path
+
+    pp = profile_path(path)
+    return _part_profiles(str(path), _mtime(path), _mtime(pp)) if pp.exists() else None
+
+
+def channel_labels(path: Path, channels) -> Optional[list[str]]:
+    """Each channel's part over its own class's images ("crown 46 %"), when a profile exists."""
+    prof = part_profiles(path)
+    return [prof.own[c].label() for c in channels] if prof else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def gallery_annotation(image_path: str, root: str, input_cfg: dict):
+    """Box and parts of a CUB test image, in the pixels of the model's crop, and the part names;
+    None when the image is not one of the CUB test images under ``root``."""
+    from mcviz.data import CUB, EvalTransform
+    from mcviz.data.images import open_image
+
+    cub = Path(root) / "CUB_200_2011"
+    try:
+        ds = CUB(cub, "test", EvalTransform.from_config(input_cfg), annotations=True)
+    except Exception:
+        return None
+    index = {str(p): i for i, (p, _) in enumerate(ds.samples)}
+    i = index.get(image_path)
+    if i is None:
+        return None
+    w, h = open_image(image_path).size
+    ann = ds.annotation(i, w, h)
+    return {"box": ann["box"].tolist(), "parts": ann["parts"].tolist(), "part_names": ds.part_names}
+
+
+def current_annotation(meta: dict):
+    """The annotation of the current image when it is a CUB gallery pick and the model is a CUB model."""
+    image_path, root = st.session_state.get("image_path"), data_dir()
+    if not image_path or root is None or meta.get("dataset") != "cub":
+        return None
+    return gallery_annotation(image_path, str(root), meta["input"])
+
+
+def peak_parts(peaks, ann: dict, radius: float = 0.15) -> list[str]:
+    """Which annotated part each peak ``(x, y)`` hits in this image (the rule of ``mcviz localize``)."""
+    import torch
+
+    from mcviz.explain.parts import NO_PART, OFF_BIRD, categorise_peaks
+
+    cats = categorise_peaks(torch.tensor([list(map(float, p)) for p in peaks])[None],
+                            torch.tensor(ann["box"])[None], torch.tensor(ann["parts"])[None], radius)[0]
+    names = [*ann["part_names"], NO_PART, OFF_BIRD]
+    return [names[int(c)] for c in cats]
+
+
+def where(part: str) -> str:
+    """``"on the **crown**"``, ``"**off the bird**"``, ``"**on the bird, near no part**"`` (markdown)."""
+    from mcviz.explain.parts import NO_PART, OFF_BIRD
+
+    return f"**{part}**" if part in (NO_PART, OFF_BIRD) else f"on the **{part}**"
+
+
+def photo_with_parts(image, ann: dict, peaks=()):
+    """The crop with the annotated parts (dots and names), the box, and the channels' peaks (+)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(image).convert("RGB")
+    scale = max(1, 448 // max(img.size))
+    img = img.resize((img.width * scale, img.height * scale))
+    d = ImageDraw.Draw(img)
+    x, y, w, h = [v * scale for v in ann["box"]]
+    d.rectangle([x, y, x + w, y + h], outline=(255, 255, 0), width=2)
+    for (px, py, vis), name in zip(ann["parts"], ann["part_names"]):
+        if vis > 0:
+            px, py = px * scale, py * scale
+            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(0, 200, 255), outline=(0, 0, 0))
+            d.text((px + 6, py - 6), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    for k, (px, py) in enumerate(peaks):
+        px, py = px * scale, py * scale
+        d.line([px - 7, py, px + 7, py], fill=(255, 60, 60), width=3)
+        d.line([px, py - 7, px, py + 7], fill=(255, 60, 60), width=3)
+        d.text((px + 8, py + 2), str(k + 1), fill=(255, 60, 60), stroke_width=2, stroke_fill=(0, 0, 0))
+    return img

@@ -9,7 +9,11 @@ session's result). Prints the slowest and median times and the server's resident
 (baseline before, peak during), polled from /proc every 50 ms. Loopback only; bounded by
 --timeout per scenario.
 
-    python benchmarks/app_load.py [--sessions 8] [--scenario cub 48mp] [--data ../shared/data]
+    python benchmarks/app_load.py [--sessions 8] [--scenario cub 48mp] [--data ../shared/data] [--compare]
+
+With --compare the same scenarios also run against the app with MCVIZ_FULL_DECODE=1 and
+MCVIZ_NO_QUEUE=1 (photos decoded whole, every session's model work at once: the app before
+this change), and the ratios are printed.
 """
 
 from __future__ import annotations
@@ -101,6 +105,15 @@ def cub_photos(data: Path, n: int, folder: Path) -> list[Path]:
     raise SystemExit(f"fewer than {n} CUB test classes under {data}")
 
 
+def _copies(photo: Path, n: int) -> list[Path]:
+    """n copies of ``photo`` with their own bytes (cold0-..., cold1-...), beside it."""
+    data, out = photo.read_bytes(), []
+    for i in range(n):
+        out.append(photo.with_name(f"cold{i}-{photo.name}"))
+        out[-1].write_bytes(data + bytes([i]))
+    return out
+
+
 async def open_pages(browser, url: str, n: int):
     pages = []
     for _ in range(n):
@@ -121,8 +134,6 @@ async def upload_all(pages, files: list[Path], timeout_s: float) -> list[float]:
 
 
 async def run(args) -> None:
-    from playwright.async_api import async_playwright
-
     data = Path(args.data)
     tmp = Path(tempfile.mkdtemp(prefix="mcviz-load-"))
     scenarios = {}
@@ -135,7 +146,26 @@ async def run(args) -> None:
             big_jpeg(big[-1], i)
         scenarios["48mp"] = big
     warm = cub_photos(data, args.sessions + 1, tmp)[-1]
-    env = {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}
+    results = {}
+    setups = {"as shipped": {}}
+    if args.compare:
+        setups["before (whole decode, no queue)"] = {"MCVIZ_FULL_DECODE": "1", "MCVIZ_NO_QUEUE": "1"}
+    for label, extra in setups.items():
+        print(f"== {label}")
+        results[label] = await one_server(args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
+                                                 **extra}, scenarios, warm)
+    if args.compare:
+        (a, new), (b, old) = list(results.items())
+        for name in new:
+            print(f"  {name}: slowest {old[name][0]:.2f} s -> {new[name][0]:.2f} s ({old[name][0] / new[name][0]:.1f}x), "
+                  f"peak memory {old[name][1]:.0f} MB -> {new[name][1]:.0f} MB")
+
+
+async def one_server(args, env: dict, scenarios: dict, warm: Path) -> dict:
+    """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``."""
+    from playwright.async_api import async_playwright
+
+    out = {}
     with running_app_process(env) as (url, proc):
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -143,16 +173,22 @@ async def run(args) -> None:
             t = (await upload_all(pages[:1], [warm], args.timeout))[0]
             print(f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; "
                   f"{os.cpu_count()} cores")
+            # every page's first figure also loads and starts plotly.js in that tab: timed on its own
+            cold = await upload_all(pages, _copies(warm, len(pages)), args.timeout)
+            print(f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
+                  f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s")
             for name, files in scenarios.items():
                 base = rss_mb(proc.pid)
                 with MemoryWatch(proc.pid) as mem:
                     times = await upload_all(pages, files, args.timeout)
                 mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
-                print(f"  {name:5s} ({mb:.1f} MB per file): slowest {max(times):5.2f} s, median "
+                print(f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
                       f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
                       f"{base:.0f} MB before, peak {mem.peak:.0f} MB")
+                out[name] = (max(times), mem.peak)
                 await asyncio.sleep(2)
             await browser.close()
+    return out
 
 
 def main() -> None:
@@ -161,6 +197,8 @@ def main() -> None:
     ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run the app as it was before (whole decode, no queue) and print the ratios")
     args = ap.parse_args()
     if not 1 <= args.sessions <= 16:
         raise SystemExit("--sessions must be 1..16")

@@ -17,17 +17,21 @@ from . import data as mdata
 from .checkpoint import atomic_write_bytes
 from .models import MCNet
 from .training import _subset
+from .trunk_cache import find_cache
 
 
 @torch.no_grad()
 def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = "test", top: int = 6,
                 limit: Optional[int] = None, workers: int = 2, batch_size: int = 64,
-                window: float = 0.4) -> dict:
+                window: float = 0.4, use_cache: bool = True, cache_dir: Optional[str] = None) -> dict:
     """``{"channels": {n: [{"path", "score", "box"}...]}}``; ``box`` is the region around the
     channel's peak (``window`` x the crop side) in the original image's pixels."""
     tf = mdata.EvalTransform.from_config(meta["input"])
-    ds = _subset(mdata.build(dataset, root, split, tf), limit, 1)
-    base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
+    base = mdata.build(dataset, root, split, tf)
+    # a --freeze model reads its frozen trunk's outputs from the training cache when it has them
+    cached = find_cache(model, meta, base, tf, split, cache_dir) if use_cache else None
+    after, source = (cached[0], cached[1]) if cached else (None, base)
+    ds = _subset(source, limit, 1)
     index = ds.indices if isinstance(ds, torch.utils.data.Subset) else list(range(len(ds)))
     n = model.groups.num_channels
     best = torch.full((n, top), -float("inf"))
@@ -36,8 +40,9 @@ def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = 
     seen = 0
     model.eval()
     hw = None
-    for x, _ in tqdm(DataLoader(ds, batch_size=batch_size, num_workers=workers), desc="atlas", file=sys.stderr):
-        f = model.features(x).float().flatten(2)  # (B, N, HW)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers)
+    for x, _ in tqdm(loader, desc="atlas", file=sys.stderr):
+        f = model.features(x, after).float().flatten(2)  # (B, N, HW)
         hw = f.shape[-1]
         val, loc = f.max(dim=2)  # (B, N)
         ids = torch.arange(seen, seen + len(x))

@@ -43,6 +43,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared checkpoints from other users
         os.replace(tmp, path)
     except BaseException:
         try:

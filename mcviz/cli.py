@@ -54,6 +54,9 @@ def _add_train(sub) -> None:
                         "its spatial mean + S x its spatial std (0: the mean)")
     p.add_argument("--soft-threshold", type=float, default=0.5,
                    help="mc-soft: a class owns the channels whose soft label reaches this")
+    p.add_argument("--soft-norm", action="store_true",
+                   help="mc-soft: divide L_intra and L_inter by the number of channels (ours; the paper sums "
+                        "them, which saturates the SE weights, docs/soft-labels.md)")
     p.add_argument("--image-size", type=int, default=112)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.1)
@@ -370,6 +373,7 @@ def _add_atlas(sub) -> None:
     _checkpoint_and_data(p)
     p.add_argument("--out", default=None, help="default: CHECKPOINT with .atlas.json, where the app looks")
     p.add_argument("--top", type=int, default=6)
+    p.add_argument("--cache-dir", default=None, help="trunk cache of a --freeze model (as for localize)")
     p.set_defaults(func=cmd_atlas)
 
 
@@ -379,12 +383,51 @@ def cmd_atlas(args, argv) -> int:
 
     model, meta = _load(args.checkpoint)
     try:
-        atlas = build_atlas(model, meta, args.dataset, args.root, args.split, args.top, args.limit, args.workers)
+        atlas = build_atlas(model, meta, args.dataset, args.root, args.split, args.top, args.limit, args.workers,
+                            cache_dir=args.cache_dir)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".atlas.json")
     save_atlas(atlas, out)
     print(f"atlas of {len(atlas['channels'])} channels over {atlas['images']} images -> {out}")
+    return 0
+
+
+def _add_parts(sub) -> None:
+    p = sub.add_parser("parts", help="which CUB part each MC channel looks at (writes NAME.parts.json)")
+    _checkpoint_and_data(p, datasets=["cub"])
+    p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
+    p.add_argument("--strongest", type=int, default=10,
+                   help="second population: images where the channel is among the K strongest by peak value")
+    p.add_argument("--cache-dir", default=None, help="trunk cache of a --freeze model (as for localize)")
+    p.add_argument("--plot", action="store_true", help="also write NAME.parts.png, the channel x part heat map")
+    p.set_defaults(func=cmd_parts)
+
+
+def cmd_parts(args, argv) -> int:
+    from .checkpoint import atomic_write_bytes
+    from .data import DataError
+    from .explain.parts import compute_part_profiles, profile_path
+
+    _load(args.checkpoint)  # a clear error for a file that is no checkpoint
+    try:
+        prof = compute_part_profiles(args.checkpoint, args.root, args.split, args.limit, args.radius,
+                                     args.strongest, workers=args.workers, cache_dir=args.cache_dir)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    out = profile_path(args.checkpoint)
+    atomic_write_bytes(out, prof.to_json().encode())
+    named = [c for c in prof.own if c.top]
+    print(f"part profiles of {len(prof.own)} channels over {prof.images} {args.split} images -> {out}")
+    if named:
+        best = sorted(named, key=lambda c: -c.confidence)[:5]
+        print("most part-specific channels (own class): " + ", ".join(f"ch {c.channel} {c.label()}" for c in best))
+    if args.plot:
+        from .render import parts_heatmap_png
+
+        png = out.with_suffix(".png")
+        png.write_bytes(parts_heatmap_png(prof))
+        print(f"channel x part heat map -> {png}")
     return 0
 
 
@@ -398,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_localize(sub)
     _add_sanity(sub)
     _add_atlas(sub)
+    _add_parts(sub)
     return p
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from .data import CUB, EvalTransform
 from .models import MCNet
+from .trunk_cache import find_cache
 from .training import _subset
 
 
@@ -82,20 +82,25 @@ class _CachedWithAnnotations(Dataset):
         return x, y, self.ds.annotation(i, w, h)
 
 
-def _cached_test_features(model: MCNet, meta: dict, ds: CUB, tf: EvalTransform, split: str,
-                          cache_dir: Optional[str]):
-    """``(layer, CachedFeatures)`` when a complete trunk cache of this model's frozen trunk over
-    ``ds`` exists (made by ``mcviz train --freeze``), else None."""
-    from .trunk_cache import CachedFeatures, ViewTransform, cache_folder, default_cache_dir, is_complete
-
-    hp = meta.get("hparams") or {}
-    layer = hp.get("cache_layer") or hp.get("freeze")
-    if not layer:
-        return None
-    what = {"dataset": meta.get("dataset"), "split": split, "backbone": meta.get("backbone"), "layer": layer}
-    folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
-                          ViewTransform(tf, 1), what)
-    return (layer, CachedFeatures(folder, ds.classes)) if is_complete(folder) else None
+def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", limit: Optional[int] = None,
+                     batch_size: int = 64, workers: int = 2, use_cache: bool = True,
+                     cache_dir: Optional[str] = None) -> tuple[DataLoader, Optional[str], EvalTransform]:
+    """``(loader of (input, label, annotation), layer the inputs come out of or None, transform)``
+    over a CUB-layout split; the inputs are images, or a frozen trunk's cached outputs when the
+    model was trained with ``--freeze`` and the cache holds this split."""
+    tf = EvalTransform.from_config(meta["input"])
+    ds = CUB(root, split, tf, annotations=True)
+    if len(ds.classes) != model.num_classes:
+        raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
+    cached = find_cache(model, meta, ds, tf, split, cache_dir) if use_cache else None
+    after = None
+    if cached is not None:
+        after, feats = cached
+        ds = _CachedWithAnnotations(ds, feats)
+        ds.classes = feats.classes  # type: ignore[attr-defined]
+        ds.targets = feats.targets  # type: ignore[attr-defined]
+    ds = _subset(ds, limit, 1)
+    return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, tf
 
 
 @torch.no_grad()
@@ -107,19 +112,7 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
     With ``use_cache`` a model trained with ``--freeze`` reads its frozen trunk's outputs from
     the training cache when one exists for this data set (same numbers, a fraction of the time).
     """
-    tf = EvalTransform.from_config(meta["input"])
-    ds = CUB(root, split, tf, annotations=True)
-    if len(ds.classes) != model.num_classes:
-        raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
-    cached = _cached_test_features(model, meta, ds, tf, split, cache_dir) if use_cache else None
-    after = None
-    if cached is not None:
-        after, feats = cached
-        ds = _CachedWithAnnotations(ds, feats)
-        ds.classes = feats.classes  # type: ignore[attr-defined]
-        ds.targets = feats.targets  # type: ignore[attr-defined]
-    ds = _subset(ds, limit, 1)
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers)
+    loader, after, tf = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
     g = torch.Generator().manual_seed(seed)
     model.eval()
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)

@@ -79,8 +79,11 @@ def coarse(a: np.ndarray, max_side: int = MAX_GRID) -> np.ndarray:
     return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).mean(axis=(1, 3))
 
 
-def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None):
+def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None,
+                      labels: Optional[Sequence[str]] = None):
     """Plotly figure: one overlay per channel of the class, then the merged map.
+
+    ``labels`` (one per channel, e.g. its part: "crown 46 %") are added to the channel titles.
 
     Hover shows the normalised value and the raw magnitude; all panels share the
     0-1 colour scale and zoom independently. The photo lies under each map as one small
@@ -94,7 +97,10 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     per_row = per_row or k + 1
     rows = -(-(k + 1) // per_row)
     ih, iw = image.shape[:2]
-    titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in cm.channels] + ["merged" if compact else "merged (max)"]
+    titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in cm.channels]
+    if labels:
+        titles = [f"{t} · {lbl}" if lbl else t for t, lbl in zip(titles, labels)]
+    titles += ["merged" if compact else "merged (max)"]
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
     photo = _image_data_uri(image)
     hgap, vgap = 0.02, (0.08 if rows > 1 else 0.0)
@@ -178,3 +184,63 @@ def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str]):
     fig.update_layout(height=520, margin=dict(l=5, r=5, t=30, b=5), title="class x channel importance",
                       yaxis=dict(showticklabels=len(class_names) <= 40))
     return fig
+
+
+def parts_heatmap_png(profiles, population: str = "own") -> bytes:
+    """The channel x part heat map of :class:`~mcviz.explain.parts.PartProfiles`: does a model's
+    channels cover many parts, or collapse on one (or off the bird)?"""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = profiles.matrix(population).numpy().T  # (categories, channels)
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    im = ax.imshow(m, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(profiles.categories)), profiles.categories, fontsize=7)
+    ax.set_xlabel("MC channel")
+    who = "own class's test images" if population == "own" else f"images where it is among the {profiles.strongest_k} strongest"
+    ax.set_title(f"share of each channel's peaks per part ({who}, {profiles.images} images)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# One colour per category of a part profile: 15 parts, then "near no part" (grey) and "off" (black).
+_PART_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+                 "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#b0b0b0", "#303030"]
+
+
+def part_bars_figure(profiles, channels: Sequence[int], population: str = "own"):
+    """Stacked bars: for each channel, the share of its peaks on each part, near no part, off the bird."""
+    import plotly.graph_objects as go
+
+    items = profiles.own if population == "own" else profiles.strongest
+    ys = [f"ch {c}" for c in channels]
+    data = []
+    for k, cat in enumerate(profiles.categories):
+        data.append(dict(type="bar", orientation="h", name=cat, y=ys,
+                         x=[round(items[c].shares[cat], 3) for c in channels],
+                         marker=dict(color=_PART_COLOURS[k % len(_PART_COLOURS)]),
+                         hovertemplate=f"{cat}: %{{x:.0%}}<extra>%{{y}}</extra>"))
+    layout = dict(barmode="stack", height=60 + 28 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
+                  xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
+                  legend=dict(font=dict(size=10)), title="where each channel's peaks land (its class's test images)")
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
+
+
+def class_parts_figure(profiles, channels: Sequence[int], class_name: str):
+    """Heat map of a class's own channels x parts (shares of the peaks)."""
+    import plotly.graph_objects as go
+
+    z = [[round(profiles.own[c].shares[cat], 3) for cat in profiles.categories] for c in channels]
+    fig = dict(data=[dict(type="heatmap", z=z, x=profiles.categories, y=[f"ch {c}" for c in channels],
+                          zmin=0, zmax=1, colorscale="Magma", hovertemplate="%{y} · %{x}: %{z:.0%}<extra></extra>")],
+               layout=dict(height=120 + 30 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
+                           title=f"{class_name}: its own channels x parts", xaxis=dict(tickangle=-40)))
+    return go.Figure(fig, _validate=False)

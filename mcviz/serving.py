@@ -27,17 +27,21 @@ def serving_threads() -> int:
 
 
 class SerialWork:
-    """Run jobs one at a time in arrival order; identical keys share one computation.
+    """Run jobs one at a time (or ``slots`` at a time) in arrival order; identical keys share
+    one computation.
 
     ``run(key, fn)`` returns ``fn()``. While a job with the same ``key`` is queued or running,
     a later caller waits for its result instead of queueing a second computation; the last
     ``keep`` results are kept for callers that arrive just after.
     """
 
-    def __init__(self, keep: int = 32, threads: int | None = None) -> None:
+    def __init__(self, keep: int = 32, threads: int | None = None, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError("slots must be >= 1")
         self._cond = threading.Condition()
         self._next_ticket = 0
-        self._serving = 0
+        self._serving = 0  # the next ticket allowed to start
+        self._slots = slots
         self._pending: dict[Hashable, Future] = {}
         self._done: OrderedDict[Hashable, Future] = OrderedDict()
         self._keep = keep
@@ -62,8 +66,10 @@ class SerialWork:
         if not owner:
             return fut.result()
         with self._cond:
-            self._cond.wait_for(lambda: self._serving == ticket)
+            self._cond.wait_for(lambda: self._serving == ticket and self._running < self._slots)
+            self._serving += 1
             self._running += 1
+            self._cond.notify_all()
             self.max_running = max(self.max_running, self._running)
         try:
             if self._threads:
@@ -75,7 +81,6 @@ class SerialWork:
             with self._cond:
                 self._running -= 1
                 self.computed += 1
-                self._serving += 1
                 self._pending.pop(key, None)
                 if fut.exception() is None:
                     self._done[key] = fut

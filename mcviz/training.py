@@ -77,6 +77,10 @@ class TrainConfig:
     div_anchor_sd: float = 0.0  # the anchor's region: mean map >= its spatial mean + this x its std
     soft_threshold: float = 0.5
     soft_momentum: float = 0.99
+    # mc-soft: L_intra and L_inter (Eq. 10-11) divided by N, the number of channels. Summed over
+    # N = 600 channels at weight 1 they outweigh CE ~100x and saturate the SE weights into a
+    # class-independent mask (docs/soft-labels.md); ours, not the paper's.
+    soft_norm: bool = False
     image_size: int = 112
     batch_size: int = 32
     lr: float = 0.1
@@ -113,6 +117,8 @@ class TrainConfig:
             raise ValueError("div_anchor, div_anchor_sd and lam_warmup must be >= 0")
         if self.cache_views < 1 or self.body_lr < 0:
             raise ValueError("cache_views must be >= 1 and body_lr >= 0")
+        if self.soft_norm and self.variant != "mc-soft":
+            raise ValueError("--soft-norm scales the soft-label terms: it needs --variant mc-soft")
         if self.cache_layer and not self.freeze:
             raise ValueError("--cache-layer needs --freeze")
         if self.freeze and not self.pretrained:
@@ -410,14 +416,11 @@ class _Run:
     use_amp: bool = False
     amp_dtype: torch.dtype = torch.float16
     scaler: Any = None
+    soft_max: int = 0  # mc-soft: a class owns at most this many channels (2 x the initial group size)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-    @property
-    def soft_max(self) -> int:
-        return 2 * max(self.model.groups.sizes)
 
     def regroup(self) -> ChannelGroups:
         return regroup(self.model.soft_labels, self.cfg.soft_threshold, 1, self.soft_max)
@@ -473,7 +476,8 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
                DataLoader(test_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=0 if after else cfg.workers,
                           pin_memory=device.type == "cuda"),
                classes, evaltf, device, out, rank, world, after=after, use_amp=use_amp, amp_dtype=amp_dtype,
-               scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16))
+               scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
+               soft_max=2 * max(model.groups.sizes))  # fixed from the initial groups: regrouping must not raise it
     if state is not None:
         _load_run_state(run, state)
     if run.main:
@@ -528,6 +532,8 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         mc_loss.groups = run.regroup()
         se_w = se_w.float()
         intra, inter = l_intra(se_w, y, len(run.classes)), l_inter(se_w)
+        if cfg.soft_norm:
+            intra, inter = intra / se_w.shape[1], inter / se_w.shape[1]
         loss = loss + intra + inter
         terms = {"intra": float(intra.detach()), "inter": float(inter.detach())}
     if mc_loss is not None:
@@ -654,7 +660,7 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, per_class) -
         "variant": cfg.variant,
         "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "div_region",
                                                   "lam_warmup", "div_anchor", "div_anchor_sd",
-                                                  "soft_threshold",
+                                                  "soft_threshold", "soft_norm",
                                                   "soft_momentum", "image_size", "batch_size", "lr", "body_lr",
                                                   "weight_decay", "schedule", "epochs", "pretrained", "freeze",
                                                   "cache_layer", "cache_views", "seed", "limit")},

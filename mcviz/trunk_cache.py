@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from .checkpoint import atomic_write_bytes
 from .data.transforms import EvalTransform
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
-           "is_complete"]
+           "find_cache", "is_complete"]
 
 CACHE_FORMAT = 1
 _CHUNK = 256  # images per progress record
@@ -41,8 +42,6 @@ _CHUNK = 256  # images per progress record
 
 def default_cache_dir() -> Path:
     """``$MCVIZ_CACHE`` or ``.cache/trunk`` under the working folder (ignored by git)."""
-    import os
-
     return Path(os.environ.get("MCVIZ_CACHE", ".cache/trunk"))
 
 
@@ -112,8 +111,9 @@ def cache_key(ds, trunk: nn.Module, tf: ViewTransform, what: dict) -> str:
     views, the image list and labels, and ``what`` (data set, split, layer...)."""
     h = hashlib.sha1(json.dumps({"format": CACHE_FORMAT, "views": tf.config(), **what}, sort_keys=True).encode())
     h.update(_trunk_hash(trunk).encode())
+    # absolute paths: "../data/x.jpg" and "/home/me/data/x.jpg" are the same images
     for p, y in ds.samples:
-        h.update(f"{p}|{y}\n".encode())
+        h.update(f"{os.path.abspath(p)}|{y}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -190,3 +190,18 @@ class CachedFeatures(Dataset):
     def __getitem__(self, i: int):
         x = torch.from_numpy(np.array(self.feats[i, self.view_of[i]], dtype=np.float32))
         return x, int(self.labels[i])
+
+
+def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
+               cache_dir: Optional[str] = None) -> Optional[tuple[str, CachedFeatures]]:
+    """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` when the checkpoint (``model``,
+    ``meta``) was trained with ``--freeze`` and a complete cache of its frozen trunk over exactly
+    these images exists (made by its training run); else None."""
+    hp = meta.get("hparams") or {}
+    layer = hp.get("cache_layer") or hp.get("freeze")
+    if not layer:
+        return None
+    what = {"dataset": meta.get("dataset"), "split": split, "backbone": meta.get("backbone"), "layer": layer}
+    folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
+                          ViewTransform(evaltf, 1), what)
+    return (layer, CachedFeatures(folder, ds.classes)) if is_complete(folder) else None

@@ -2,7 +2,8 @@
 
     python scripts/screenshots.py [--data ../shared/data]
 
-Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo.
+Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo, then
+picks a gallery image to show its annotated parts (explore-parts.png) on every page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--image-line", type=int, default=1040, help="line of CUB images.txt to upload")
+    ap.add_argument("--gallery", type=int, default=3, help="gallery option to pick for the part pictures")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -39,6 +41,14 @@ def main() -> None:
         page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore.png"))
+        # a gallery image: its annotated parts, and the part each channel's peak hits
+        page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
+        page.get_by_role("option").nth(args.gallery).click()
+        page.get_by_text("In this image:").wait_for(timeout=120_000)
+        page.get_by_text("Show the annotated parts on the photo").click()
+        page.get_by_text("CUB's annotated parts").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
         for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
                              ("Models", "Checkpoints from")):
             page.get_by_role("link", name=name).click()
@@ -48,7 +58,7 @@ def main() -> None:
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
                                    timeout=120_000)
             page.wait_for_timeout(2000)
-            page.screenshot(path=str(out / f"{name.lower()}.png"))
+            page.screenshot(path=str(out / f"{name.lower()}.png"), full_page=name in ("Compare", "Channels"))
         browser.close()
     print(f"screenshots in {out}")
 

@@ -11,7 +11,8 @@
 #   DATA=../shared/data RUNS=runs MCVIZ=mcviz      (environment, defaults shown)
 # A killed run resumes from RUNS/NAME; a model already in checkpoints/ or whose run finished
 # is not trained again. Models ending in -s1 (second seeds) are reported in docs/runs/, not
-# shipped: they stay in RUNS/NAME.
+# shipped: they stay in RUNS/NAME. Every shipped CUB model gets its part profiles
+# (checkpoints/NAME.parts.json and .parts.png, `mcviz parts`) beside it.
 # Two streams can share the machine: OMP_NUM_THREADS=1 scripts/train_checkpoints.sh a b & ...
 set -euo pipefail
 DATA=${DATA:-../shared/data}
@@ -31,7 +32,9 @@ declare -A MODELS=(
   [cub-mc-no-div]="${CUB[*]} --variant mc-no-div --seed 0"
   [cub-mc-no-cwa]="${CUB[*]} --variant mc-no-cwa --seed 0"
   [cub-mc-v2]="${CUB[*]} --variant mc-v2 --seed 0"
-  [cub-mc-soft]="${CUB[*]} --variant mc-soft --seed 0"
+  [cub-mc-soft]="${CUB[*]} --variant mc-soft --soft-norm --seed 0"
+  # the paper's Eq. 10-11 as written (reported in docs/soft-labels.md, not shipped)
+  [cub-mc-soft-paper]="${CUB[*]} --variant mc-soft --seed 0"
   [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --seed 0"
   [cars-ce]="${CARS[*]} --variant ce --seed 0"
   [cars-mc]="${CARS[*]} --variant mc --seed 0"
@@ -41,7 +44,7 @@ declare -A MODELS=(
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --seed 1"
 )
 ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc
-       cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1)
+       cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-soft-paper)
 
 finished() {  # run folder -> true when its last epoch is done
   [ -f "$1/metrics.jsonl" ] && grep -q "\"epoch\": $EPOCHS," "$1/metrics.jsonl"
@@ -50,7 +53,7 @@ finished() {  # run folder -> true when its last epoch is done
 train() {  # name
   local name=$1
   [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
-  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; return; fi
+  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; return; fi
   if finished "$RUNS/$name"; then
     echo "skip $name (finished in $RUNS/$name)"
   elif [ -f "$RUNS/$name/state.pt" ]; then
@@ -60,9 +63,19 @@ train() {  # name
     $MCVIZ train ${MODELS[$name]} --out "$RUNS/$name" "${COMMON[@]}"
   fi
   case $name in
-    *-s1) ;;  # second seeds are reported, not shipped
+    *-s1|*-paper) ;;  # second seeds and the paper-literal soft labels are reported, not shipped
     *) cp "$RUNS/$name/last.safetensors" "checkpoints/$name.safetensors" ;;
   esac
+  parts "$name"
+}
+
+parts() {  # name -> the part profiles shipped beside a CUB checkpoint (mcviz parts), when stale
+  local ck="checkpoints/$1.safetensors" pj="checkpoints/$1.parts.json"
+  case $1 in cub-*) ;; *) return ;; esac
+  [ -f "$ck" ] || return 0
+  if [ ! -f "$pj" ] || [ "$ck" -nt "$pj" ]; then
+    $MCVIZ parts "$ck" --root "$DATA/CUB_200_2011" --plot --workers 1
+  fi
 }
 
 for name in "${@:-${ORDER[@]}}"; do train "$name"; done

@@ -167,3 +167,75 @@ def test_models_page_lists_and_reports_broken(app):
     rows = at.dataframe[0].value
     assert set(rows["file"]) == {"aa-test-mc.safetensors", "ab-test-ce.safetensors"}
     assert any("zz-broken.safetensors" in e.value for e in at.error)
+
+
+def test_a_huge_upload_is_decoded_small_and_explained(app):
+    """A 24-megapixel JPEG costs what a small one does: decoded at a fraction of its size."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from app import state
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).resize((6000, 4000))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    decoded, err = state.decode(buf.getvalue(), "huge.jpg")
+    assert err is None and state.DECODE_SIDE <= min(decoded.size) < 2 * state.DECODE_SIDE
+    app.get("file_uploader")[0].upload("huge.jpg", buf.getvalue(), "image/jpeg")
+    app.run()
+    assert not app.exception and not app.error
+    assert app.get("plotly_chart")
+
+
+def _profile_for(ckpt: Path) -> None:
+    """A part profile beside ``ckpt``: channel c looks at part c % 15 in 50 % of its peaks."""
+    from mcviz.explain.parts import NO_PART, OFF_BIRD, PartProfiles, _from_counts, file_sha256, profile_path
+
+    parts = [f"part{p}" for p in range(15)]
+    cats = [*parts, NO_PART, OFF_BIRD]
+    rows = []
+    for c in range(600):
+        counts = [0] * 17
+        counts[c % 15], counts[16] = 5, 5
+        rows.append(_from_counts(c, counts, cats, 15))
+    profile_path(ckpt).write_text(PartProfiles(file_sha256(ckpt), "test", 10, 0.15, 10, cats, rows, rows).to_json())
+
+
+def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch, cub_root):
+    _save(tmp_path / "parts-mc.safetensors", "mc", 0)
+    _profile_for(tmp_path / "parts-mc.safetensors")
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    monkeypatch.setenv("MCVIZ_DATA", str(cub_root.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.selectbox(key="gallery_explore").set_value(at.selectbox(key="gallery_explore").options[1]).run()
+    assert not at.exception and not at.error
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    cls = at.selectbox(key="explore_class").value
+    assert titles[0] == f"channel {3 * cls} · part{(3 * cls) % 15} 50 %"
+    # this image's annotated parts: each channel's peak is named
+    said = [m.value for m in at.markdown if "In this image" in m.value]
+    assert said and said[0].count("peaks ") == 3
+    at.toggle(key="explore_show_parts").set_value(True).run()
+    assert not at.exception and len(at.get("image")) >= 2  # the photo, and the photo with its parts
+    # Compare: one row per model, part names in the titles and under the maps
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "· part" in spec["layout"]["annotations"][0]["text"]
+    assert any("In this image:" in c.value for c in at.caption)
+    # Channels: the part bars and the class x part matrix
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+    # a stale profile (other weights) is ignored
+    _save(tmp_path / "parts-mc.safetensors", "mc", 1)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert any("No part profiles" in i.value for i in at.info)

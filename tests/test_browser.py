@@ -72,9 +72,22 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 4
     page.screenshot(path=str(out / "explore.png"), full_page=True)
 
+    # a CUB gallery image: every channel map names its part, and the peaks are named in this image
+    page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)
+    page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
+    page.get_by_role("option").nth(1).click()
+    page.get_by_text("In this image:").wait_for(timeout=120_000)
+    assert page.get_by_text("peaks ").count() >= 1
+    titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
+    assert any(" · " in t and "%" in t for t in titles), titles  # "channel 474 · crown 46 %"
+    page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
+
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Compare models on one image").wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)
+    page.get_by_text("In this image:").first.wait_for(timeout=120_000)
+    titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
+    assert any(" · " in t and "%" in t for t in titles), titles
     page.screenshot(path=str(out / "compare.png"), full_page=True)
 
     page.get_by_role("link", name="Channels").click()

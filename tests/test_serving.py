@@ -95,3 +95,29 @@ def test_kept_results_are_bounded():
         work.run(k, lambda k=k: k)
     assert work.run("a", lambda: "again") == "again"  # evicted, computed anew
     assert work.run("c", lambda: pytest.fail("recomputed")) == "c"
+
+
+def test_slots_cap_the_jobs_running_at_once():
+    work = SerialWork(slots=2)
+    gate = threading.Event()
+    started = []
+
+    def job(i):
+        def fn():
+            started.append(i)
+            gate.wait(5)
+            return i
+        return fn
+
+    threads = [threading.Thread(target=lambda i=i: work.run(i, job(i))) for i in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert started == [0, 1]  # two at once, in arrival order
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert work.max_running == 2 and sorted(started) == list(range(5)) and started[:2] == [0, 1]
+    with pytest.raises(ValueError):
+        SerialWork(slots=0)

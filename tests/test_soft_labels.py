@@ -96,3 +96,18 @@ def test_family_sharing_on_hand_made_labels():
     assert r["ratio"] == pytest.approx(1.0 / (7 / 15))
     with pytest.raises(ValueError, match="family"):
         family_sharing(s[:3], ["A Gull", "B Jay", "C Wren"], k=3)
+
+
+def test_soft_label_rankings_skip_channels_every_class_weighs_alike():
+    from mcviz import build_model
+    from mcviz.explain import top_channels
+
+    model = build_model("small", 3, xi=2, soft=True, head="gap").eval()
+    labels = torch.full((3, 6), 0.1)
+    labels[:, 5] = 0.95  # everybody's channel: high for every class
+    labels[0, 0], labels[1, 2], labels[2, 4] = 0.9, 0.8, 0.7  # each class's own
+    model.soft_labels.copy_(labels)
+    for c, own in enumerate((0, 2, 4)):
+        r = top_channels(model, c, k=2)
+        assert r.channels[0] == own and 5 not in r.channels[:1]
+        assert "specificity" in r.source

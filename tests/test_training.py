@@ -146,7 +146,30 @@ def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
     assert meta["soft"] and model.soft_labels.shape == (3, 6)
     assert not torch.equal(model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]))
     t = top_channels(run / "last.safetensors", 1, k=4)
-    assert "soft" in t.source and t.channels == model.soft_labels[1].topk(4).indices.tolist()
+    specific = model.soft_labels - model.soft_labels.mean(dim=0, keepdim=True)
+    assert "soft" in t.source and t.channels == specific[1].topk(4).indices.tolist()
+
+
+def test_soft_groups_never_grow_past_twice_the_initial_size(tiny_folder, tmp_path, monkeypatch):
+    """Regression: the cap was once taken from the current (regrouped) groups, so groups at the cap
+    doubled it at the next regrouping."""
+    from mcviz import ChannelGroups
+    from mcviz import training
+
+    caps = []
+
+    def at_the_cap(soft, threshold, min_size, max_size):
+        caps.append(max_size)
+        return ChannelGroups.from_members([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]], 6)
+
+    monkeypatch.setattr(training, "regroup", at_the_cap)
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "soft"), "--epochs", "2",
+                 "--variant", "mc-soft", "--xi", "2", "--head", "gap"]) == 0
+    assert len(caps) > 3 and set(caps) == {4}
+    # and after a resume
+    caps.clear()
+    assert main(["train", "--resume", str(tmp_path / "soft"), "--epochs", "3"]) == 0
+    assert caps and set(caps) == {4}
 
 
 def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):

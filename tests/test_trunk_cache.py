@@ -64,6 +64,10 @@ def test_key_changes_with_trunk_views_and_images(tiny_folder):
     assert k == cache_key(ds, trunk, tf, {"split": "train"})
     assert k != cache_key(ds, trunk, ViewTransform(evaltf, views=3), {"split": "train"})
     assert k != cache_key(ds, trunk, tf, {"split": "test"})
+    # the same images named from another folder (relative vs absolute root) share the cache
+    import os
+
+    assert k == cache_key(build("folder", os.path.relpath(tiny_folder), "train"), trunk, tf, {"split": "train"})
     fewer = build("folder", tiny_folder, "train")
     fewer.samples = fewer.samples[1:]
     assert k != cache_key(fewer, trunk, tf, {"split": "train"})

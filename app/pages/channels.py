@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 import state
-from mcviz.render import class_channel_heatmap, ranking_figure
+from mcviz.render import class_channel_heatmap, class_parts_figure, part_bars_figure, ranking_figure
 
 st.title("Channels of a class")
 state.sidebar_settings()
@@ -28,9 +28,20 @@ st.dataframe({"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels
               "score": [round(s, 4) for s in r.scores],
               "group of": [owner_names[o] if o >= 0 else "-" for o in r.owners]}, hide_index=True, width="stretch")
 st.plotly_chart(ranking_figure(r, owner_names), width="stretch", key="channels_bar")
+prof = state.part_profiles(path)
+if prof is not None:
+    st.subheader("Which parts do these channels look at?")
+    st.plotly_chart(part_bars_figure(prof, r.channels), width="stretch", key="channels_parts")
+    own = list(ex.groups.channels(int(choice)))
+    st.plotly_chart(class_parts_figure(prof, own, names[int(choice)]), width="stretch", key="channels_class_parts")
+else:
+    st.info(f"No part profiles for this checkpoint: `mcviz parts {path} --root CUB_ROOT` makes them "
+            "(CUB models), and every channel is then named by the part it looks at.")
 scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
 st.plotly_chart(class_channel_heatmap(scores, names), width="stretch", key="channels_heat")
-picked = st.selectbox("Channel", r.channels, key="channels_pick")
+labels = state.channel_labels(path, r.channels)
+picked = st.selectbox("Channel", r.channels, key="channels_pick",
+                      format_func=lambda c: f"ch {c} · {labels[r.channels.index(c)]}" if labels else f"ch {c}")
 atlas_path = path.with_suffix(".atlas.json")
 atlas = state.atlas(str(atlas_path), atlas_path.stat().st_mtime) if atlas_path.exists() else None
 if atlas is None:

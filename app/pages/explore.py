@@ -53,11 +53,23 @@ c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {le
 c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
 if cm.note:
     st.warning(cm.note)
-fig = class_maps_figure(cls, cm.image, opacity)
+labels = state.channel_labels(path, cls.channels)
+fig = class_maps_figure(cls, cm.image, opacity, labels=labels)
 fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
 st.plotly_chart(fig, width="stretch", key="explore_fig")
 st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
-           "The + marks each channel's peak.")
+           "The + marks each channel's peak."
+           + (" Each channel's title names the CUB part its peaks land on most often over its class's test "
+              "images, with that share (`mcviz parts`)." if labels else ""))
+ann = state.current_annotation(meta)
+if ann is not None:
+    hits = state.peak_parts(cls.peaks, ann)
+    st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {state.where(part)}"
+                                                  for ch, part in zip(cls.channels, hits)))
+    if st.toggle("Show the annotated parts on the photo", key="explore_show_parts"):
+        st.image(state.photo_with_parts(cm.image, ann, cls.peaks),
+                 caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
+                         "(red +, numbered in channel order), on the model's crop")
 d1, d2 = st.columns(2)
 # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
 d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity),

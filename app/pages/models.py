@@ -29,3 +29,16 @@ else:
     st.info("No loadable checkpoint.")
 for err in errors:
     st.error(f"Failed to load: {err}")
+
+st.subheader("Channel x part maps")
+st.caption("For each model with part profiles (`mcviz parts CHECKPOINT --root CUB_ROOT --plot`): the share of "
+           "each channel's peaks on each CUB part, near no part, and off the bird, over its class's test images. "
+           "Many bright rows: the channels cover many parts; one bright row: they collapse on one.")
+shown = 0
+for path in state.list_checkpoints():
+    png = path.parent / f"{path.name.removesuffix('.safetensors')}.parts.png"
+    if png.exists() and state.part_profiles(path) is not None:
+        st.image(str(png), caption=path.stem)
+        shown += 1
+if not shown:
+    st.info("No part maps yet.")

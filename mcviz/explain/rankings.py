@@ -35,17 +35,21 @@ def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch
                          progress: bool = False) -> tuple[torch.Tensor, str]:
     """A ``(classes, channels)`` importance matrix and its source.
 
-    - soft channel labels stored in the checkpoint (``extra["soft_labels"]``), when present;
+    - soft channel labels stored in the checkpoint, when present, as their *specificity*: each
+      label minus that channel's mean label over classes, the order in which the regrouping
+      (:func:`mcviz.soft_labels.regroup`) hands channels to classes. A channel every class
+      weighs alike is nobody's channel; raw labels put such channels at the top of every list;
     - else, with a ``dataset``: the mean GAP activation of each channel over each class's images;
     - else the classifier's weights: exact for the GAP + linear head; for the official head
       (GMP, BN, FC, BN, ELU, FC) the product of its linear maps with the BNs folded in and the
       ELU taken as identity, a first-order view.
     """
-    if getattr(model, "soft", False):
-        return model.soft_labels.detach().float().clone(), "learned soft channel labels"
     extra = meta.get("extra") or {}
-    if "soft_labels" in extra:
-        return extra["soft_labels"].float(), "learned soft channel labels"
+    soft = model.soft_labels if getattr(model, "soft", False) else extra.get("soft_labels")
+    if soft is not None:
+        soft = soft.detach().float()
+        return soft - soft.mean(dim=0, keepdim=True), "learned soft channel labels (specificity: minus the " \
+                                                       "channel's mean over classes)"
     if dataset is not None:
         n, c = model.groups.num_channels, model.num_classes
         sums, counts = torch.zeros(c, n), torch.zeros(c)

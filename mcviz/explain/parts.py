@@ -1,0 +1,188 @@
+"""Which part of the bird does each channel look at? Part profiles from CUB's annotations.
+
+For every MC channel, its peaks (the argmax cell of the raw channel) on CUB test images are
+sorted into the 15 annotated parts (nearest visible part within ``radius`` x the bird box's
+diagonal, the rule of ``mcviz localize``), *on the bird but near no part*, and *off the bird*.
+Two populations per channel: the images of the class the channel belongs to (``own``), and
+every image where the channel is among the ``strongest`` k channels by peak value. A profile
+file ``NAME.parts.json`` beside the checkpoint stores the result with the checkpoint's
+SHA-256, so a profile of other weights is detected and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+__all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
+           "part_profile", "profile_path"]
+
+PROFILE_FORMAT = "mcviz-parts/1"
+OFF_BIRD, NO_PART = "off the bird", "on the bird, near no part"
+
+
+def categorise_peaks(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float) -> torch.Tensor:
+    """``peaks (B, K, 2)``, ``box (B, 4)`` xywh, ``parts (B, P, 3)`` -> ``(B, K)`` categories:
+    ``0..P-1`` the nearest visible part within ``radius`` x the box diagonal, ``P`` on the
+    bird (in the box) near no part, ``P + 1`` off the bird. A peak near a part counts as that
+    part even just outside the box (parts sit on the box's edge)."""
+    n_parts = parts.shape[1]
+    x, y = peaks[..., 0], peaks[..., 1]
+    x0, y0 = box[:, 0:1], box[:, 1:2]
+    inside = (x >= x0) & (x <= x0 + box[:, 2:3]) & (y >= y0) & (y <= y0 + box[:, 3:4])
+    diag = box[:, 2:4].norm(dim=1)
+    vis = parts[..., 2] > 0
+    d = torch.cdist(peaks.float(), parts[..., :2].float()).masked_fill(~vis[:, None, :], float("inf"))
+    dmin, which = d.min(dim=2)
+    hit = dmin <= radius * diag[:, None]
+    out = torch.where(inside, torch.full_like(which, n_parts), torch.full_like(which, n_parts + 1))
+    return torch.where(hit, which, out)
+
+
+@dataclass
+class ChannelParts:
+    """One channel's profile over one population of images."""
+
+    channel: int
+    images: int  # peaks counted
+    shares: dict[str, float]  # part name (and the two extra categories) -> share of the peaks
+    top: Optional[str]  # the most frequent *part* (None when no peak hit one)
+    confidence: float  # its share
+
+    def label(self) -> str:
+        """``"crown 46 %"``, or ``"no part"`` when none stands out."""
+        return f"{self.top} {100 * self.confidence:.0f} %" if self.top else "no part"
+
+
+@dataclass
+class PartProfiles:
+    """Every channel's profile over its own class's images and where it is among the strongest."""
+
+    checkpoint_sha256: str
+    split: str
+    images: int
+    radius: float
+    strongest_k: int
+    categories: list[str]
+    own: list[ChannelParts]
+    strongest: list[ChannelParts]
+
+    def to_json(self) -> str:
+        def rows(items):
+            return [{"channel": c.channel, "images": c.images, "top": c.top, "confidence": round(c.confidence, 4),
+                     "counts": [round(c.shares[k] * c.images) for k in self.categories]} for c in items]
+        return json.dumps({"format": PROFILE_FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "split": self.split,
+                           "images": self.images, "radius": self.radius, "strongest_k": self.strongest_k,
+                           "categories": self.categories, "own": rows(self.own), "strongest": rows(self.strongest)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "PartProfiles":
+        d = json.loads(text)
+        if d.get("format") != PROFILE_FORMAT:
+            raise ValueError(f"not a part-profile file ({d.get('format')!r})")
+        cats = d["categories"]
+        n_parts = len(cats) - 2
+        return cls(d["checkpoint_sha256"], d["split"], d["images"], d["radius"], d["strongest_k"], cats,
+                   [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["own"]],
+                   [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["strongest"]])
+
+    def matrix(self, population: str = "own") -> torch.Tensor:
+        """``(channels, categories)`` shares, for the channel x part heat map."""
+        items = self.own if population == "own" else self.strongest
+        return torch.tensor([[c.shares[k] for k in self.categories] for c in items])
+
+
+def _from_counts(channel: int, counts: Sequence[float], categories: Sequence[str], n_parts: int) -> ChannelParts:
+    total = float(sum(counts))
+    shares = {k: (float(v) / total if total else 0.0) for k, v in zip(categories, counts)}
+    best = max(range(n_parts), key=lambda i: counts[i]) if n_parts else 0
+    top = categories[best] if total and counts[best] > 0 else None
+    return ChannelParts(channel, int(total), shares, top, shares[categories[best]] if top else 0.0)
+
+
+def part_names(root: str | Path) -> list[str]:
+    """CUB's 15 part names in id order (``parts/parts.txt``)."""
+    rows = [ln.split() for ln in (Path(root) / "parts" / "parts.txt").read_text().splitlines() if ln.strip()]
+    return [" ".join(r[1:]) for r in sorted(rows, key=lambda r: int(r[0]))]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def profile_path(checkpoint: str | Path) -> Path:
+    """``NAME.parts.json`` beside ``NAME.safetensors``."""
+    p = Path(checkpoint)
+    return p.parent / f"{p.name.removesuffix('.safetensors')}.parts.json"
+
+
+@torch.no_grad()
+def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test", limit: Optional[int] = None,
+                          radius: float = 0.15, strongest_k: int = 10, batch_size: int = 64, workers: int = 2,
+                          progress: bool = True, cache_dir: Optional[str] = None) -> PartProfiles:
+    """Part profiles of every MC channel of ``checkpoint`` over a CUB-layout ``root``."""
+    from ..checkpoint import load_checkpoint
+    from ..metrics import annotated_loader
+
+    model, meta = load_checkpoint(checkpoint)
+    loader, after, tf = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
+    n = model.groups.num_channels
+    n_cat = 15 + 2
+    own = torch.zeros(n, n_cat)
+    strong = torch.zeros(n, n_cat)
+    member = torch.zeros(model.num_classes, n, dtype=torch.bool)
+    for c, chans in enumerate(model.groups.members):
+        member[c, list(chans)] = True
+    images = 0
+    for x, y, ann in tqdm(loader, desc="part profiles", disable=not progress, file=sys.stderr):
+        f = model.features(x, after).float()
+        b, _, h, w = f.shape
+        flat = f.flatten(2)
+        val, arg = flat.max(dim=2)  # (B, N)
+        peaks = torch.stack([(arg % w + 0.5) * tf.crop / w, (arg // w + 0.5) * tf.crop / h], dim=-1)
+        cat = categorise_peaks(peaks, ann["box"], ann["parts"], radius)  # (B, N)
+        onehot = torch.nn.functional.one_hot(cat, n_cat).float()  # (B, N, n_cat)
+        own += (onehot * member[y][..., None]).sum(0)
+        top = val.topk(min(strongest_k, n), dim=1).indices
+        sel = torch.zeros(b, n, dtype=torch.bool).scatter_(1, top, True)
+        strong += (onehot * sel[..., None]).sum(0)
+        images += b
+    names = part_names(root)
+    cats = [*names, NO_PART, OFF_BIRD]
+    return PartProfiles(file_sha256(checkpoint), split, images, radius, strongest_k, cats,
+                        [_from_counts(i, own[i].tolist(), cats, len(names)) for i in range(n)],
+                        [_from_counts(i, strong[i].tolist(), cats, len(names)) for i in range(n)])
+
+
+def load_part_profiles(checkpoint: str | Path) -> Optional[PartProfiles]:
+    """The profile file beside ``checkpoint``, or None when there is none, it is unreadable, or it
+    was made from other weights (stale: the checkpoint's SHA-256 differs)."""
+    path = profile_path(checkpoint)
+    if not path.exists():
+        return None
+    try:
+        prof = PartProfiles.from_json(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return prof if prof.checkpoint_sha256 == file_sha256(checkpoint) else None
+
+
+def part_profile(checkpoint: str | Path, channel: int, population: str = "own") -> Optional[ChannelParts]:
+    """One channel's profile from the file beside ``checkpoint`` (None when it has none)."""
+    prof = load_part_profiles(checkpoint)
+    if prof is None:
+        return None
+    items = prof.own if population == "own" else prof.strongest
+    return items[channel] if 0 <= channel < len(items) else None
