@@ -69,6 +69,13 @@ train() {  # name
   parts "$name"
 }
 
+atlas() {  # the app's default model ships its channel atlas (the Channels page's images)
+  local ck=checkpoints/cub-mc-anchor.safetensors at=checkpoints/cub-mc-anchor.atlas.json
+  if [ -f "$ck" ] && { [ ! -f "$at" ] || [ "$ck" -nt "$at" ]; }; then
+    $MCVIZ atlas "$ck" --dataset cub --root "$DATA/CUB_200_2011" --workers 1
+  fi
+}
+
 parts() {  # name -> the part profiles shipped beside a CUB checkpoint (mcviz parts), when stale
   local ck="checkpoints/$1.safetensors" pj="checkpoints/$1.parts.json"
   case $1 in cub-*) ;; *) return ;; esac
@@ -79,3 +86,4 @@ parts() {  # name -> the part profiles shipped beside a CUB checkpoint (mcviz pa
 }
 
 for name in "${@:-${ORDER[@]}}"; do train "$name"; done
+atlas

@@ -127,5 +127,5 @@ def test_atlas_and_the_channels_page_shows_it(tmp_path, capsys, monkeypatch):
     at.run()
     at.switch_page("pages/channels.py").run()
     assert not at.exception
-    assert any("activate channel" in s.value for s in at.subheader)
+    assert any("activate each channel" in s.value for s in at.subheader)
     assert len(at.get("image")) >= 1

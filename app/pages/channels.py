@@ -40,21 +40,26 @@ else:
 scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
 st.plotly_chart(class_channel_heatmap(scores, names), width="stretch", key="channels_heat")
 labels = state.channel_labels(path, r.channels)
-picked = st.selectbox("Channel", r.channels, key="channels_pick",
-                      format_func=lambda c: f"ch {c} · {labels[r.channels.index(c)]}" if labels else f"ch {c}")
 atlas_path = path.with_suffix(".atlas.json")
 atlas = state.atlas(str(atlas_path), atlas_path.stat().st_mtime) if atlas_path.exists() else None
 if atlas is None:
     st.info(f"No atlas for this checkpoint: make one with `mcviz atlas {path} --dataset ... --root ...` "
-            f"to see the images that activate channel {picked} most.")
+            "to see the test images that activate each of these channels most.")
 else:
-    entries = atlas["channels"].get(str(picked), [])
-    st.subheader(f"Images that activate channel {picked} most")
-    crops = state.atlas_crops(tuple((e["path"], tuple(e["box"])) for e in entries))
-    shown = [(c, f"{Path(e['path']).parent.name}: {e['score']:.3g}") for c, e in zip(crops, entries) if c is not None]
-    if shown:
-        cols = st.columns(len(shown))
+    st.subheader("Test images that activate each channel most")
+    st.caption("The region around the channel's peak in each of its strongest test images (`mcviz atlas`).")
+    unreadable = True
+    for rank, ch in enumerate(r.channels):
+        entries = atlas["channels"].get(str(ch), [])
+        crops = state.atlas_crops(tuple((e["path"], tuple(e["box"])) for e in entries))
+        shown = [(c, f"{Path(e['path']).parent.name.split('.', 1)[-1]}: {e['score']:.3g}")
+                 for c, e in zip(crops, entries) if c is not None]
+        if not shown:
+            continue
+        unreadable = False
+        st.markdown(f"**{rank + 1}. ch {ch}**" + (f" · {labels[rank]}" if labels else ""))
+        cols = st.columns(max(len(shown), 6))
         for col, (crop, cap) in zip(cols, shown):
             col.image(crop, caption=cap, width="stretch")
-    else:
+    if unreadable:
         st.warning(f"The atlas names images under {atlas['root']}, which are not readable here.")
