@@ -31,7 +31,7 @@ from mcviz.training import diversity_options  # noqa: E402
 # turns the per-run collection off when the app is started from the repository.
 gc.freeze()
 
-# Model work of every session goes through one queue (work_queue), one job at a time with
+# Model work of every session goes through one queue (work_queue), a few jobs at a time with
 # all cores: concurrent sessions then share the machine instead of oversubscribing it.
 import torch  # noqa: E402
 
@@ -355,19 +355,30 @@ def channel_labels(path: Path, channels) -> Optional[list[str]]:
     return [prof.own[c].label() for c in channels] if prof else None
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _cub_test_annotations(root: str, input_json: str):
+    """CUB's test split with its annotations under the model's transform, and an index by path
+    (read once: part_locs.txt is large); None when there is no readable CUB folder."""
+    from mcviz.data import CUB, EvalTransform
+
+    try:
+        ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(json.loads(input_json)),
+                 annotations=True)
+    except Exception:
+        return None
+    return ds, {str(p): i for i, (p, _) in enumerate(ds.samples)}
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def gallery_annotation(image_path: str, root: str, input_cfg: dict):
     """Box and parts of a CUB test image, in the pixels of the model's crop, and the part names;
     None when the image is not one of the CUB test images under ``root``."""
-    from mcviz.data import CUB, EvalTransform
     from mcviz.data.images import open_image
 
-    cub = Path(root) / "CUB_200_2011"
-    try:
-        ds = CUB(cub, "test", EvalTransform.from_config(input_cfg), annotations=True)
-    except Exception:
+    found = _cub_test_annotations(root, json.dumps(input_cfg, sort_keys=True))
+    if found is None:
         return None
-    index = {str(p): i for i, (p, _) in enumerate(ds.samples)}
+    ds, index = found
     i = index.get(image_path)
     if i is None:
         return None

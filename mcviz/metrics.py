@@ -42,8 +42,11 @@ class LocalisationReport:
         return asdict(self)
 
 
-def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float):
-    """peaks (B, k, 2), box (B, 4) xywh, parts (B, P, 3) -> per-batch sums."""
+def match_parts(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor,
+                radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pointing-game rule. ``peaks (B, k, 2)``, ``box (B, 4)`` xywh, ``parts (B, P, 3)`` ->
+    ``(inside the box (B, k) bool, the nearest visible part within radius x the box diagonal
+    (B, k), -1 for none)``."""
     x, y = peaks[..., 0], peaks[..., 1]
     x0, y0 = box[:, 0:1], box[:, 1:2]
     inside = (x >= x0) & (x <= x0 + box[:, 2:3]) & (y >= y0) & (y <= y0 + box[:, 3:4])
@@ -53,13 +56,18 @@ def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: 
     d = d.masked_fill(~vis[:, None, :], float("inf"))
     dmin, which = d.min(dim=2)
     hit = dmin <= radius * diag[:, None]
-    part_id = torch.where(hit, which, torch.full_like(which, -1))
+    return inside, torch.where(hit, which, torch.full_like(which, -1))
+
+
+def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float):
+    """peaks (B, k, 2), box (B, 4) xywh, parts (B, P, 3) -> per-batch sums."""
+    inside, part_id = match_parts(peaks, box, parts, radius)
     distinct, dup = [], []
     for row in part_id:  # k is tiny (xi); this loop is over images of one batch
         ids = [int(v) for v in row if v >= 0]
         distinct.append(len(set(ids)))
         dup.append(len(ids) != len(set(ids)))
-    return int(inside.sum()), int(hit.sum()), sum(distinct), sum(dup)
+    return int(inside.sum()), int((part_id >= 0).sum()), sum(distinct), sum(dup)
 
 
 class _CachedWithAnnotations(Dataset):
@@ -84,12 +92,13 @@ class _CachedWithAnnotations(Dataset):
 
 def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", limit: Optional[int] = None,
                      batch_size: int = 64, workers: int = 2, use_cache: bool = True,
-                     cache_dir: Optional[str] = None) -> tuple[DataLoader, Optional[str], EvalTransform]:
-    """``(loader of (input, label, annotation), layer the inputs come out of or None, transform)``
-    over a CUB-layout split; the inputs are images, or a frozen trunk's cached outputs when the
-    model was trained with ``--freeze`` and the cache holds this split."""
+                     cache_dir: Optional[str] = None) -> tuple[DataLoader, Optional[str], CUB]:
+    """``(loader of (input, label, annotation), layer the inputs come out of or None, the CUB data
+    set with the model's transform and the part names)`` over a CUB-layout split; the inputs are
+    images, or a frozen trunk's cached outputs when the model was trained with ``--freeze`` and
+    the cache holds this split."""
     tf = EvalTransform.from_config(meta["input"])
-    ds = CUB(root, split, tf, annotations=True)
+    cub = ds = CUB(root, split, tf, annotations=True)
     if len(ds.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
     cached = find_cache(model, meta, ds, tf, split, cache_dir) if use_cache else None
@@ -100,7 +109,7 @@ def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", l
         ds.classes = feats.classes  # type: ignore[attr-defined]
         ds.targets = feats.targets  # type: ignore[attr-defined]
     ds = _subset(ds, limit, 1)
-    return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, tf
+    return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, cub
 
 
 @torch.no_grad()
@@ -112,7 +121,8 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
     With ``use_cache`` a model trained with ``--freeze`` reads its frozen trunk's outputs from
     the training cache when one exists for this data set (same numbers, a fraction of the time).
     """
-    loader, after, tf = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
+    loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
+    tf = cub.transform
     g = torch.Generator().manual_seed(seed)
     model.eval()
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)

@@ -1,9 +1,9 @@
 """Model work shared by many users of one server (the app's sessions).
 
-Two forward passes at once on a 2-core machine each get half the cores and both finish
-late; eight at once thrash the caches and memory. :class:`SerialWork` runs the jobs of all
-sessions one at a time, in the order they arrived, each with every core, and computes a job
-that several sessions ask for at the same moment (the same gallery photo) only once.
+Eight forward passes at once on a 2-core machine each get a sliver of the cores, and all of
+them finish late. :class:`SerialWork` runs the jobs of all sessions a few at a time (``slots``),
+in the order they arrived, and computes a job that several sessions ask for at the same moment
+(the same gallery photo) only once.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any, Callable, Hashable
 
-import torch
-
 __all__ = ["SerialWork", "serving_threads"]
 
 
 def serving_threads() -> int:
-    """torch's thread count for serving: ``$MCVIZ_THREADS``, else one per core (jobs run one
-    at a time, so one job may use them all)."""
+    """torch's thread count for serving: ``$MCVIZ_THREADS``, else one per core (the queue lets
+    only a few jobs run at once, so each may use them all)."""
     n = os.environ.get("MCVIZ_THREADS")
     return max(1, int(n) if n else (os.cpu_count() or 1))
 
@@ -35,7 +33,7 @@ class SerialWork:
     ``keep`` results are kept for callers that arrive just after.
     """
 
-    def __init__(self, keep: int = 32, threads: int | None = None, slots: int = 1) -> None:
+    def __init__(self, keep: int = 32, slots: int = 1) -> None:
         if slots < 1:
             raise ValueError("slots must be >= 1")
         self._cond = threading.Condition()
@@ -45,7 +43,6 @@ class SerialWork:
         self._pending: dict[Hashable, Future] = {}
         self._done: OrderedDict[Hashable, Future] = OrderedDict()
         self._keep = keep
-        self._threads = threads
         self.computed = 0  # jobs actually run (for tests and the benchmark)
         self.max_running = 0
         self._running = 0
@@ -72,8 +69,6 @@ class SerialWork:
             self._cond.notify_all()
             self.max_running = max(self.max_running, self._running)
         try:
-            if self._threads:
-                torch.set_num_threads(self._threads)
             fut.set_result(fn())
         except BaseException as exc:  # the waiting callers get the same error
             fut.set_exception(exc)

@@ -258,13 +258,12 @@ def build_datasets(cfg: TrainConfig):
     return _subset(train, cfg.limit, cfg.seed), _subset(test, cfg.limit, cfg.seed + 1), evaltf
 
 
-def trunk_caches(cfg: TrainConfig, model: MCNet, progress: bool = True):
+def trunk_caches(cfg: TrainConfig, model: MCNet, evaltf, progress: bool = True):
     """``(train, test)`` :class:`~mcviz.trunk_cache.CachedFeatures` of the body up to
-    ``cfg.freeze``, built first where missing (shared by every run with the same trunk)."""
+    ``cfg.cache_layer or cfg.freeze`` under ``evaltf`` (:func:`build_datasets`' transform),
+    built first where missing (shared by every run with the same trunk)."""
     from .trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_folder, default_cache_dir
 
-    mean, std = input_norm(cfg.backbone)
-    evaltf = mdata.EvalTransform(cfg.image_size, mean=mean, std=std)
     layer = cfg.cache_layer or cfg.freeze
     trunk = model.split_at(layer)[0]
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
@@ -461,11 +460,12 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     after = (cfg.cache_layer or cfg.freeze) or None
     if after:
         freeze_trunk(model, cfg.freeze, cfg.cache_layer)
-        if rank == 0 or not dist.is_initialized():
-            train_ds, test_ds = trunk_caches(cfg, model)
+        if rank == 0:
+            train_ds, test_ds = trunk_caches(cfg, model, evaltf)
         if world > 1:
             dist.barrier()  # rank 0 built the caches; the others only read them
-            train_ds, test_ds = trunk_caches(cfg, model, progress=False)
+            if rank != 0:
+                train_ds, test_ds = trunk_caches(cfg, model, evaltf, progress=False)
     mc_variant = TRAIN_VARIANTS[cfg.variant]
     mc_loss = MCLoss(model.groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature,
                      normalize=cfg.normalize_div, region=cfg.div_region) if mc_variant else None

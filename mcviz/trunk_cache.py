@@ -170,13 +170,13 @@ class CachedFeatures(Dataset):
     """The cached outputs as a data set of ``(features, label)``. With several views, each
     epoch (:meth:`set_epoch`) draws one view per image, seeded by ``seed`` and the epoch."""
 
-    def __init__(self, folder: Path, classes: Sequence[str], seed: int = 0, views: Optional[int] = None) -> None:
+    def __init__(self, folder: Path, classes: Sequence[str], seed: int = 0) -> None:
         self.folder = Path(folder)
         self.feats = np.load(self.folder / "features.npy", mmap_mode="r")
         self.labels = np.load(self.folder / "targets.npy")
         self.classes = list(classes)
         self.targets = self.labels.tolist()
-        self.views = self.feats.shape[1] if views is None else min(int(views), self.feats.shape[1])
+        self.views = self.feats.shape[1]
         self.seed = seed
         self.set_epoch(0)
 

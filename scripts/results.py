@@ -42,9 +42,6 @@ class Run:
     def __init__(self, name: str, meta: dict, path: Optional[Path], shipped: bool) -> None:
         self.stem, self.meta, self.path, self.shipped = name, meta, path, shipped
 
-    def __iter__(self):  # (p, m) unpacking, as the table helpers use it
-        return iter((self, self.meta))
-
 
 def rows(runs_dir: Path = REPO / "runs"):
     out = []

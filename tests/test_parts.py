@@ -5,8 +5,7 @@ import json
 import pytest
 import torch
 
-from mcviz import build_model, save_checkpoint
-from mcviz.cli import main
+from mcviz import build_model
 from mcviz.explain.parts import (NO_PART, OFF_BIRD, PartProfiles, categorise_peaks, compute_part_profiles,
                                  load_part_profiles, part_profile, profile_path)
 

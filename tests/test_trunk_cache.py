@@ -1,7 +1,6 @@
 """The frozen-trunk cache: same numbers as running the trunk, reused, resumed, never stale."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
@@ -31,20 +30,16 @@ OFF_BIRD, NO_PART = "off the bird", "on the bird, near no part"
 
 def categorise_peaks(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float) -> torch.Tensor:
     """``peaks (B, K, 2)``, ``box (B, 4)`` xywh, ``parts (B, P, 3)`` -> ``(B, K)`` categories:
-    ``0..P-1`` the nearest visible part within ``radius`` x the box diagonal, ``P`` on the
-    bird (in the box) near no part, ``P + 1`` off the bird. A peak near a part counts as that
-    part even just outside the box (parts sit on the box's edge)."""
+    ``0..P-1`` the nearest visible part within ``radius`` x the box diagonal (the rule of
+    :func:`mcviz.metrics.match_parts`), ``P`` on the bird (in the box) near no part, ``P + 1``
+    off the bird. A peak near a part counts as that part even just outside the box (parts sit
+    on the box's edge)."""
+    from ..metrics import match_parts
+
     n_parts = parts.shape[1]
-    x, y = peaks[..., 0], peaks[..., 1]
-    x0, y0 = box[:, 0:1], box[:, 1:2]
-    inside = (x >= x0) & (x <= x0 + box[:, 2:3]) & (y >= y0) & (y <= y0 + box[:, 3:4])
-    diag = box[:, 2:4].norm(dim=1)
-    vis = parts[..., 2] > 0
-    d = torch.cdist(peaks.float(), parts[..., :2].float()).masked_fill(~vis[:, None, :], float("inf"))
-    dmin, which = d.min(dim=2)
-    hit = dmin <= radius * diag[:, None]
-    out = torch.where(inside, torch.full_like(which, n_parts), torch.full_like(which, n_parts + 1))
-    return torch.where(hit, which, out)
+    inside, part_id = match_parts(peaks, box, parts, radius)
+    out = torch.where(inside, torch.full_like(part_id, n_parts), torch.full_like(part_id, n_parts + 1))
+    return torch.where(part_id >= 0, part_id, out)
 
 
 @dataclass
@@ -108,12 +103,6 @@ def _from_counts(channel: int, counts: Sequence[float], categories: Sequence[str
     return ChannelParts(channel, int(total), shares, top, shares[categories[best]] if top else 0.0)
 
 
-def part_names(root: str | Path) -> list[str]:
-    """CUB's 15 part names in id order (``parts/parts.txt``)."""
-    rows = [ln.split() for ln in (Path(root) / "parts" / "parts.txt").read_text().splitlines() if ln.strip()]
-    return [" ".join(r[1:]) for r in sorted(rows, key=lambda r: int(r[0]))]
-
-
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -137,9 +126,10 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
     from ..metrics import annotated_loader
 
     model, meta = load_checkpoint(checkpoint)
-    loader, after, tf = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
-    n = model.groups.num_channels
-    n_cat = 15 + 2
+    loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
+    crop = cub.transform.crop
+    cats = [*cub.part_names, NO_PART, OFF_BIRD]
+    n, n_cat = model.groups.num_channels, len(cats)
     own = torch.zeros(n, n_cat)
     strong = torch.zeros(n, n_cat)
     member = torch.zeros(model.num_classes, n, dtype=torch.bool)
@@ -151,7 +141,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
         b, _, h, w = f.shape
         flat = f.flatten(2)
         val, arg = flat.max(dim=2)  # (B, N)
-        peaks = torch.stack([(arg % w + 0.5) * tf.crop / w, (arg // w + 0.5) * tf.crop / h], dim=-1)
+        peaks = torch.stack([(arg % w + 0.5) * crop / w, (arg // w + 0.5) * crop / h], dim=-1)
         cat = categorise_peaks(peaks, ann["box"], ann["parts"], radius)  # (B, N)
         onehot = torch.nn.functional.one_hot(cat, n_cat).float()  # (B, N, n_cat)
         own += (onehot * member[y][..., None]).sum(0)
@@ -159,11 +149,10 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
         sel = torch.zeros(b, n, dtype=torch.bool).scatter_(1, top, True)
         strong += (onehot * sel[..., None]).sum(0)
         images += b
-    names = part_names(root)
-    cats = [*names, NO_PART, OFF_BIRD]
+    n_parts = len(cub.part_names)
     return PartProfiles(file_sha256(checkpoint), split, images, radius, strongest_k, cats,
-                        [_from_counts(i, own[i].tolist(), cats, len(names)) for i in range(n)],
-                        [_from_counts(i, strong[i].tolist(), cats, len(names)) for i in range(n)])
+                        [_from_counts(i, own[i].tolist(), cats, n_parts) for i in range(n)],
+                        [_from_counts(i, strong[i].tolist(), cats, n_parts) for i in range(n)])
 
 
 def load_part_profiles(checkpoint: str | Path) -> Optional[PartProfiles]:
