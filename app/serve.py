@@ -33,11 +33,13 @@ def running_app(env: Optional[dict] = None, timeout: float = 120) -> Iterator[st
 
 
 @contextmanager
-def running_app_process(env: Optional[dict] = None, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
-    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory)."""
+def running_app_process(env: Optional[dict] = None, timeout: float = 120,
+                        app: Path = APP) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory);
+    ``app`` is the entry script (another checkout's, to compare versions)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)

@@ -20,7 +20,9 @@ if str(REPO) not in sys.path:
 from mcviz.checkpoint import CheckpointError, read_metadata  # noqa: E402
 from mcviz.data.images import ImageError, open_image  # noqa: E402
 from mcviz.explain import Explainer, top_channels  # noqa: E402
-from mcviz.explain.rankings import class_channel_scores  # noqa: E402
+from mcviz.explain.effect import HeadAblation  # noqa: E402
+from mcviz.explain.rankings import (RANKINGS, available_rankings, class_channel_scores,  # noqa: E402
+                                    load_effect_ranking, ranking_path)
 from mcviz.serving import SerialWork, serving_threads  # noqa: E402
 from mcviz.training import diversity_options  # noqa: E402
 
@@ -49,15 +51,31 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 DECODE_SIDE = None if os.environ.get("MCVIZ_FULL_DECODE") == "1" else 512
 
 
+# Which folders of the server's disk visitors may name: by default none (only checkpoints/,
+# $MCVIZ_CHECKPOINTS and $MCVIZ_DATA, which the operator chose). The operator opens the sidebar's
+# "Folders" inputs by starting the app with MCVIZ_APP_FOLDERS=1.
+FOLDERS_ENV = "MCVIZ_APP_FOLDERS"
+
+
+def folders_allowed() -> bool:
+    """Whether visitors may point the app at folders of the server (the operator's choice)."""
+    return os.environ.get(FOLDERS_ENV) == "1"
+
+
+def _visitor_folder(key: str) -> str:
+    return st.session_state.get(key, "").strip() if folders_allowed() else ""
+
+
 def checkpoint_dirs() -> list[Path]:
-    """checkpoints/ of the repo, then $MCVIZ_CHECKPOINTS (os.pathsep-separated), then the sidebar's."""
+    """checkpoints/ of the repo, then $MCVIZ_CHECKPOINTS (os.pathsep-separated), then the sidebar's
+    (when the operator allows it)."""
     dirs = [] if os.environ.get("MCVIZ_APP_NO_REPO_CHECKPOINTS") == "1" else [REPO / "checkpoints"]
     for d in os.environ.get("MCVIZ_CHECKPOINTS", "").split(os.pathsep):
         if d.strip():
             dirs.append(Path(d.strip()))
-    extra = st.session_state.get("extra_checkpoint_dir", "")
-    if extra.strip():
-        dirs.append(Path(extra.strip()))
+    extra = _visitor_folder("extra_checkpoint_dir")
+    if extra:
+        dirs.append(Path(extra))
     return dirs
 
 
@@ -95,7 +113,7 @@ def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 6) -
 
 
 def data_dir() -> Optional[Path]:
-    d = st.session_state.get("data_dir") or os.environ.get("MCVIZ_DATA", "")
+    d = _visitor_folder("data_dir") or os.environ.get("MCVIZ_DATA", "")
     if not d:
         default = REPO.parent / "shared" / "data"
         return default if default.is_dir() else None
@@ -193,16 +211,83 @@ def predictions(path: str, mtime: float, data: bytes, name: str, k: int):
     return work_queue().run(("predict", path, mtime, _digest(data), k), lambda: ex.predict(img, k))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _side_file(kind: str, path: str, mtime: float, side_mtime: float):
+    from mcviz.explain import load_part_profiles
+
+    return {"parts": load_part_profiles, "ranking": load_effect_ranking}[kind](path)
+
+
+def side_file(kind: str, path: Path, side: Path):
+    """A checkpoint's side file loaded (``kind``: "parts" or "ranking"), reloaded when either file
+    changes; None when it is missing or stale (made from other weights)."""
+    return _side_file(kind, str(path), _mtime(path), _mtime(side)) if side.exists() else None
+
+
+def effect_ranking(path: Path):
+    """The checkpoint's effect ranking (``mcviz rank``), or None when it has none or a stale one."""
+    return side_file("ranking", path, ranking_path(path))
+
+
+def rankings(path: Path) -> list[str]:
+    """The rankings this model offers, the default first (see :data:`RANKINGS`)."""
+    ex = explainer(path)
+    return available_rankings(ex.model, ex.meta, effect_ranking(path))
+
+
 @st.cache_data(show_spinner="Ranking channels...", max_entries=32)
 def scores_matrix(path: str, mtime: float):
+    """The class x channel matrix of the default ranking that needs no images."""
+    found = effect_ranking(Path(path))
+    if found is not None:
+        return found.effects.numpy(), "effect on the class's logit"
     ex = _explainer(path, mtime)
     scores, source = work_queue().run(("scores", path, mtime), lambda: class_channel_scores(ex.model, ex.meta))
     return scores.numpy(), source
 
 
-def ranking(path: Path, class_index: int, k: int = 10):
+def ranking(path: Path, class_index: int, k: int = 10, by: Optional[str] = None):
     ex = explainer(path)
-    return top_channels((ex.model, ex.meta), class_index, k)
+    return top_channels((ex.model, ex.meta), class_index, k, by=by, effect=effect_ranking(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _ablation(path: str, mtime: float, ranking_mtime: float) -> Optional[HeadAblation]:
+    ex = _explainer(path, mtime)
+    found = load_effect_ranking(path)
+    try:
+        return HeadAblation.of(ex.model, means=found.means if found is not None else None)
+    except ValueError:  # a GAP head without a ranking file: no means to switch channels to
+        return None
+
+
+def ablation(path: Path) -> Optional[HeadAblation]:
+    """The head of the checkpoint, ready to switch channels off (None when it cannot)."""
+    rp = ranking_path(path)
+    return _ablation(str(path), _mtime(path), _mtime(rp) if rp.exists() else 0.0)
+
+
+def switched_off(ab: HeadAblation, pooled_input, channels) -> tuple:
+    """Class probabilities ``(before, after)`` of one image when ``channels`` are switched off;
+    only the head runs."""
+    import torch
+
+    x = torch.as_tensor(pooled_input)[None]
+    off = torch.zeros(x.shape[1], dtype=torch.bool)
+    off[list(channels)] = True
+    before, after = (torch.softmax(ab.logits(x, m), dim=1)[0].numpy() for m in (None, off))
+    return before, after
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def pooled(path: str, mtime: float, data: bytes, name: str):
+    """The head's pooled input for this image (one pass through the trunk, shared by every
+    switch-off that follows)."""
+    img, err = decode(data, name)
+    if err:
+        raise ValueError(err)
+    ex = _explainer(path, mtime)
+    return work_queue().run(("pooled", path, mtime, _digest(data)), lambda: ex.pooled(img)).numpy()
 
 
 def class_images_available(meta: dict) -> bool:
@@ -218,7 +303,7 @@ def activation_ranking(path: str, mtime: float, root: str, class_index: int, k: 
     ex = _explainer(path, mtime)
     ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(ex.meta["input"]))
     return work_queue().run(("ranking", path, mtime, root, class_index, k),
-                            lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds))
+                            lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds, by="activation"))
 
 
 @st.cache_data(show_spinner=False)
@@ -282,6 +367,9 @@ def require_image(key: str, prompt: str):
 
 
 def sidebar_settings() -> None:
+    """The "Folders" inputs, only where the operator started the app with MCVIZ_APP_FOLDERS=1."""
+    if not folders_allowed():
+        return
     with st.sidebar.expander("Folders", expanded=False):
         st.text_input("Extra checkpoint folder", key="extra_checkpoint_dir",
                       help="Checkpoints are read from checkpoints/, $MCVIZ_CHECKPOINTS and this folder.")
@@ -334,19 +422,11 @@ def atlas_crops(entries: tuple) -> list:
     return out
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _part_profiles(path: str, mtime: float, parts_mtime: float):
-    from mcviz.explain import load_part_profiles
-
-    return load_part_profiles(path)
-
-
 def part_profiles(path: Path):
     """The checkpoint's part profiles (``mcviz parts``), or None when it has none or a stale one."""
     from mcviz.explain.parts import profile_path
 
-    pp = profile_path(path)
-    return _part_profiles(str(path), _mtime(path), _mtime(pp)) if pp.exists() else None
+    return side_file("parts", path, profile_path(path))
 
 
 def channel_labels(path: Path, channels) -> Optional[list[str]]:

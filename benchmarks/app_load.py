@@ -9,11 +9,12 @@ session's result). Prints the slowest and median times and the server's resident
 (baseline before, peak during), polled from /proc every 50 ms. Loopback only; bounded by
 --timeout per scenario.
 
-    python benchmarks/app_load.py [--sessions 8] [--scenario cub 48mp] [--data ../shared/data] [--compare]
+    python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--compare]
 
 With --compare the same scenarios also run against the app with MCVIZ_FULL_DECODE=1 and
-MCVIZ_NO_QUEUE=1 (photos decoded whole, every session's model work at once: the app before
-this change), and the ratios are printed.
+MCVIZ_NO_QUEUE=1 (photos decoded whole, every session's model work at once), and the ratios
+are printed. With --before REV they also run against the app of git revision REV (checked out
+in a temporary worktree, same checkpoints), and the ratios are printed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from app.serve import CHROMIUM, CHROMIUM_ARGS, running_app_process  # noqa: E402
+from app.serve import APP, CHROMIUM, CHROMIUM_ARGS, running_app_process  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 DRAWN = ("n => [...document.querySelectorAll('.js-plotly-plot')].some("
          "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)")
@@ -147,26 +150,44 @@ async def run(args) -> None:
         scenarios["48mp"] = big
     warm = cub_photos(data, args.sessions + 1, tmp)[-1]
     results = {}
-    setups = {"as shipped": {}}
+    setups = {"as shipped": ({}, APP)}
     if args.compare:
-        setups["before (whole decode, no queue)"] = {"MCVIZ_FULL_DECODE": "1", "MCVIZ_NO_QUEUE": "1"}
-    for label, extra in setups.items():
+        setups["before (whole decode, no queue)"] = ({"MCVIZ_FULL_DECODE": "1", "MCVIZ_NO_QUEUE": "1"}, APP)
+    if args.before:
+        setups[f"the app of {args.before}"] = ({"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints")},
+                                               worktree(args.before, tmp) / "app" / "main.py")
+    for label, (extra, app) in setups.items():
         print(f"== {label}")
         results[label] = await one_server(args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
-                                                 **extra}, scenarios, warm)
-    if args.compare:
-        (a, new), (b, old) = list(results.items())
+                                                 **extra}, scenarios, warm, app)
+    new = results.pop("as shipped")
+    for label, old in results.items():
+        print(f"== {label} -> as shipped")
         for name in new:
             print(f"  {name}: slowest {old[name][0]:.2f} s -> {new[name][0]:.2f} s ({old[name][0] / new[name][0]:.1f}x), "
                   f"peak memory {old[name][1]:.0f} MB -> {new[name][1]:.0f} MB")
+    if args.before:
+        import subprocess
+
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "before")], check=False)
 
 
-async def one_server(args, env: dict, scenarios: dict, warm: Path) -> dict:
+def worktree(rev: str, tmp: Path) -> Path:
+    """A checkout of ``rev`` (without its checkpoints: it is given this repository's)."""
+    import subprocess
+
+    path = tmp / "before"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True,
+                   capture_output=True)
+    return path
+
+
+async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = APP) -> dict:
     """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``."""
     from playwright.async_api import async_playwright
 
     out = {}
-    with running_app_process(env) as (url, proc):
+    with running_app_process(env, app=app) as (url, proc):
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             pages = await open_pages(browser, url, args.sessions)
@@ -193,12 +214,13 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--sessions", type=int, default=16)
     ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
     ap.add_argument("--compare", action="store_true",
-                    help="also run the app as it was before (whole decode, no queue) and print the ratios")
+                    help="also run the app with whole decoding and no queue, and print the ratios")
+    ap.add_argument("--before", metavar="REV", help="also run the app of git revision REV, and print the ratios")
     args = ap.parse_args()
     if not 1 <= args.sessions <= 16:
         raise SystemExit("--sessions must be 1..16")

@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import data as mdata
+from .data import random_subset
 from .checkpoint import atomic_write_bytes
 from .models import MCNet
-from .training import _subset
 from .trunk_cache import find_cache
 
 
@@ -31,7 +31,7 @@ def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = 
     # a --freeze model reads its frozen trunk's outputs from the training cache when it has them
     cached = find_cache(model, meta, base, tf, split, cache_dir) if use_cache else None
     after, source = (cached[0], cached[1]) if cached else (None, base)
-    ds = _subset(source, limit, 1)
+    ds = random_subset(source, limit, 1)
     index = ds.indices if isinstance(ds, torch.utils.data.Subset) else list(range(len(ds)))
     n = model.groups.num_channels
     best = torch.full((n, top), -float("inf"))

@@ -9,6 +9,7 @@ with ``os.replace``, so a killed run leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -51,6 +52,22 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def side_path(checkpoint: PathLike, suffix: str) -> Path:
+    """A file that belongs to a checkpoint: ``NAME.<suffix>`` beside ``NAME.safetensors``
+    (``parts.json``, ``ranking.json``, ``atlas.json``...)."""
+    p = Path(checkpoint)
+    return p.parent / f"{p.name.removesuffix('.safetensors')}.{suffix}"
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 of a file: side files record their checkpoint's, so stale ones are detected."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def model_config(model: MCNet, backbone: str) -> dict[str, Any]:

@@ -149,6 +149,15 @@ def _checkpoint_and_data(p, datasets=None) -> None:
     p.add_argument("--workers", type=int, default=2)
 
 
+def _cache_options(p, no_cache: bool = True) -> None:
+    """``--cache-dir`` (and ``--no-cache``) of the commands that run a checkpoint over a split."""
+    p.add_argument("--cache-dir", default=None,
+                   help="trunk cache of a --freeze model (default $MCVIZ_CACHE or .cache/trunk); used when it "
+                        "holds this split, else the images are read")
+    if no_cache:
+        p.add_argument("--no-cache", dest="use_cache", action="store_false", help="always read the images")
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data set")
     _checkpoint_and_data(p)
@@ -163,7 +172,7 @@ def cmd_eval(args, argv) -> int:
     from torch.utils.data import DataLoader
 
     from . import data as mdata
-    from .training import _subset, evaluate, resolve_device
+    from .training import evaluate, resolve_device
 
     model, meta = _load(args.checkpoint)
     device = resolve_device(args.device)
@@ -177,7 +186,7 @@ def cmd_eval(args, argv) -> int:
         raise UserError(str(exc)) from None
     if len(ds.classes) != model.num_classes:
         raise UserError(f"the checkpoint has {model.num_classes} classes but {args.dataset} at {args.root} has {len(ds.classes)}")
-    ds = _subset(ds, args.limit, 1)
+    ds = mdata.random_subset(ds, args.limit, 1)
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers)
     r = evaluate(model, loader, device, model.num_classes)
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
@@ -298,10 +307,7 @@ def _add_localize(sub) -> None:
     p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
     _checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
-    p.add_argument("--cache-dir", default=None,
-                   help="trunk cache of a --freeze model (default $MCVIZ_CACHE or .cache/trunk); used when it "
-                        "holds this split, else the images are read")
-    p.add_argument("--no-cache", dest="use_cache", action="store_false", help="always read the images")
+    _cache_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_localize)
 
@@ -373,7 +379,7 @@ def _add_atlas(sub) -> None:
     _checkpoint_and_data(p)
     p.add_argument("--out", default=None, help="default: CHECKPOINT with .atlas.json, where the app looks")
     p.add_argument("--top", type=int, default=6)
-    p.add_argument("--cache-dir", default=None, help="trunk cache of a --freeze model (as for localize)")
+    _cache_options(p, no_cache=False)
     p.set_defaults(func=cmd_atlas)
 
 
@@ -399,7 +405,7 @@ def _add_parts(sub) -> None:
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
     p.add_argument("--strongest", type=int, default=10,
                    help="second population: images where the channel is among the K strongest by peak value")
-    p.add_argument("--cache-dir", default=None, help="trunk cache of a --freeze model (as for localize)")
+    _cache_options(p, no_cache=False)
     p.add_argument("--plot", action="store_true", help="also write NAME.parts.png, the channel x part heat map")
     p.set_defaults(func=cmd_parts)
 
@@ -431,6 +437,92 @@ def cmd_parts(args, argv) -> int:
     return 0
 
 
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="cache a --freeze checkpoint's frozen trunk over a split (eval view), "
+                                     "read by eval-time commands")
+    _checkpoint_and_data(p)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--cache-dir", default=None, help="default $MCVIZ_CACHE or .cache/trunk")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args, argv) -> int:
+    from . import data as mdata
+    from .trunk_cache import build_eval_cache
+
+    model, meta = _load(args.checkpoint)
+    tf = mdata.EvalTransform.from_config(meta["input"])
+    try:
+        ds = mdata.build(args.dataset, args.root, args.split, tf, min_side=tf.resize)
+        folder = build_eval_cache(model, meta, ds, args.split, args.cache_dir, args.batch_size, args.workers)
+    except (mdata.DataError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"{args.split} split of {args.root} through the frozen trunk -> {folder}")
+    return 0
+
+
+def _add_rank(sub) -> None:
+    p = sub.add_parser("rank", help="rank every class's channels by their effect on its logit "
+                                    "(writes NAME.ranking.json)")
+    _checkpoint_and_data(p)
+    _cache_options(p)
+    p.set_defaults(func=cmd_rank)
+
+
+def cmd_rank(args, argv) -> int:
+    import time
+
+    from .data import DataError
+    from .explain.rankings import compute_effect_ranking, linearised_head_scores, own_in_top, save_effect_ranking
+
+    model, _ = _load(args.checkpoint)
+    start = time.perf_counter()
+    try:
+        r = compute_effect_ranking(args.checkpoint, args.dataset, args.root, args.split, args.limit,
+                                   workers=args.workers, use_cache=args.use_cache, cache_dir=args.cache_dir)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    out = save_effect_ranking(r, args.checkpoint)
+    print(f"effect ranking of {r.effects.shape[1]} channels for {r.effects.shape[0]} classes over {r.images} "
+          f"{args.split} images ({time.perf_counter() - start:.0f} s) -> {out}")
+    print(f"own channels in the top 10, mean over classes: by effect {own_in_top(r.effects, model):.2f}, "
+          f"by the linearised head {own_in_top(linearised_head_scores(model), model):.2f}")
+    return 0
+
+
+def _add_faithfulness(sub) -> None:
+    p = sub.add_parser("faithfulness", help="deletion curves: switch off each class's top-k channels under "
+                                            "each ranking and measure the drop")
+    _checkpoint_and_data(p)
+    p.add_argument("--rank-split", default=None,
+                   help="split the effect and activation rankings are measured on (default --split; another "
+                        "split makes the check held-out)")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 3, 10], help="how many channels to switch off")
+    p.add_argument("--draws", type=int, default=10, help="random rankings averaged")
+    _cache_options(p)
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    p.set_defaults(func=cmd_faithfulness)
+
+
+def cmd_faithfulness(args, argv) -> int:
+    from .data import DataError
+    from .faithfulness import faithfulness
+
+    model, meta = _load(args.checkpoint)
+    try:
+        curves = faithfulness(model, meta, args.dataset, args.root, args.split, args.rank_split, args.k,
+                              args.limit, args.workers, args.use_cache, args.cache_dir, args.draws)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"{args.checkpoint}: {curves.classes} classes, {curves.images} {curves.split} images, rankings "
+          f"measured on {curves.rank_split}; before deletion: accuracy {100 * curves.accuracy:.1f} %, "
+          f"class probability {100 * curves.prob:.1f} % (macro); drops in points:")
+    print("\n".join(curves.markdown()))
+    if args.json:
+        print(json.dumps(curves.as_dict()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcviz", description="Mutual-Channel Loss: train, evaluate, explain.")
     p.add_argument("--version", action="version", version=f"mcviz {__version__}")
@@ -442,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sanity(sub)
     _add_atlas(sub)
     _add_parts(sub)
+    _add_cache(sub)
+    _add_rank(sub)
+    _add_faithfulness(sub)
     return p
 
 

@@ -17,10 +17,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .data import CUB, EvalTransform
+from .data import CUB, EvalTransform, random_subset
 from .models import MCNet
 from .trunk_cache import find_cache
-from .training import _subset
 
 
 @dataclass
@@ -108,7 +107,7 @@ def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", l
         ds = _CachedWithAnnotations(ds, feats)
         ds.classes = feats.classes  # type: ignore[attr-defined]
         ds.targets = feats.targets  # type: ignore[attr-defined]
-    ds = _subset(ds, limit, 1)
+    ds = random_subset(ds, limit, 1)
     return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, cub
 
 

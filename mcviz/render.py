@@ -175,13 +175,13 @@ def ranking_figure(ranking, owner_names: Sequence[str]):
     return fig
 
 
-def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str]):
-    """Class x channel importance matrix."""
+def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str], what: str = "importance"):
+    """Class x channel matrix of a ranking's scores (``what`` names them in the title)."""
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Heatmap(z=scores, y=list(class_names), colorscale="Viridis",
                                hovertemplate="class %{y}<br>channel %{x}<br>score %{z:.3g}<extra></extra>"))
-    fig.update_layout(height=520, margin=dict(l=5, r=5, t=30, b=5), title="class x channel importance",
+    fig.update_layout(height=520, margin=dict(l=5, r=5, t=30, b=5), title=f"class x channel: {what}",
                       yaxis=dict(showticklabels=len(class_names) <= 40))
     return fig
 

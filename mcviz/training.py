@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -225,15 +225,7 @@ class _TrainForward(nn.Module):
 
 
 # -- data -------------------------------------------------------------------------------------
-def _subset(ds, limit: Optional[int], seed: int):
-    if limit is None or limit >= len(ds):
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds), generator=g)[:limit].sort().values.tolist()
-    sub = Subset(ds, idx)
-    sub.classes = ds.classes  # type: ignore[attr-defined]
-    sub.targets = [ds.targets[i] for i in idx]  # type: ignore[attr-defined]
-    return sub
+_subset = mdata.random_subset
 
 
 def _limited(ds, limit: Optional[int], seed: int):

@@ -34,7 +34,7 @@ from .checkpoint import atomic_write_bytes
 from .data.transforms import EvalTransform
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
-           "find_cache", "is_complete"]
+           "build_eval_cache", "eval_source", "find_cache", "is_complete"]
 
 CACHE_FORMAT = 1
 _CHUNK = 256  # images per progress record
@@ -192,11 +192,8 @@ class CachedFeatures(Dataset):
         return x, int(self.labels[i])
 
 
-def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
-               cache_dir: Optional[str] = None) -> Optional[tuple[str, CachedFeatures]]:
-    """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` when the checkpoint (``model``,
-    ``meta``) was trained with ``--freeze`` and a complete cache of its frozen trunk over exactly
-    these images exists (made by its training run); else None."""
+def _eval_folder(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
+                 cache_dir: Optional[str]) -> Optional[tuple[str, Path]]:
     hp = meta.get("hparams") or {}
     layer = hp.get("cache_layer") or hp.get("freeze")
     if not layer:
@@ -204,4 +201,46 @@ def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: s
     what = {"dataset": meta.get("dataset"), "split": split, "backbone": meta.get("backbone"), "layer": layer}
     folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
                           ViewTransform(evaltf, 1), what)
+    return layer, folder
+
+
+def build_eval_cache(model: nn.Module, meta: dict, ds, split: str, cache_dir: Optional[str] = None,
+                     batch_size: int = 32, workers: int = 2, progress: bool = True) -> Path:
+    """Write the evaluation view of ``ds`` (built with the checkpoint's transform) through the
+    frozen trunk of a ``--freeze`` checkpoint, where :func:`find_cache` looks for it."""
+    found = _eval_folder(model, meta, ds, ds.transform, split, cache_dir)
+    if found is None:
+        raise ValueError("this checkpoint was not trained with --freeze: it has no frozen trunk to cache")
+    layer, folder = found
+    return build_cache(ds, model.split_at(layer)[0], ViewTransform(ds.transform, 1), folder, batch_size, workers,
+                       progress)
+
+
+def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
+               cache_dir: Optional[str] = None) -> Optional[tuple[str, CachedFeatures]]:
+    """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` when the checkpoint (``model``,
+    ``meta``) was trained with ``--freeze`` and a complete cache of its frozen trunk over exactly
+    these images exists (made by its training run); else None."""
+    found = _eval_folder(model, meta, ds, evaltf, split, cache_dir)
+    if found is None:
+        return None
+    layer, folder = found
     return (layer, CachedFeatures(folder, ds.classes)) if is_complete(folder) else None
+
+
+def eval_source(model: nn.Module, meta: dict, dataset: str, root: str, split: str = "test",
+                limit: Optional[int] = None, use_cache: bool = True,
+                cache_dir: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
+    """``(data set of (input, label), the body step its inputs come out of or None)`` for running
+    ``model`` over ``split``: the images under the checkpoint's transform, or the frozen trunk's
+    cached outputs when the model was trained with ``--freeze`` and the cache holds this split.
+    ``limit`` draws the same random subset either way."""
+    from . import data as mdata
+
+    tf = EvalTransform.from_config(meta["input"])
+    base = mdata.build(dataset, root, split, tf, min_side=tf.resize)
+    if len(base.classes) != model.num_classes:
+        raise ValueError(f"the model has {model.num_classes} classes but {dataset} at {root} has {len(base.classes)}")
+    cached = find_cache(model, meta, base, tf, split, cache_dir) if use_cache else None
+    after, ds = cached if cached else (None, base)
+    return mdata.random_subset(ds, limit, 1), after

@@ -400,7 +400,8 @@ def write_soft_labels(ckpts) -> None:
         f0 = runs[0][1]
         text += ["", f"Families are classes whose names end in the same word (the gulls, the warblers, ...: "
                  f"{f0['family_pairs']} pairs of {f0['pairs']}); the top-10 lists are those of "
-                 "`mcviz.explain.top_channels` (the app's Channels page): each class's channels by the specificity of "
+                 "`mcviz.explain.top_channels(..., by=\"soft-labels\")` (the Channels page's soft-label view): each "
+                 "class's channels by the specificity of "
                  "their soft label; "
                  "`mcviz.soft_labels.family_sharing` computes the last rows.", ""]
     path.write_text("\n".join(text).rstrip() + "\n")
@@ -443,7 +444,12 @@ def write_checkpoints_readme(ckpts) -> None:
             f"{met.get('top1', float('nan')):.2f} | {met.get('top1_mc', float('nan')):.2f} | "
             f"{met.get('mean_h', float('nan')):.3f} | {size / 1e6:.1f} MB | {TERMS.get(m.get('dataset'), '')} |")
         cmds.append(f"- `{p.path.name}`: `{m.get('command', '')}`")
+    side = [f for f in (REPO / "checkpoints").iterdir() if f.suffix in (".json", ".png")]
     lines += ["", f"All {len(shipped)} files: {total / 1e6:.1f} MB.", "",
+              "Beside each checkpoint: `NAME.ranking.json`, every channel's effect on every class (`mcviz rank`; "
+              "the app's Channels page ranks by it), and for the CUB models `NAME.parts.json` / `.parts.png`, the "
+              "part each channel looks at (`mcviz parts`); the default model also ships its channel atlas "
+              f"(`mcviz atlas`). These {len(side)} files: {sum(f.stat().st_size for f in side) / 1e6:.1f} MB.", "",
               "Exact commands (run from the repository root; `scripts/train_checkpoints.sh` runs them all "
               "and copies `runs/NAME/last.safetensors` here):", "", *cmds, "",
               "The photographs of CUB-200-2011 and Stanford Cars remain their owners'; the data sets are "

@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--data ../shared/data]
 
 Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo, then
-picks a gallery image to show its annotated parts (explore-parts.png) on every page.
+picks a gallery image to show its annotated parts (explore-parts.png) on every page, and
+switches that class's top 10 channels off (explore-switch-off.png).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def main() -> None:
         page.get_by_text("CUB's annotated parts").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
+        # the class's top 10 channels by effect switched off: the new prediction beside the old
+        page.get_by_text("and its top 10 channels by effect").click()
+        page.get_by_text("10 channel(s) off").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.get_by_text("Switch channels off").scroll_into_view_if_needed()
+        page.screenshot(path=str(out / "explore-switch-off.png"))
         for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
                              ("Models", "Checkpoints from")):
             page.get_by_role("link", name=name).click()

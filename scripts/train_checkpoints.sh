@@ -12,7 +12,8 @@
 # A killed run resumes from RUNS/NAME; a model already in checkpoints/ or whose run finished
 # is not trained again. Models ending in -s1 (second seeds) are reported in docs/runs/, not
 # shipped: they stay in RUNS/NAME. Every shipped CUB model gets its part profiles
-# (checkpoints/NAME.parts.json and .parts.png, `mcviz parts`) beside it.
+# (checkpoints/NAME.parts.json and .parts.png, `mcviz parts`) beside it, and every shipped
+# model its effect ranking (checkpoints/NAME.ranking.json, `mcviz rank`: the app's Channels page).
 # Two streams can share the machine: OMP_NUM_THREADS=1 scripts/train_checkpoints.sh a b & ...
 set -euo pipefail
 DATA=${DATA:-../shared/data}
@@ -53,7 +54,7 @@ finished() {  # run folder -> true when its last epoch is done
 train() {  # name
   local name=$1
   [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
-  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; return; fi
+  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; return; fi
   if finished "$RUNS/$name"; then
     echo "skip $name (finished in $RUNS/$name)"
   elif [ -f "$RUNS/$name/state.pt" ]; then
@@ -67,6 +68,7 @@ train() {  # name
     *) cp "$RUNS/$name/last.safetensors" "checkpoints/$name.safetensors" ;;
   esac
   parts "$name"
+  rank "$name"
 }
 
 atlas() {  # the app's default model ships its channel atlas (the Channels page's images)
@@ -82,6 +84,17 @@ parts() {  # name -> the part profiles shipped beside a CUB checkpoint (mcviz pa
   [ -f "$ck" ] || return 0
   if [ ! -f "$pj" ] || [ "$ck" -nt "$pj" ]; then
     $MCVIZ parts "$ck" --root "$DATA/CUB_200_2011" --plot --workers 1
+  fi
+}
+
+rank() {  # name -> the effect ranking shipped beside a checkpoint (mcviz rank), when stale
+  local ck="checkpoints/$1.safetensors" rj="checkpoints/$1.ranking.json"
+  [ -f "$ck" ] || return 0
+  if [ ! -f "$rj" ] || [ "$ck" -nt "$rj" ]; then
+    case $1 in
+      cub-*) $MCVIZ rank "$ck" "${CUB[@]}" --workers 1 ;;
+      cars-*) $MCVIZ rank "$ck" "${CARS[@]}" --workers 1 ;;
+    esac
   fi
 }
 

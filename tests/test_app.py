@@ -90,7 +90,7 @@ def test_explore_shows_xi_maps_and_merged(app):
     assert labels == ["Download panel (PNG)", "Download numbers (JSON)"]
     # any class can be chosen by name; a CAM method at a chosen layer works
     at.selectbox(key="explore_class").set_value(17).run()
-    assert "Bird 17" in at.subheader[-1].value
+    assert any(s.value.startswith("Bird 17:") for s in at.subheader)
     at.selectbox(key="explore_method").set_value("gradcam").run()
     assert not at.exception and len(heatmaps(at)) == 4
     assert at.selectbox(key="explore_layer").value == "stage4"
@@ -141,10 +141,45 @@ def test_channels_page(app):
     at = app.switch_page("pages/channels.py").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 10 and list(table.columns) == ["rank", "channel", "score", "group of"]
+    assert len(table) == 10 and list(table.columns) == ["rank", "channel", "own", "score", "group of"]
+    # no ranking file here: the linearised head, said so, and how to get the effect ranking
+    assert at.radio(key="channels_source").value == "linearised-head"
+    assert any("mcviz rank" in i.value for i in at.info)
     assert len(at.get("plotly_chart")) == 2  # bar chart + class x channel heat map
     at.selectbox(key="channels_class").set_value(5).run()
     assert not at.exception and len(at.dataframe[0].value) == 10
+
+
+def test_channels_page_ranks_by_effect_when_the_file_is_there(tmp_path, monkeypatch):
+    from mcviz.checkpoint import load_checkpoint
+    from mcviz.explain.rankings import EffectRanking, file_sha256, save_effect_ranking
+
+    ck = tmp_path / "ranked.safetensors"
+    _save(ck, "mc", 0)
+    model, _ = load_checkpoint(ck)
+    effects = torch.zeros(200, 600)
+    effects[5, [15, 16, 17, 40, 41, 42, 43, 44, 45, 46]] = torch.arange(10.0, 0.0, -1.0)  # class 5 owns 15-17
+    save_effect_ranking(EffectRanking(file_sha256(ck), "cub", "test", 400, effects, torch.zeros(600)), ck)
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/channels.py").run()
+    assert at.radio(key="channels_source").value == "effect"
+    at.selectbox(key="channels_class").set_value(5).run()
+    table = at.dataframe[0].value
+    assert table["channel"].tolist()[:4] == [15, 16, 17, 40]
+    assert table["own"].tolist()[:4] == ["★", "★", "★", ""]
+    assert any("drops the class's logit" in c.value for c in at.caption)
+    assert any("3 of the top 10 are the class's own channels" in c.value for c in at.caption)
+    # the Explore page's switch-off control can now take the class's top 10 by effect
+    at.switch_page("pages/explore.py").run()
+    at = upload(at, *real_photo())
+    at.selectbox(key="explore_class").set_value(5).run()
+    assert not at.toggle(key="explore_off_top").proto.disabled
+    at.toggle(key="explore_off_top").set_value(True).run()
+    assert not at.exception
+    assert "10 channel(s) off: ch 15, ch 16, ch 17, ch 40, ch 41" in " ".join(c.value for c in at.caption)
 
 
 def test_channels_ranked_by_activation_on_real_cub(ckpt_dir, monkeypatch, cub_root):
@@ -155,8 +190,8 @@ def test_channels_ranked_by_activation_on_real_cub(ckpt_dir, monkeypatch, cub_ro
     at.run()
     at.switch_page("pages/channels.py").run()
     radio = at.radio(key="channels_source")
-    assert len(radio.options) == 2
-    radio.set_value(radio.options[1]).run()
+    assert radio.options == ["linearised head weights", "mean activation over the class's CUB test images"]
+    radio.set_value("activation").run()
     assert not at.exception
     assert "mean activation" in at.caption[0].value and len(at.dataframe[0].value) == 10
 
@@ -239,3 +274,51 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     at.switch_page("pages/channels.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert any("No part profiles" in i.value for i in at.info)
+
+
+def test_switching_channels_off_changes_the_probability(app):
+    """The Explore page's switch-off control: only the head runs again, the class's probability
+    moves, and without an effect ranking the top-10 option is disabled."""
+    at = upload(app, *real_photo())
+    at.selectbox(key="explore_class").set_value(0).run()
+    assert any("Switch channels off" in s.value for s in at.subheader)
+    assert at.toggle(key="explore_off_top").proto.disabled  # the test checkpoints ship no ranking file
+    off = at.multiselect(key="explore_off")
+    assert off.options == ["ch 0", "ch 1", "ch 2"]
+    metrics_before = len(at.metric)
+    at = off.set_value([0, 1, 2]).run()
+    assert not at.exception
+    assert len(at.metric) == metrics_before + 2
+    prob = next(m for m in at.metric if m.label.startswith("P("))
+    assert prob.delta is not None and prob.delta != "+0.0 points"
+    assert "3 channel(s) off: ch 0, ch 1, ch 2" in [c.value for c in at.caption]
+
+
+def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch, tmp_path):
+    """Visitors cannot point the server at folders of its disk unless MCVIZ_APP_FOLDERS=1."""
+    from app import state
+
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    monkeypatch.delenv(state.FOLDERS_ENV, raising=False)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    assert not [t for t in at.text_input if t.key in ("extra_checkpoint_dir", "data_dir")]
+    assert not any(e.label == "Folders" for e in at.sidebar.expander)
+    # a value smuggled into the session is ignored too
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    _save(other / "zz-elsewhere.safetensors", "mc", 2)
+    at.session_state["extra_checkpoint_dir"] = str(other)
+    at.run()
+    assert "zz-elsewhere" not in str(at.sidebar.selectbox(key="explore_model").options)
+
+    monkeypatch.setenv(state.FOLDERS_ENV, "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    inputs = {t.key for t in at.text_input}
+    assert {"extra_checkpoint_dir", "data_dir"} <= inputs
+    at.text_input(key="extra_checkpoint_dir").input(str(other)).run()
+    assert not at.exception
+    assert any("zz-elsewhere" in o for o in at.sidebar.selectbox(key="explore_model").options)

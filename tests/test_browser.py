@@ -68,9 +68,33 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     elapsed = sorted(times)[len(times) // 2]
     print(f"\nupload-to-heat-maps in the browser (model loaded): median {elapsed:.2f} s of "
           + ", ".join(f"{t:.2f}" for t in times))
-    (out / "browser-timing.json").write_text(json.dumps({"upload_to_heatmaps_s": [round(t, 3) for t in times]}))
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 4
     page.screenshot(path=str(out / "explore.png"), full_page=True)
+
+    # switch the class's top 10 channels (by effect) off and on again: only the head runs
+    toggle = page.get_by_text("and its top 10 channels by effect")
+    toggle.scroll_into_view_if_needed()
+    off_times = []
+    for _ in range(5):
+        page.wait_for_timeout(500)
+        t0 = time.perf_counter()
+        toggle.click()
+        page.get_by_text("10 channel(s) off").wait_for(timeout=30_000)
+        off_times.append(time.perf_counter() - t0)
+        page.wait_for_timeout(300)
+        toggle.click()
+        page.get_by_text("10 channel(s) off").wait_for(state="detached", timeout=30_000)
+    toggle.click()
+    page.get_by_text("10 channel(s) off").wait_for(timeout=30_000)
+    assert page.locator("[data-testid=stMetric]").filter(has_text="P(").count() == 1
+    median_off = sorted(off_times)[len(off_times) // 2]
+    print(f"switch-off to new probability in the browser: median {median_off:.2f} s of "
+          + ", ".join(f"{t:.2f}" for t in off_times))
+    (out / "browser-timing.json").write_text(json.dumps({"upload_to_heatmaps_s": [round(t, 3) for t in times],
+                                                         "switch_off_s": [round(t, 3) for t in off_times]}))
+    page.screenshot(path=str(out / "explore-switch-off.png"), full_page=True)
+    toggle.click()
+    page.get_by_text("10 channel(s) off").wait_for(state="detached", timeout=30_000)
 
     # a CUB gallery image: every channel map names its part, and the peaks are named in this image
     page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)

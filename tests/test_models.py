@@ -70,3 +70,21 @@ def test_cli_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path, tiny_fol
     err = capsys.readouterr().err
     assert rc == 2
     assert "could not download the ImageNet weights" in err and "Traceback" not in err
+
+
+def test_channels_last_gives_the_same_numbers():
+    from mcviz.models import channels_last
+
+    torch.manual_seed(0)
+    m = build_model("small", 4, xi=3).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(x)
+        feats = m.features(x)
+        channels_last(m)
+        xc = channels_last(x)
+        assert xc.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(m(xc), ref, atol=1e-5)
+        assert torch.allclose(m.features(xc), feats, atol=1e-5)
+        assert torch.allclose(m.mc_logits(m.features(xc)), m.mc_logits(feats), atol=1e-5)
+    assert channels_last(torch.ones(2, 3)).shape == (2, 3)  # not an image batch: unchanged

@@ -182,3 +182,40 @@ def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     for k, v in slow.as_dict().items():
         if k != "source":
             assert fast.as_dict()[k] == pytest.approx(v, abs=1e-9), k
+
+
+def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys):
+    """`mcviz cache` writes the evaluation view where `mcviz rank` (and every eval-time command)
+    looks; the effect ranking from the cache equals the one from the images."""
+    from mcviz import save_checkpoint
+    from mcviz.explain.effect import collect_pooled
+    from mcviz.explain.rankings import load_effect_ranking
+
+    from .test_data import make_cub
+
+    root = make_cub(tmp_path / "CUB", n_per_class=4)
+    torch.manual_seed(0)
+    model = build_model("lite0", 3, xi=3, pretrained=True).eval()
+    mean, std = input_norm("lite0")
+    ck = tmp_path / "m.safetensors"
+    save_checkpoint(ck, model, {"backbone": "lite0", "dataset": "cub", "variant": "mc", "class_names": ["a", "b", "c"],
+                                "input": EvalTransform(64, mean=mean, std=std).config(),
+                                "hparams": {"freeze": "head_conv", "cache_layer": "block5"}})
+    model, meta = load_checkpoint(ck)
+    cache = str(tmp_path / "cache")
+    slow = collect_pooled(model, meta, "cub", str(root), use_cache=False, workers=0, progress=False)
+    assert main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0",
+                 "--cache-dir", cache]) == 0
+    assert "cub-test-lite0-block5-" in capsys.readouterr().out
+    fast = collect_pooled(model, meta, "cub", str(root), cache_dir=cache, workers=0, progress=False)
+    assert fast.source == "cache" and slow.source == "images"
+    # the cache holds float16: the same numbers to that precision
+    assert torch.allclose(fast.pooled, slow.pooled, atol=2e-2, rtol=1e-2)
+    assert main(["rank", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0",
+                 "--cache-dir", cache]) == 0
+    assert load_effect_ranking(ck).images == 6
+    # a checkpoint without a frozen trunk has nothing to cache
+    plain = tmp_path / "plain.safetensors"
+    save_checkpoint(plain, model, {**meta, "hparams": {}})
+    assert main(["cache", str(plain), "--dataset", "cub", "--root", str(root), "--cache-dir", cache]) == 2
+    assert "not trained with --freeze" in capsys.readouterr().err

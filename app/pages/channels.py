@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 import state
+from mcviz.checkpoint import side_path
 from mcviz.render import class_channel_heatmap, class_parts_figure, part_bars_figure, ranking_figure
 
 st.title("Channels of a class")
@@ -13,20 +14,27 @@ path, meta = state.choose_checkpoint("channels_model")
 ex = state.explainer(path)
 names = ex.class_names
 choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="channels_class")
-sources = ["the model's own scores (soft labels or classifier weights)"]
-if state.class_images_available(meta):
-    sources.append("mean activation over the class's CUB test images")
-source = st.radio("Rank channels by", sources, key="channels_source")
-if source == sources[0]:
-    r = state.ranking(path, int(choice), 10)
-else:
+# The default is what the model uses: each channel's measured effect on the class's logit
+# (`mcviz rank` ships it beside the checkpoint); the other views stay one click away.
+LABELS = {"effect": "effect on the class's logit (measured)", "soft-labels": "soft channel labels (paper Table IX)",
+          "linearised-head": "linearised head weights", "activation": "mean activation over the class's CUB test images"}
+offered = [r for r in state.rankings(path) if r != "activation" or state.class_images_available(meta)]
+by = st.radio("Rank channels by", offered, format_func=LABELS.get, key="channels_source", horizontal=True)
+if by == "activation":
     r = state.activation_ranking(str(path), path.stat().st_mtime, str(state.data_dir()), int(choice), 10)
-st.caption(f"Scores: {r.source}. Red bars are channels of the class's own group "
-           f"({len(ex.groups.channels(int(choice)))} channels).")
+else:
+    r = state.ranking(path, int(choice), 10, by=by)
+st.caption(f"**Score:** {state.RANKINGS[by]}. "
+           f"★ and red bars: channels of the class's own group ({len(ex.groups.channels(int(choice)))} channels).")
+if "effect" not in offered:
+    st.info(f"No effect ranking for this checkpoint: `mcviz rank {path} --dataset ... --root ...` measures what "
+            "each channel does to each class's score, and this page then ranks by it.")
 owner_names = names
+own = r.own()
 st.dataframe({"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels,
-              "score": [round(s, 4) for s in r.scores],
+              "own": ["★" if o else "" for o in own], "score": [round(s, 4) for s in r.scores],
               "group of": [owner_names[o] if o >= 0 else "-" for o in r.owners]}, hide_index=True, width="stretch")
+st.caption(f"{sum(own)} of the top {len(own)} are the class's own channels.")
 st.plotly_chart(ranking_figure(r, owner_names), width="stretch", key="channels_bar")
 prof = state.part_profiles(path)
 if prof is not None:
@@ -38,9 +46,9 @@ else:
     st.info(f"No part profiles for this checkpoint: `mcviz parts {path} --root CUB_ROOT` makes them "
             "(CUB models), and every channel is then named by the part it looks at.")
 scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
-st.plotly_chart(class_channel_heatmap(scores, names), width="stretch", key="channels_heat")
+st.plotly_chart(class_channel_heatmap(scores, names, source), width="stretch", key="channels_heat")
 labels = state.channel_labels(path, r.channels)
-atlas_path = path.with_suffix(".atlas.json")
+atlas_path = side_path(path, "atlas.json")
 atlas = state.atlas(str(atlas_path), atlas_path.stat().st_mtime) if atlas_path.exists() else None
 if atlas is None:
     st.info(f"No atlas for this checkpoint: make one with `mcviz atlas {path} --dataset ... --root ...` "

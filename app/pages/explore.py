@@ -70,6 +70,32 @@ if ann is not None:
         st.image(state.photo_with_parts(cm.image, ann, cls.peaks),
                  caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
                          "(red +, numbered in channel order), on the model's crop")
+st.subheader("Switch channels off")
+ab = state.ablation(path)
+if ab is None:
+    st.info("This model's head keeps no channel means; `mcviz rank` stores them beside the checkpoint.")
+else:
+    effect = state.effect_ranking(path)
+    top10 = state.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
+    off_labels = dict(zip(cls.channels, labels or [""] * len(cls.channels)))
+    o1, o2 = st.columns([2, 1])
+    picked = o1.multiselect(f"Channels of {cls.class_name} to switch off", cls.channels, key="explore_off",
+                            format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""))
+    with_top = o2.toggle("and its top 10 channels by effect", key="explore_off_top", disabled=not top10,
+                         help=None if top10 else "needs the checkpoint's effect ranking (`mcviz rank`)")
+    off = sorted(set(picked) | (set(top10) if with_top else set()))
+    st.caption("Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
+               "average over the training images), as in the effect ranking; only the head runs again.")
+    if off:
+        before, after = state.switched_off(ab, state.pooled(str(path), mtime, data, name), off)
+        c = cls.class_index
+        m1, m2 = st.columns(2)
+        m1.metric(f"P({cls.class_name})", f"{after[c]:.1%}", delta=f"{100 * (after[c] - before[c]):+.1f} points",
+                  help=f"{before[c]:.1%} with every channel on")
+        now, was = int(after.argmax()), int(before.argmax())
+        m2.metric("prediction", names[now], delta="unchanged" if now == was else f"was {names[was]}",
+                  delta_color="off" if now == was else "inverse")
+        st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
 d1, d2 = st.columns(2)
 # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
 d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity),

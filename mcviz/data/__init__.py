@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from .base import DataError, ImageListDataset, readable_name
+from .base import DataError, ImageListDataset, random_subset, readable_name
 from .cub import CUB
 from .folder import build_folder
 from .images import ImageError, open_image, to_rgb
@@ -26,7 +26,7 @@ from .transforms import EvalTransform, train_transform
 DATASETS: tuple[str, ...] = ("cub", "cars", "aircraft", "flowers", "folder")
 
 __all__ = ["CUB", "DATASETS", "DataError", "EvalTransform", "ImageError", "ImageListDataset", "build",
-           "open_image", "readable_name", "to_rgb", "train_transform"]
+           "open_image", "random_subset", "readable_name", "to_rgb", "train_transform"]
 
 
 def build(name: str, root: str | Path, split: str = "train", transform: Optional[Callable] = None,

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, Subset
 
 from .images import ImageError, open_image
 
@@ -94,3 +95,16 @@ def require_files(root: Path, names: Sequence[str], what: str) -> None:
     for n in names:
         if not (root / n).exists():
             raise DataError(f"{what}: {root / n} is missing (is {root} the data set's root folder?)")
+
+
+def random_subset(ds, limit: Optional[int], seed: int):
+    """``limit`` images of ``ds`` drawn with ``seed`` (in their original order), or ``ds`` itself;
+    the subset keeps ``classes`` and ``targets``."""
+    if limit is None or limit >= len(ds):
+        return ds
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=g)[:limit].sort().values.tolist()
+    sub = Subset(ds, idx)
+    sub.classes = ds.classes  # type: ignore[attr-defined]
+    sub.targets = [ds.targets[i] for i in idx]  # type: ignore[attr-defined]
+    return sub

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -17,7 +20,8 @@ from ..checkpoint import load_checkpoint
 from ..data.images import open_image, to_rgb
 from ..data.transforms import EvalTransform
 from ..loss import diversity_scores
-from ..models import MCNet
+from ..models import MCNet, channels_last
+from .effect import pooled_inputs
 from .methods import CAM_CLASSES, METHODS
 
 ImageLike = Union[Image.Image, str, Path, bytes]
@@ -93,7 +97,8 @@ class Explainer:
 
     def __init__(self, model: MCNet, meta: dict[str, Any], device: str | torch.device = "cpu") -> None:
         # A private copy without in-place ReLUs: CAM hooks must see unmodified activations.
-        self.model = copy.deepcopy(model).eval().to(device)
+        # channels_last: the CPU runs the network faster in it (see models.channels_last).
+        self.model = channels_last(copy.deepcopy(model).eval().to(device))
         for m in self.model.modules():
             if hasattr(m, "inplace"):
                 m.inplace = False
@@ -104,6 +109,10 @@ class Explainer:
         self.transform = EvalTransform.from_config(meta.get("input") or {"crop": 224, "resize": 256})
         names = meta.get("class_names") or []
         self.class_names = list(names) if len(names) == model.num_classes else [f"class {i}" for i in range(model.num_classes)]
+        # The features of the last few inputs: an upload asks for predictions, then maps, then
+        # perhaps a switch-off, and all three start from the same features.
+        self._recent: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Explainer":
@@ -129,19 +138,43 @@ class Explainer:
             img = to_rgb(image)
         else:
             img = open_image(image, min_side=self.transform.resize)
-        x = self.transform(img)[None].to(self.device)
+        x = channels_last(self.transform(img)[None].to(self.device))
         mean = torch.tensor(self.transform.mean)[:, None, None]
         std = torch.tensor(self.transform.std)[:, None, None]
         crop = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return x, crop
 
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, keep: int = 8) -> torch.Tensor:
+        """The MC features of a prepared input, reused for the last ``keep`` inputs."""
+        key = hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest()
+        with self._recent_lock:
+            found = self._recent.get(key)
+            if found is not None:
+                self._recent.move_to_end(key)
+                return found
+        f = self.model.features(x)
+        with self._recent_lock:
+            self._recent[key] = f
+            while len(self._recent) > keep:
+                self._recent.popitem(last=False)
+        return f
+
     # -- outputs ----------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, image: ImageLike, k: int = 5) -> list[Prediction]:
         x, _ = self.prepare(image)
-        probs = torch.softmax(self.model(x)[0].float(), dim=0)
+        probs = torch.softmax(self.model.logits_from_features(self.features(x))[0].float(), dim=0)
         top = probs.topk(min(k, len(probs)))
         return [Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+
+    @torch.no_grad()
+    def pooled(self, image: ImageLike) -> torch.Tensor:
+        """``(N,)``: the head's pooled input for ``image``; with a
+        :class:`~mcviz.explain.effect.HeadAblation` it gives the prediction with any channels
+        switched off, without another pass through the trunk."""
+        x, _ = self.prepare(image)
+        return pooled_inputs(self.model, self.features(x))[0]
 
     def channel_maps(self, image: ImageLike, classes: Sequence[int], method: str = "activation",
                      layer: Optional[str] = None, chunk: int = 16) -> ChannelMaps:
@@ -169,7 +202,7 @@ class Explainer:
                 feats = tail(layer_out)
             else:
                 layer = None
-                feats = self.model.features(x)
+                feats = self.features(x)
         raw_small = METHODS[method](self.model, x, flat_channels, classes=flat_classes, layer=layer, chunk=chunk,
                                     features=feats, layer_output=layer_out)
         size = (crop.shape[1], crop.shape[0])
@@ -200,7 +233,7 @@ class Explainer:
     def diversity(self, image: ImageLike) -> Diversity:
         """h of every class (Eq. 7) and each channel's peak location."""
         x, crop = self.prepare(image)
-        f = self.model.features(x).float()
+        f = self.features(x).float()
         h = diversity_scores(f, self.groups)[0].cpu().numpy()
         fm = f[0].cpu().numpy()
         peaks = np.array([self._peak(m, crop.shape) for m in fm])

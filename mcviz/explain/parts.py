@@ -11,7 +11,6 @@ SHA-256, so a profile of other weights is detected and ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Optional, Sequence
 
 import torch
 from tqdm import tqdm
+
+from ..checkpoint import file_sha256, side_path
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
            "part_profile", "profile_path"]
@@ -103,18 +104,9 @@ def _from_counts(channel: int, counts: Sequence[float], categories: Sequence[str
     return ChannelParts(channel, int(total), shares, top, shares[categories[best]] if top else 0.0)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def profile_path(checkpoint: str | Path) -> Path:
     """``NAME.parts.json`` beside ``NAME.safetensors``."""
-    p = Path(checkpoint)
-    return p.parent / f"{p.name.removesuffix('.safetensors')}.parts.json"
+    return side_path(checkpoint, "parts.json")
 
 
 @torch.no_grad()

@@ -1,17 +1,52 @@
-"""Which channels matter for a class: the paper's Table IX view (top-10 per class)."""
+"""Which channels matter for a class: four rankings, and the effect ranking's file.
+
+- ``effect`` (the default where a ranking file exists): how far switching the channel off
+  (its pooled value set to its mean, :mod:`mcviz.explain.effect`) drops the class's logit,
+  averaged over the class's test images. What the model actually uses.
+- ``soft-labels``: the learned soft channel labels of a ``mc-soft`` model (the paper's
+  Table IX view), as their specificity.
+- ``linearised-head``: the classifier's weights; exact for the GAP + linear head, a
+  first-order view of the official head (its BNs folded in, the ELU taken as identity).
+- ``activation``: the channel's mean activation over the class's images.
+
+``mcviz rank`` writes the effect ranking of every class to ``NAME.ranking.json`` beside the
+checkpoint, with the checkpoint's SHA-256: a ranking of other weights is ignored.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import atomic_write_bytes, file_sha256, load_checkpoint, side_path
 from ..models import MCNet
+from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
+
+__all__ = ["RANKINGS", "ChannelRanking", "EffectRanking", "available_rankings", "class_channel_scores",
+           "compute_effect_ranking", "linearised_head_scores", "load_effect_ranking", "own_in_top", "ranking_path",
+           "save_effect_ranking", "soft_label_scores", "top_channels"]
+
+RANKING_FORMAT = "mcviz-ranking/1"
+# name -> what the score means, in one line (the app shows it)
+RANKINGS: dict[str, str] = {
+    "effect": "how far switching the channel off (its pooled value set to its mean) drops the class's logit, "
+              "averaged over the class's test images",
+    "soft-labels": "the learned soft channel labels (paper Table IX), as specificity: the label minus the "
+                   "channel's mean label over classes",
+    "linearised-head": "the classifier's weights, linearised (the official head's BNs folded in, its ELU taken as "
+                       "identity; exact for a GAP + linear head)",
+    "activation": "the channel's mean activation over the class's images",
+}
+
+Checkpoint = Union[str, Path, MCNet, tuple[MCNet, dict]]
 
 
 @dataclass
@@ -21,76 +56,234 @@ class ChannelRanking:
     scores: list[float]
     owners: list[int]  # the class whose group holds each channel (-1: none)
     source: str  # where the scores come from, in words
+    by: str = ""  # the ranking's name in RANKINGS
+
+    def own(self) -> list[bool]:
+        """Whether each ranked channel belongs to the class's own group."""
+        return [o == self.class_index for o in self.owners]
 
 
-def _load(checkpoint: Union[str, Path, MCNet, tuple[MCNet, dict]]) -> tuple[MCNet, dict[str, Any]]:
-    if isinstance(checkpoint, (str, Path)):
-        return load_checkpoint(checkpoint)
-    if isinstance(checkpoint, tuple):
-        return checkpoint
-    return checkpoint, {}
+@dataclass
+class EffectRanking:
+    """Every channel's effect on every class (``NAME.ranking.json``)."""
+
+    checkpoint_sha256: str
+    dataset: str
+    split: str
+    images: int
+    effects: torch.Tensor  # (classes, N), float16 precision: what the file holds
+    means: torch.Tensor  # (N,) the pooled value a channel takes when switched off
+
+    def to_json(self, top: int = 10) -> str:
+        def pack(t: torch.Tensor) -> dict:
+            a = t.to(torch.float16).numpy()
+            return {"dtype": "float16", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode()}
+
+        return json.dumps({
+            "format": RANKING_FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "score": "effect",
+            "meaning": RANKINGS["effect"], "dataset": self.dataset, "split": self.split, "images": self.images,
+            "top": self.effects.topk(min(top, self.effects.shape[1]), dim=1).indices.tolist(),
+            "effects": pack(self.effects), "means": pack(self.means),
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> "EffectRanking":
+        d = json.loads(text)
+        if d.get("format") != RANKING_FORMAT:
+            raise ValueError(f"not a ranking file ({d.get('format')!r})")
+
+        def unpack(p: dict) -> torch.Tensor:
+            a = np.frombuffer(base64.b64decode(p["base64"]), dtype=np.dtype(p["dtype"])).reshape(p["shape"])
+            return torch.from_numpy(a.astype(np.float32))
+
+        return cls(d["checkpoint_sha256"], d["dataset"], d["split"], d["images"], unpack(d["effects"]),
+                   unpack(d["means"]))
 
 
-def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch_size: int = 64,
-                         progress: bool = False) -> tuple[torch.Tensor, str]:
-    """A ``(classes, channels)`` importance matrix and its source.
+def ranking_path(checkpoint: str | Path) -> Path:
+    """``NAME.ranking.json`` beside ``NAME.safetensors``."""
+    return side_path(checkpoint, "ranking.json")
 
-    - soft channel labels stored in the checkpoint, when present, as their *specificity*: each
-      label minus that channel's mean label over classes, the order in which the regrouping
-      (:func:`mcviz.soft_labels.regroup`) hands channels to classes. A channel every class
-      weighs alike is nobody's channel; raw labels put such channels at the top of every list;
-    - else, with a ``dataset``: the mean GAP activation of each channel over each class's images;
-    - else the classifier's weights: exact for the GAP + linear head; for the official head
-      (GMP, BN, FC, BN, ELU, FC) the product of its linear maps with the BNs folded in and the
-      ELU taken as identity, a first-order view.
-    """
-    extra = meta.get("extra") or {}
-    soft = model.soft_labels if getattr(model, "soft", False) else extra.get("soft_labels")
-    if soft is not None:
-        soft = soft.detach().float()
-        return soft - soft.mean(dim=0, keepdim=True), "learned soft channel labels (specificity: minus the " \
-                                                       "channel's mean over classes)"
-    if dataset is not None:
-        n, c = model.groups.num_channels, model.num_classes
-        sums, counts = torch.zeros(c, n), torch.zeros(c)
-        model.eval()
-        with torch.no_grad():
-            for batch in tqdm(DataLoader(dataset, batch_size=batch_size), disable=not progress, desc="activations"):
-                x, y = batch[0], batch[1]
-                g = model.features(x).float().mean(dim=(2, 3))
-                sums.index_add_(0, y, g)
-                counts += torch.bincount(y, minlength=c).float()
-        return sums / counts.clamp(min=1)[:, None], "mean activation over the class's images"
+
+def effect_scores(model: MCNet, pooled: PooledSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """``((classes, N) effects, (N,) means)`` over the images of ``pooled``."""
+    ablation = HeadAblation.of(model, pooled.pooled)
+    return channel_effects(ablation, pooled.pooled, pooled.labels), ablation.means
+
+
+def compute_effect_ranking(checkpoint: str | Path, dataset: str, root: str, split: str = "test",
+                           limit: Optional[int] = None, batch_size: int = 64, workers: int = 2,
+                           use_cache: bool = True, cache_dir: Optional[str] = None,
+                           progress: bool = True) -> EffectRanking:
+    """The effect ranking of ``checkpoint`` over ``split`` (one pass over the images, or over the
+    frozen trunk's cache; then only the head runs)."""
+    model, meta = load_checkpoint(checkpoint)
+    _require_head(model)
+    pooled = collect_pooled(model, meta, dataset, root, split, limit, batch_size, workers, use_cache, cache_dir,
+                            progress)
+    effects, means = effect_scores(model, pooled)
+    return EffectRanking(file_sha256(checkpoint), dataset, split, len(pooled.labels),
+                         effects.to(torch.float16).float(), means)
+
+
+def save_effect_ranking(ranking: EffectRanking, checkpoint: str | Path) -> Path:
+    out = ranking_path(checkpoint)
+    atomic_write_bytes(out, ranking.to_json().encode())
+    return out
+
+
+def load_effect_ranking(checkpoint: str | Path) -> Optional[EffectRanking]:
+    """The ranking file beside ``checkpoint``, or None when there is none, it is unreadable, or it
+    was made from other weights (stale: the checkpoint's SHA-256 differs)."""
+    path = ranking_path(checkpoint)
+    if not path.exists():
+        return None
+    try:
+        r = EffectRanking.from_json(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return r if r.checkpoint_sha256 == file_sha256(checkpoint) else None
+
+
+def _require_head(model: MCNet) -> None:
+    if model.predict != "head":
+        raise ValueError("this model predicts from its MC branch: the effect ranking needs the CE head's pooled inputs")
+
+
+def soft_label_scores(model: MCNet, meta: dict[str, Any]) -> Optional[torch.Tensor]:
+    """Specificity of the learned soft labels (each label minus that channel's mean label over
+    classes), the order in which the regrouping (:func:`mcviz.soft_labels.regroup`) hands
+    channels to classes; None without soft labels. A channel every class weighs alike is
+    nobody's channel; raw labels would put such channels at the top of every list."""
+    soft = model.soft_labels if getattr(model, "soft", False) else (meta.get("extra") or {}).get("soft_labels")
+    if soft is None:
+        return None
+    soft = soft.detach().float()
+    return soft - soft.mean(dim=0, keepdim=True)
+
+
+def linearised_head_scores(model: MCNet) -> torch.Tensor:
+    """The classifier's weights: exact for the GAP + linear head; for the official head (GMP, BN,
+    FC, BN, ELU, FC) the product of its linear maps with the BNs folded in, the ELU taken as
+    identity (a first-order view that ignores the channels' values)."""
     head = model.head
     if model.head_kind == "gap":
-        return head[-1].weight.detach().float().clone(), "the GAP+linear classifier's weights"
+        return head[-1].weight.detach().float().clone()
     bn1, fc1, bn2, fc2 = head[2], head[3], head[4], head[6]
 
     def bn_scale(bn):
         return (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
 
     w = fc2.weight.detach() @ torch.diag(bn_scale(bn2)) @ fc1.weight.detach() @ torch.diag(bn_scale(bn1))
-    return w.float(), "the official head's weights, linearised (ELU taken as identity)"
+    return w.float()
 
 
-def top_channels(checkpoint: Union[str, Path, MCNet, tuple[MCNet, dict]], class_index: int, k: int = 10,
-                 dataset=None) -> ChannelRanking:
-    """The ``k`` most important channels of ``class_index`` (see :func:`class_channel_scores`).
+@torch.no_grad()
+def activation_scores(model: MCNet, dataset, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    """``(classes, N)`` mean GAP activation of each channel over each class's images in ``dataset``."""
+    n, c = model.groups.num_channels, model.num_classes
+    sums, counts = torch.zeros(c, n), torch.zeros(c)
+    model.eval()
+    for batch in tqdm(DataLoader(dataset, batch_size=batch_size), disable=not progress, desc="activations"):
+        x, y = batch[0], torch.as_tensor(batch[1])
+        g = model.features(x).float().mean(dim=(2, 3))
+        sums.index_add_(0, y, g)
+        counts += torch.bincount(y, minlength=c).float()
+    return sums / counts.clamp(min=1)[:, None]
 
-    ``checkpoint`` is a path, a loaded model, or ``(model, meta)``. ``dataset`` (optional)
-    ranks by mean activation over the images of that class found in it.
-    """
-    model, meta = _load(checkpoint)
-    if not 0 <= class_index < model.num_classes:
-        raise ValueError(f"class {class_index} out of range 0..{model.num_classes - 1}")
+
+def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch_size: int = 64,
+                         progress: bool = False) -> tuple[torch.Tensor, str]:
+    """A ``(classes, channels)`` score matrix and its source, from what needs no ranking file:
+    the soft labels when the model has them, else the mean activation over ``dataset`` when
+    given, else the linearised head."""
+    soft = soft_label_scores(model, meta)
+    if soft is not None:
+        return soft, "learned soft channel labels (specificity: minus the channel's mean over classes)"
     if dataset is not None:
+        return activation_scores(model, dataset, batch_size, progress), "mean activation over the class's images"
+    return _scores("linearised-head", model, meta, None, None, 0)
+
+
+def _load(checkpoint: Checkpoint) -> tuple[MCNet, dict[str, Any], Optional[Path]]:
+    if isinstance(checkpoint, (str, Path)):
+        return (*load_checkpoint(checkpoint), Path(checkpoint))
+    if isinstance(checkpoint, tuple):
+        return checkpoint[0], checkpoint[1], None
+    return checkpoint, {}, None
+
+
+def available_rankings(model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking]) -> list[str]:
+    """The rankings this model offers, the default first: effect where its file exists, then the
+    soft labels where the model has them."""
+    out = ["effect"] if effect is not None else []
+    if soft_label_scores(model, meta) is not None:
+        out.append("soft-labels")
+    return out + ["linearised-head", "activation"]
+
+
+def _default_ranking(model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking], dataset) -> str:
+    if effect is not None:
+        return "effect"
+    if dataset is not None:
+        return "activation"
+    return "soft-labels" if soft_label_scores(model, meta) is not None else "linearised-head"
+
+
+def _scores(by: str, model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking], dataset,
+            class_index: int) -> tuple[torch.Tensor, str]:
+    """``(classes, N)`` scores of ranking ``by`` and their source in words."""
+    if by == "effect":
+        if effect is None:
+            raise ValueError("no effect ranking for this checkpoint: make one with `mcviz rank CHECKPOINT --root ...`")
+        return effect.effects, f"effect: {RANKINGS['effect']} ({effect.split} split)"
+    if by == "soft-labels":
+        soft = soft_label_scores(model, meta)
+        if soft is None:
+            raise ValueError("this model has no soft channel labels")
+        return soft, f"soft labels: {RANKINGS['soft-labels']}"
+    if by == "linearised-head":
+        if model.head_kind == "gap":
+            return linearised_head_scores(model), "the GAP+linear classifier's weights (exact)"
+        return linearised_head_scores(model), f"linearised head: {RANKINGS['linearised-head']}"
+    if by == "activation":
+        if dataset is None:
+            raise ValueError("the activation ranking needs a data set of the class's images")
         targets = getattr(dataset, "targets", None)
         if targets is not None:
             dataset = Subset(dataset, [i for i, t in enumerate(targets) if t == class_index])
-    scores, source = class_channel_scores(model, meta, dataset)
+        return activation_scores(model, dataset), "mean activation over the class's images"
+    raise ValueError(f"unknown ranking {by!r}; choose one of {', '.join(RANKINGS)}")
+
+
+def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=None,
+                 by: Optional[str] = None, effect: Optional[EffectRanking] = None) -> ChannelRanking:
+    """The ``k`` most important channels of ``class_index``.
+
+    ``checkpoint`` is a path, a loaded model, or ``(model, meta)``. ``by`` names a ranking of
+    :data:`RANKINGS`; by default the effect ranking when ``effect`` is given or a fresh ranking
+    file lies beside the checkpoint path, else the mean activation over ``dataset`` (the images
+    of the class found in it) when given, else the soft labels where the model has them, else
+    the linearised head.
+    """
+    model, meta, path = _load(checkpoint)
+    if not 0 <= class_index < model.num_classes:
+        raise ValueError(f"class {class_index} out of range 0..{model.num_classes - 1}")
+    if effect is None and path is not None and by in (None, "effect"):
+        effect = load_effect_ranking(path)
+    by = by or _default_ranking(model, meta, effect, dataset)
+    scores, source = _scores(by, model, meta, effect, dataset, class_index)
     row = scores[class_index]
-    k = min(k, row.numel())
-    top = row.topk(k)
+    top = row.topk(min(k, row.numel()))
     owner = model.groups.owner()
     return ChannelRanking(class_index, [int(i) for i in top.indices], [float(v) for v in top.values],
-                          [int(owner[i]) for i in top.indices], source)
+                          [int(owner[i]) for i in top.indices], source, by)
+
+
+def own_in_top(scores: torch.Tensor, model: MCNet, k: int = 10) -> float:
+    """Mean over classes of how many of the class's own channels its top-``k`` by ``scores`` holds."""
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices  # (classes, k)
+    member = torch.zeros(scores.shape, dtype=torch.bool)
+    for c, chans in zip(range(scores.shape[0]), model.groups.members):
+        member[c, list(chans)] = True
+    return float(member.gather(1, top).sum(dim=1).float().mean())
