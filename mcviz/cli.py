@@ -78,6 +78,7 @@ def _add_train(sub) -> None:
     p.add_argument("--cache-dir", default="", help="with --freeze: cache folder (default $MCVIZ_CACHE or .cache/trunk)")
     p.add_argument("--body-lr", type=float, default=1.0,
                    help="learning-rate factor for the body's trainable layers (pretrained fine-tuning)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the CE term")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="use a random subset of N images per split")
@@ -164,33 +165,39 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream")
+    _cache_options(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args, argv) -> int:
+    import time
+
     from torch.utils.data import DataLoader
 
     from . import data as mdata
+    from .models import channels_last
     from .training import evaluate, resolve_device
+    from .trunk_cache import eval_source
 
     model, meta = _load(args.checkpoint)
     device = resolve_device(args.device)
-    model.to(device)
+    channels_last(model.to(device))
     if args.predict:
         model.predict = args.predict
-    tf = mdata.EvalTransform.from_config(meta["input"])
     try:
-        ds = mdata.build(args.dataset, args.root, args.split, tf)
+        ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit, args.use_cache,
+                                args.cache_dir)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    if len(ds.classes) != model.num_classes:
-        raise UserError(f"the checkpoint has {model.num_classes} classes but {args.dataset} at {args.root} has {len(ds.classes)}")
-    ds = mdata.random_subset(ds, args.limit, 1)
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers)
-    r = evaluate(model, loader, device, model.num_classes)
+    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
+    start = time.perf_counter()
+    r = evaluate(model, loader, device, model.num_classes, after=after)
+    r["seconds"] = round(time.perf_counter() - start, 1)
+    r["source"] = "cache" if after else "images"
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
-    print(f"{args.checkpoint}: {meta.get('variant', '?')} {meta['backbone']} on {args.dataset} {args.split} ({r['n']} images)")
+    print(f"{args.checkpoint}: {meta.get('variant', '?')} {meta['backbone']} on {args.dataset} {args.split} ({r['n']} images"
+          f" {'through the cached frozen trunk' if after else 'from the images'}, {r['n'] / max(r['seconds'], 1e-3):.1f} img/s)")
     print(f"  top-1 {r['top1']:.2f}%   top-5 {r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)")
     print(f"  mean h (true class) {r['mean_h']:.3f} of xi = {max(model.groups.sizes)}")
     scored = [(a, names[i]) for i, a in enumerate(r["per_class"]) if a is not None]

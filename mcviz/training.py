@@ -33,7 +33,7 @@ from . import data as mdata
 from .checkpoint import atomic_write_bytes, save_checkpoint
 from .groups import ChannelGroups
 from .loss import MCLoss, diversity_scores
-from .models import MCNet, build_model, input_norm
+from .models import MCNet, build_model, channels_last, input_norm
 from .soft_labels import l_inter, l_intra, regroup, shared_channels, update_soft_labels
 
 # CLI variant name -> MCLoss variant (None: cross-entropy only).
@@ -96,6 +96,7 @@ class TrainConfig:
     cache_views: int = 2  # views per training image in the cache: eval crop, mirror, random crops
     cache_dir: str = ""  # default: $MCVIZ_CACHE or .cache/trunk
     body_lr: float = 1.0  # learning-rate factor of the (pretrained) body's trainable steps
+    label_smoothing: float = 0.0  # of the CE term (torch's cross_entropy label_smoothing)
     seed: int = 0
     workers: int = 2
     limit: Optional[int] = None
@@ -117,6 +118,8 @@ class TrainConfig:
             raise ValueError("div_anchor, div_anchor_sd and lam_warmup must be >= 0")
         if self.cache_views < 1 or self.body_lr < 0:
             raise ValueError("cache_views must be >= 1 and body_lr >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError("label_smoothing must be in [0, 1)")
         if self.soft_norm and self.variant != "mc-soft":
             raise ValueError("--soft-norm scales the soft-label terms: it needs --variant mc-soft")
         if self.cache_layer and not self.freeze:
@@ -297,7 +300,7 @@ def evaluate(model: MCNet, loader: DataLoader, device: torch.device, num_classes
     per_class_hit = torch.zeros(num_classes)
     per_class_n = torch.zeros(num_classes)
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, file=sys.stderr):
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
+        x, y = channels_last(batch[0].to(device, non_blocking=True)), batch[1].to(device)
         feats = model.features(x, after).float()
         head = model.head_logits(feats)
         mc = model.mc_logits(feats)
@@ -448,7 +451,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
                         mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict, soft=cfg.variant == "mc-soft")
     if state is not None:
         model.load_state_dict(state["model"])  # before caching: the cache key hashes the trunk's weights
-    model = model.to(device)
+    model = channels_last(model.to(device))
     after = (cfg.cache_layer or cfg.freeze) or None
     if after:
         freeze_trunk(model, cfg.freeze, cfg.cache_layer)
@@ -515,9 +518,10 @@ def _train_loader(run: _Run, epoch: int) -> DataLoader:
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
     """One optimiser step; returns ``(loss, ce, logits, terms)``."""
     cfg, mc_loss = run.cfg, run.mc_loss
+    x = channels_last(x)
     with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
         feats, logits, se_w = run.fwd(x)
-    ce = F.cross_entropy(logits.float(), y)
+    ce = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
     loss, terms = ce, {}
     if run.model.soft:
         # Eq. 12: CE + mu * L_MC (on the current regrouping) + L_intra + L_inter
@@ -653,7 +657,7 @@ def _checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, per_class) -
         "hparams": {k: getattr(cfg, k) for k in ("xi", "uneven", "mu", "lam", "temperature", "normalize_div", "div_region",
                                                   "lam_warmup", "div_anchor", "div_anchor_sd",
                                                   "soft_threshold", "soft_norm",
-                                                  "soft_momentum", "image_size", "batch_size", "lr", "body_lr",
+                                                  "soft_momentum", "image_size", "batch_size", "lr", "body_lr", "label_smoothing",
                                                   "weight_decay", "schedule", "epochs", "pretrained", "freeze",
                                                   "cache_layer", "cache_views", "seed", "limit")},
         "metrics": {**{k: row[k] for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "n") if k in row},

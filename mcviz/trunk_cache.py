@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from .checkpoint import atomic_write_bytes
 from .data.transforms import EvalTransform
+from .models import channels_last
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
            "build_eval_cache", "eval_source", "find_cache", "is_complete"]
@@ -138,7 +139,7 @@ def build_cache(ds, trunk: nn.Module, tf: ViewTransform, folder: Path, batch_siz
     state_path = folder / "progress.json"
     if is_complete(folder):
         return folder
-    trunk = trunk.eval()
+    trunk = channels_last(trunk.eval())
     n, v = len(ds), tf.views
     with torch.no_grad():
         shape = tuple(trunk(tf(ds.load(0), 0)[:1]).shape[1:])
@@ -154,7 +155,7 @@ def build_cache(ds, trunk: nn.Module, tf: ViewTransform, folder: Path, batch_siz
     with torch.no_grad():
         for x in loader:
             b = x.shape[0]
-            out = trunk(x.flatten(0, 1)).view(b, v, *shape)
+            out = trunk(channels_last(x.flatten(0, 1))).reshape(b, v, *shape)
             feats[i:i + b] = out.to(torch.float16).numpy()
             i += b
             bar.update(b)

@@ -183,6 +183,27 @@ def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
 
 
+def test_label_smoothing_is_trained_with_and_recorded(tiny_folder, tmp_path, capsys, monkeypatch):
+    import torch.nn.functional as F
+
+    seen = []
+    real = F.cross_entropy
+
+    def spy(*a, **kw):
+        seen.append(kw.get("label_smoothing", 0.0))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(F, "cross_entropy", spy)
+    run = tmp_path / "smooth"
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
+                 "--variant", "ce", "--label-smoothing", "0.1"]) == 0
+    assert seen and set(seen) == {0.1}
+    assert load_checkpoint(run / "last.safetensors")[1]["hparams"]["label_smoothing"] == 0.1
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "bad"), "--epochs", "1",
+                 "--label-smoothing", "1.5"]) == 2
+    assert "label_smoothing" in capsys.readouterr().err
+
+
 def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_folder, tmp_path):
     args = [*BASE, "--root", str(tiny_folder), "--xi", "2"]
     run = tmp_path / "anchor"

@@ -124,6 +124,17 @@ def test_frozen_recipe_trains_resumes_and_matches_image_eval(tiny_folder, tmp_pa
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["top1"] == pytest.approx(trained["top1"], abs=1e-3)
     assert res["mean_h"] == pytest.approx(trained["mean_h"], abs=2e-2)
+    assert res["source"] == "images"
+    # ... and so does `mcviz eval` through the training run's cache of the frozen trunk
+    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
+                 "--workers", "0", "--cache-dir", str(cache), "--json"]) == 0
+    out = capsys.readouterr().out
+    fast = json.loads(out.strip().splitlines()[-1])
+    assert fast["source"] == "cache" and "through the cached frozen trunk" in out
+    assert fast["top1"] == pytest.approx(res["top1"], abs=1e-3) and fast["n"] == res["n"]
+    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
+                 "--workers", "0", "--cache-dir", str(cache), "--no-cache", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["source"] == "images"
 
 
 def test_freeze_refusals(tiny_folder, tmp_path, capsys):

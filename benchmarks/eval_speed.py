@@ -1,0 +1,78 @@
+"""How fast does `mcviz eval` go through a CUB model, and what do channels_last and the cache buy?
+
+The same shipped checkpoint evaluated (the loop of `mcviz eval`: `mcviz.training.evaluate`) over
+the same N CUB test images, timed side by side, interleaved:
+  images, NCHW:          JPEG decoding, transform and the whole network in the default layout;
+  images, channels_last: the same in channels_last (what `mcviz eval` runs);
+  cache, channels_last:  the frozen trunk's cached outputs in, only the trained steps run
+                         (`mcviz eval` when `mcviz cache` or training made the cache).
+Prints images/s and the ratios; goal: `mcviz eval` reads the images at >= 40 img/s.
+
+    python benchmarks/eval_speed.py [--checkpoint checkpoints/cub-mc-anchor.safetensors] [--images 384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._timing import interleaved  # noqa: E402
+from mcviz import load_checkpoint  # noqa: E402
+from mcviz.models import channels_last  # noqa: E402
+from mcviz import training  # noqa: E402
+from mcviz.training import evaluate  # noqa: E402
+from mcviz.trunk_cache import eval_source  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    repo = Path(__file__).resolve().parents[1]
+    ap.add_argument("--checkpoint", default=str(repo / "checkpoints" / "cub-mc-anchor.safetensors"))
+    ap.add_argument("--data", default=str(repo.parent / "shared" / "data"))
+    ap.add_argument("--images", type=int, default=384)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    model, meta = load_checkpoint(args.checkpoint)
+    root = str(Path(args.data) / "CUB_200_2011")
+    images, _ = eval_source(model, meta, "cub", root, limit=args.images, use_cache=False)
+    cached, after = eval_source(model, meta, "cub", root, limit=args.images)
+    nchw = copy.deepcopy(model).eval()
+    last = channels_last(copy.deepcopy(model).eval())
+
+    def run(m, ds, layer, to_last):
+        loader = DataLoader(ds, batch_size=args.batch, num_workers=0 if layer else args.workers)
+
+        def go():
+            # the NCHW run is evaluate() with its channels_last conversion switched off
+            training.channels_last = channels_last if to_last else (lambda x: x)
+            try:
+                evaluate(m, loader, torch.device("cpu"), m.num_classes, progress=False, after=layer)
+            finally:
+                training.channels_last = channels_last
+        return go
+
+    fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True)}
+    if after:
+        fns["cache, channels_last"] = run(last, cached, after, True)
+    t = interleaved(fns, repeats=args.repeats, warmup=1)
+    n = len(images)
+    print(f"{Path(args.checkpoint).name}: {n} CUB test images, batch {args.batch}, {torch.get_num_threads()} threads, "
+          f"{args.workers} loader worker(s)")
+    base = n / t["images, NCHW"]
+    for k, v in t.items():
+        print(f"  {k:24s} {n / v:7.1f} img/s  ({n / v / base:.2f}x)")
+    if not after:
+        print("  (no cache of this split: `mcviz cache CKPT --dataset cub --root ...` makes one)")
+
+
+if __name__ == "__main__":
+    main()
