@@ -49,6 +49,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemoryWatch:
     """Peak resident memory of a process, polled in a thread."""
 
@@ -199,13 +206,14 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
             print(f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
                   f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s")
             for name, files in scenarios.items():
-                base = rss_mb(proc.pid)
+                base, cpu0 = rss_mb(proc.pid), cpu_s(proc.pid)
                 with MemoryWatch(proc.pid) as mem:
                     times = await upload_all(pages, files, args.timeout)
+                cpu = cpu_s(proc.pid) - cpu0
                 mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
                 print(f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
                       f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
-                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB")
+                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s")
                 out[name] = (max(times), mem.peak)
                 await asyncio.sleep(2)
             await browser.close()

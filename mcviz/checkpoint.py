@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -28,6 +28,7 @@ __all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "read_metadata", "sav
 FORMAT = "mcviz-checkpoint/1"
 _META_KEY = "mcviz"
 PathLike = Union[str, os.PathLike]
+T = TypeVar("T")
 
 
 class CheckpointError(Exception):
@@ -68,6 +69,19 @@ def file_sha256(path: PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def load_side_file(checkpoint: PathLike, path: PathLike, parse: Callable[[str], T]) -> Optional[T]:
+    """``parse`` of the side file ``path`` of ``checkpoint``, or None when it is missing,
+    unreadable, or was made from other weights (its ``checkpoint_sha256`` differs: stale)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        found = parse(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if found.checkpoint_sha256 == file_sha256(checkpoint) else None
 
 
 def model_config(model: MCNet, backbone: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ off (pooled value set to its mean), its test images classified again. Twice: wit
 and activation rankings measured on the test images (as the shipped NAME.ranking.json files
 are, and as the app shows them), and held-out, measured on the training images. One pass over
 each split per model (the frozen trunk's cache when present: `mcviz cache ... --split train`).
-Raw numbers go to docs/runs/NAME.faithfulness.json.
+Raw numbers go to docs/runs/NAME.faithfulness.json (with the checkpoint's SHA-256: a model
+measured already is not measured again).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcviz.checkpoint import load_checkpoint  # noqa: E402
+from mcviz.checkpoint import file_sha256, load_checkpoint  # noqa: E402
 from mcviz.explain.effect import HeadAblation, collect_pooled  # noqa: E402
 from mcviz.explain.rankings import own_in_top  # noqa: E402
 from mcviz.faithfulness import deletion_curves, ranking_scores  # noqa: E402
@@ -37,7 +38,7 @@ def measure(path: Path, root: str) -> dict:
     test = collect_pooled(model, meta, "cub", root, "test", progress=False)
     t_test = time.perf_counter() - t0
     train = collect_pooled(model, meta, "cub", root, "train", progress=False)
-    out = {"name": path.stem, "variant": meta.get("variant"), "top1": (meta.get("metrics") or {}).get("top1"),
+    out = {"name": path.stem, "checkpoint_sha256": file_sha256(path), "variant": meta.get("variant"), "top1": (meta.get("metrics") or {}).get("top1"),
            "pass_s": {"test": round(t_test, 1), "train": round(time.perf_counter() - t0 - t_test, 1)},
            "sources": {"test": test.source, "train": train.source}}
     for label, ranked in (("in-sample", test), ("held-out", train)):
@@ -118,8 +119,11 @@ def main() -> None:
     names = args.models or sorted(p.stem for p in (REPO / "checkpoints").glob("cub-*.safetensors"))
     results = []
     for name in names:
-        m = measure(REPO / "checkpoints" / f"{name}.safetensors", root)
-        (REPO / "docs" / "runs" / f"{name}.faithfulness.json").write_text(json.dumps(m) + "\n")
+        ck, saved = REPO / "checkpoints" / f"{name}.safetensors", REPO / "docs" / "runs" / f"{name}.faithfulness.json"
+        m = json.loads(saved.read_text()) if saved.exists() else None
+        if m is None or m.get("checkpoint_sha256") != file_sha256(ck):  # measured already for these weights
+            m = measure(ck, root)
+            saved.write_text(json.dumps(m) + "\n")
         print(f"{name}: own in top 10 by effect {m['in-sample']['own_in_top10']['effect']:.2f}; "
               f"k=10 {verdict(m)[1]}", flush=True)
         results.append(m)

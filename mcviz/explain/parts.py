@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import file_sha256, side_path
+from ..checkpoint import file_sha256, load_side_file, side_path
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
            "part_profile", "profile_path"]
@@ -150,14 +150,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
 def load_part_profiles(checkpoint: str | Path) -> Optional[PartProfiles]:
     """The profile file beside ``checkpoint``, or None when there is none, it is unreadable, or it
     was made from other weights (stale: the checkpoint's SHA-256 differs)."""
-    path = profile_path(checkpoint)
-    if not path.exists():
-        return None
-    try:
-        prof = PartProfiles.from_json(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return prof if prof.checkpoint_sha256 == file_sha256(checkpoint) else None
+    return load_side_file(checkpoint, profile_path(checkpoint), PartProfiles.from_json)
 
 
 def part_profile(checkpoint: str | Path, channel: int, population: str = "own") -> Optional[ChannelParts]:

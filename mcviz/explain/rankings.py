@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write_bytes, file_sha256, load_checkpoint, side_path
+from ..checkpoint import atomic_write_bytes, file_sha256, load_checkpoint, load_side_file, side_path
 from ..models import MCNet
 from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
 
@@ -135,14 +135,7 @@ def save_effect_ranking(ranking: EffectRanking, checkpoint: str | Path) -> Path:
 def load_effect_ranking(checkpoint: str | Path) -> Optional[EffectRanking]:
     """The ranking file beside ``checkpoint``, or None when there is none, it is unreadable, or it
     was made from other weights (stale: the checkpoint's SHA-256 differs)."""
-    path = ranking_path(checkpoint)
-    if not path.exists():
-        return None
-    try:
-        r = EffectRanking.from_json(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return r if r.checkpoint_sha256 == file_sha256(checkpoint) else None
+    return load_side_file(checkpoint, ranking_path(checkpoint), EffectRanking.from_json)
 
 
 def _require_head(model: MCNet) -> None:
