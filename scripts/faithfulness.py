@@ -57,7 +57,8 @@ def verdict(m: dict) -> tuple[bool, str]:
     eff, rnd = drops["effect"]["10"][0], drops["random"]["10"][0]
     others = max(v["10"][0] for r, v in drops.items() if r not in ("effect", "random"))
     ok = eff >= 2 * rnd and eff >= others
-    return ok, f"{100 * eff:.1f} vs random {100 * rnd:.1f} ({eff / max(rnd, 1e-9):.1f}x), best other {100 * others:.1f}"
+    ratio = f"{eff / rnd:.0f}x" if rnd >= 1e-3 else "random about 0"
+    return ok, f"{100 * eff:.1f} vs random {100 * rnd:.1f} ({ratio}), best other {100 * others:.1f}"
 
 
 def write(results: list[dict], path: Path) -> None:
