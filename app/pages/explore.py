@@ -94,7 +94,7 @@ else:
                   help=f"{before[c]:.1%} with every channel on")
         now, was = int(after.argmax()), int(before.argmax())
         m2.metric("prediction", names[now], delta="unchanged" if now == was else f"was {names[was]}",
-                  delta_color="off" if now == was else "inverse")
+                  delta_color="off" if now == was else "inverse", delta_arrow="off")
         st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
 d1, d2 = st.columns(2)
 # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
