@@ -254,7 +254,7 @@ def ranking(path: Path, class_index: int, k: int = 10, by: Optional[str] = None)
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _ablation(path: str, mtime: float, ranking_mtime: float) -> Optional[HeadAblation]:
     ex = _explainer(path, mtime)
-    found = load_effect_ranking(path)
+    found = effect_ranking(Path(path))
     try:
         return HeadAblation.of(ex.model, means=found.means if found is not None else None)
     except ValueError:  # a GAP head without a ranking file: no means to switch channels to
@@ -281,8 +281,8 @@ def switched_off(ab: HeadAblation, pooled_input, channels) -> tuple:
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def pooled(path: str, mtime: float, data: bytes, name: str):
-    """The head's pooled input for this image (one pass through the trunk, shared by every
-    switch-off that follows)."""
+    """The head's pooled input for this image, from the features its maps were computed from
+    (the explainer keeps them), shared by every switch-off that follows."""
     img, err = decode(data, name)
     if err:
         raise ValueError(err)
