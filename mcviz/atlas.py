@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from . import data as mdata
 from .data import random_subset
+from .data.transforms import cell_centre
 from .checkpoint import atomic_write_bytes
 from .models import MCNet
 from .trunk_cache import find_cache
@@ -54,7 +55,6 @@ def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = 
         v, j = cand.topk(k, dim=1)
         best, best_img, best_loc = v, cand_img.gather(1, j), cand_loc.gather(1, j)
     side = int(round(hw ** 0.5)) if hw else 1
-    cell = tf.crop / side
     channels = {}
     sizes: dict[int, tuple[int, int]] = {}
     for c in range(n):
@@ -67,7 +67,7 @@ def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = 
                 with Image.open(path) as im:
                     sizes[i] = im.size
             w, h = sizes[i]
-            px, py = (l % side + 0.5) * cell, (l // side + 0.5) * cell
+            px, py = cell_centre(l, side, side, tf.crop, tf.crop)
             half = window * tf.crop / 2
             # back from crop pixels to the original image's pixels
             sx, sy = w / tf.resize, h / tf.resize

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .data import CUB, EvalTransform, random_subset
+from .data.transforms import cell_centre
 from .models import MCNet
 from .trunk_cache import find_cache
 
@@ -135,10 +136,9 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
         xi = max(xi, k)
         sel = f[torch.arange(b)[:, None], chans].flatten(2)  # (B, m, h*w)
         arg = sel.argmax(dim=2)
-        cell_w, cell_h = tf.crop / w, tf.crop / h
-        peaks = torch.stack([(arg % w + 0.5) * cell_w, (arg // w + 0.5) * cell_h], dim=-1)
+        peaks = torch.stack(cell_centre(arg, w, h, tf.crop, tf.crop), dim=-1)
         rnd = torch.randint(0, h * w, arg.shape, generator=g)
-        rpeaks = torch.stack([(rnd % w + 0.5) * cell_w, (rnd // w + 0.5) * cell_h], dim=-1)
+        rpeaks = torch.stack(cell_centre(rnd, w, h, tf.crop, tf.crop), dim=-1)
         vmask = valid[y]
         if not bool(vmask.all()):  # uneven groups: score the real channels only
             peaks = torch.where(vmask[..., None], peaks, torch.full_like(peaks, -1e6))

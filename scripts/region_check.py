@@ -1,5 +1,6 @@
-"""How much of the 8x8 map the "object" region of L_div covers, and how much of it lies in the
-bird's box, on every 29th CUB test image (the figures quoted in docs/diversity.md).
+"""How much of the feature map (14x14 for the shipped models) the "object" region of L_div covers,
+and how much of it lies in the bird's box, on every 29th CUB test image (the figures quoted in
+docs/diversity.md).
 
     python scripts/region_check.py [--data ../shared/data] [MODEL_OR_FILE ...] [--sd 0 1]
 
@@ -25,7 +26,7 @@ from mcviz.training import threshold_region  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("models", nargs="*", default=["cub-mc-object", "cub-mc", "cub-mc-no-div"])
+    ap.add_argument("models", nargs="*", default=["cub-mc-anchor", "cub-mc", "cub-mc-no-div"])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--sd", type=float, nargs="+", default=[0.0])
     args = ap.parse_args()

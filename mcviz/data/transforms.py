@@ -17,6 +17,13 @@ def resize_for(crop: int) -> int:
     return int(round(crop * 8 / 7))
 
 
+def cell_centre(index, grid_w: int, grid_h: int, crop_w: float, crop_h: float):
+    """``(x, y)`` in crop pixels of the centre of cell ``index`` (row-major, an int or a tensor of
+    them) of a ``grid_h`` x ``grid_w`` feature map laid over a ``crop_w`` x ``crop_h`` crop: where
+    a channel's peak is drawn (the app, the CLI) and scored (localize, parts, atlas)."""
+    return (index % grid_w + 0.5) * (crop_w / grid_w), (index // grid_w + 0.5) * (crop_h / grid_h)
+
+
 class EvalTransform:
     """Squash to ``resize`` x ``resize``, centre-crop ``crop``, to a normalised tensor.
 

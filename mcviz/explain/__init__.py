@@ -4,15 +4,22 @@
   methods ``activation`` (raw channels), ``contribution`` (share of a class logit) and the
   grad-cam package's ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``,
   ``eigencam`` (target: the mean of channel n; layer chosen by name).
-- :func:`top_channels` — the k most important channels of a class (paper Table IX).
+- :func:`top_channels` — the k most important channels of a class: by their measured effect on
+  its logit (:func:`compute_effect_ranking`, the ``NAME.ranking.json`` of ``mcviz rank``), the
+  soft labels (paper Table IX), the linearised head or the mean activation.
+- :class:`HeadAblation` — switch channels off (pooled value set to its mean) and rerun only the
+  head; :func:`channel_effects` — every channel's effect on every class, batched and exact.
 - :func:`part_profile` — which CUB part a channel looks at (``mcviz parts`` writes the file).
 """
 
 from .explainer import ChannelMaps, ClassMaps, Diversity, Explainer, Prediction
-from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget, contribution_stream
+from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget
 from .parts import ChannelParts, PartProfiles, load_part_profiles, part_profile
-from .rankings import ChannelRanking, class_channel_scores, top_channels
+from .effect import HeadAblation, channel_effects
+from .rankings import (RANKINGS, ChannelRanking, EffectRanking, class_channel_scores, compute_effect_ranking,
+                       load_effect_ranking, top_channels)
 
 __all__ = ["CAM_CLASSES", "ChannelMaps", "ChannelMeanTarget", "ChannelParts", "ChannelRanking", "ClassMaps",
-           "Diversity", "Explainer", "METHODS", "PartProfiles", "Prediction", "class_channel_scores",
-           "contribution_stream", "load_part_profiles", "part_profile", "top_channels"]
+           "Diversity", "EffectRanking", "Explainer", "HeadAblation", "METHODS", "PartProfiles", "Prediction",
+           "RANKINGS", "channel_effects", "class_channel_scores", "compute_effect_ranking", "load_effect_ranking",
+           "load_part_profiles", "part_profile", "top_channels"]

@@ -18,7 +18,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 
 from ..checkpoint import load_checkpoint
 from ..data.images import open_image, to_rgb
-from ..data.transforms import EvalTransform
+from ..data.transforms import EvalTransform, cell_centre
 from ..loss import diversity_scores
 from ..models import MCNet, channels_last
 from .effect import pooled_inputs
@@ -123,10 +123,6 @@ class Explainer:
     def groups(self):
         return self.model.groups
 
-    @property
-    def methods(self) -> list[str]:
-        return list(METHODS)
-
     def layers(self) -> list[str]:
         """Layers a CAM method can use (the feature path, input to MC features)."""
         return [n for n, _ in self.model.stages()]
@@ -224,11 +220,6 @@ class Explainer:
             i += k
         return out
 
-    def merged_map(self, image: ImageLike, class_index: int, method: str = "activation",
-                   layer: Optional[str] = None) -> np.ndarray:
-        """Cross-channel max over the class's raw channel maps, normalised to [0, 1]."""
-        return self.channel_maps(image, [class_index], method, layer)[class_index].merged
-
     @torch.no_grad()
     def diversity(self, image: ImageLike) -> Diversity:
         """h of every class (Eq. 7) and each channel's peak location."""
@@ -242,6 +233,5 @@ class Explainer:
     @staticmethod
     def _peak(m: np.ndarray, crop_shape) -> tuple[int, int]:
         """(x, y) of the maximum of a feature-resolution map, at the centre of its cell in the crop."""
-        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-        sy, sx = crop_shape[0] / m.shape[0], crop_shape[1] / m.shape[1]
-        return int((x + 0.5) * sx), int((y + 0.5) * sy)
+        px, py = cell_centre(int(np.argmax(m)), m.shape[1], m.shape[0], crop_shape[1], crop_shape[0])
+        return int(px), int(py)

@@ -8,7 +8,6 @@ resolution). Normalising and upsampling happen in one place (:mod:`.explainer`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable, Optional
 
 import numpy as np
@@ -92,10 +91,6 @@ def contribution_maps(model: MCNet, x: torch.Tensor, channels: list[int], classe
         winner = torch.tensor(group)[f[group].argmax(dim=0)]
         out.append(torch.where(winner == n, f[n] / hw, torch.zeros_like(f[n])))
     return torch.stack(out).cpu().numpy()
-
-
-def contribution_stream(model: MCNet) -> str:
-    return "the GAP+linear head" if model.head_kind == "gap" and model.predict == "head" else "the MC branch"
 
 
 class _FromLayer(nn.Module):

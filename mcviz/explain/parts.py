@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import file_sha256, load_side_file, side_path
+from ..data.transforms import cell_centre
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
            "part_profile", "profile_path"]
@@ -133,7 +134,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
         b, _, h, w = f.shape
         flat = f.flatten(2)
         val, arg = flat.max(dim=2)  # (B, N)
-        peaks = torch.stack([(arg % w + 0.5) * crop / w, (arg // w + 0.5) * crop / h], dim=-1)
+        peaks = torch.stack(cell_centre(arg, w, h, crop, crop), dim=-1)
         cat = categorise_peaks(peaks, ann["box"], ann["parts"], radius)  # (B, N)
         onehot = torch.nn.functional.one_hot(cat, n_cat).float()  # (B, N, n_cat)
         own += (onehot * member[y][..., None]).sum(0)
