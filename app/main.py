@@ -1,13 +1,11 @@
-"""mcviz app: ``streamlit run app/main.py``."""
-
-import sys
-from pathlib import Path
+"""mcviz app: ``streamlit run app/main.py`` (Streamlit puts this folder on the import path, so the
+pages import ``settings``, ``loaders`` and ``widgets`` by name)."""
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import settings
 
+settings.configure_process()
 st.set_page_config(page_title="mcviz — what MC-Loss channels see", page_icon=":material/flutter_dash:", layout="wide")
 
 pages = [

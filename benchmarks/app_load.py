@@ -24,16 +24,15 @@ import asyncio
 import io
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app_process
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from app.serve import APP, CHROMIUM, CHROMIUM_ARGS, running_app_process  # noqa: E402
+APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,8 +160,10 @@ async def run(args) -> None:
     if args.compare:
         setups["before (whole decode, no queue)"] = ({"MCVIZ_FULL_DECODE": "1", "MCVIZ_NO_QUEUE": "1"}, APP)
     if args.before:
-        setups[f"the app of {args.before}"] = ({"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints")},
-                                               worktree(args.before, tmp) / "app" / "main.py")
+        old = worktree(args.before, tmp)
+        # PYTHONPATH: that revision's app runs on that revision's mcviz, not the installed one
+        setups[f"the app of {args.before}"] = ({"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"),
+                                                "PYTHONPATH": str(old)}, old / "app" / "main.py")
     for label, (extra, app) in setups.items():
         print(f"== {label}")
         results[label] = await one_server(args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
@@ -194,7 +195,7 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
     from playwright.async_api import async_playwright
 
     out = {}
-    with running_app_process(env, app=app) as (url, proc):
+    with running_app_process(app, env) as (url, proc):
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             pages = await open_pages(browser, url, args.sessions)

@@ -11,8 +11,6 @@ faster than one package call per channel, and at most 1.5x the time of one ordin
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
@@ -20,11 +18,9 @@ import torch.nn as nn
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._timing import interleaved  # noqa: E402
-from mcviz import build_model  # noqa: E402
-from mcviz.explain import ChannelMeanTarget, Explainer  # noqa: E402
+from _timing import interleaved
+from mcviz import build_model
+from mcviz.explain import ChannelMeanTarget, Explainer
 
 
 class Features(nn.Module):

@@ -1,6 +1,6 @@
 """How fast does `mcviz eval` go through a CUB model, and what do channels_last and the cache buy?
 
-The same shipped checkpoint evaluated (the loop of `mcviz eval`: `mcviz.training.evaluate`) over
+The same shipped checkpoint evaluated (the loop of `mcviz eval`: `mcviz.evaluate.accuracy.evaluate`) over
 the same N CUB test images, timed side by side, interleaved:
   images, NCHW:          JPEG decoding, transform and the whole network in the default layout;
   images, channels_last: the same in channels_last (what `mcviz eval` runs);
@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import sys
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._timing import interleaved  # noqa: E402
-from mcviz import load_checkpoint  # noqa: E402
-from mcviz.models import channels_last  # noqa: E402
-from mcviz import training  # noqa: E402
-from mcviz.training import evaluate  # noqa: E402
-from mcviz.trunk_cache import eval_source  # noqa: E402
+from _timing import interleaved
+from mcviz import load_checkpoint
+from mcviz.core.models import channels_last
+from mcviz.evaluate import accuracy
+from mcviz.evaluate.accuracy import evaluate
+from mcviz.data.trunk_cache import eval_source
 
 
 def main() -> None:
@@ -53,11 +49,11 @@ def main() -> None:
 
         def go():
             # the NCHW run is evaluate() with its channels_last conversion switched off
-            training.channels_last = channels_last if to_last else (lambda x: x)
+            accuracy.channels_last = channels_last if to_last else (lambda x: x)
             try:
                 evaluate(m, loader, torch.device("cpu"), m.num_classes, progress=False, after=layer)
             finally:
-                training.channels_last = channels_last
+                accuracy.channels_last = channels_last
         return go
 
     fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True)}

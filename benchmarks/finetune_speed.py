@@ -18,16 +18,12 @@ over all views). Prints images/s and the ratio; goal: one CUB model <= 20 min af
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._timing import interleaved  # noqa: E402
-from mcviz import MCLoss, build_model  # noqa: E402
-from mcviz.training import freeze_trunk  # noqa: E402
+from _timing import interleaved
+from mcviz import MCLoss, build_model
+from mcviz.train.datasets import freeze_trunk
 
 
 def main() -> None:

@@ -13,16 +13,27 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
+from _timing import interleaved
+from mcviz import ChannelGroups, MCLoss, build_model, random_cwa_mask
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._timing import interleaved  # noqa: E402
-from mcviz import ChannelGroups, MCLoss, build_model, random_cwa_mask  # noqa: E402
-from tests.reference import slow_discriminality, slow_diversity  # noqa: E402
+
+def _tests_reference():
+    """tests/reference.py, the slow loop implementation the tests check the loss against."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "reference.py"
+    spec = importlib.util.spec_from_file_location("reference", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_reference = _tests_reference()
+slow_discriminality, slow_diversity = _reference.slow_discriminality, _reference.slow_diversity
 
 
 def reference_mc_loss(features, groups, target, keep, lam):
@@ -53,8 +64,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    step_overhead(args)
+    vectorised_against_loops(args)
 
-    # (1) training-step overhead
+
+def step_overhead(args) -> None:
+    """(1) A training step with and without the MC-Loss."""
     model = build_model("resnet18", 200, xi=3).train()
     mc = MCLoss(model.groups).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -77,7 +92,9 @@ def main() -> None:
     print(f"(1) training step, resnet18 {args.size}px batch {args.batch}: CE {t['ce'] * 1e3:.0f} ms, "
           f"CE+MC {t['ce+mc'] * 1e3:.0f} ms, ratio {r1:.3f} (goal <= 1.05)")
 
-    # (2) vectorised vs loop
+
+def vectorised_against_loops(args) -> None:
+    """(2) The vectorised MC-Loss against the tests' loop reference and a loop over classes."""
     g = ChannelGroups.split(2048, 200)
     feats = torch.randn(16, 2048, 14, 14)
     target = torch.randint(0, 200, (16,))

@@ -1,4 +1,5 @@
-"""Model work shared by many users of one server (the app's sessions).
+"""Serving the app: model work shared by many users of one server (the app's sessions), and
+starting the app in the background (tests, screenshots, benchmarks).
 
 Eight forward passes at once on a 2-core machine each get a sliver of the cores, and all of
 them finish late. :class:`SerialWork` runs the jobs of all sessions a few at a time (``slots``),
@@ -9,12 +10,20 @@ in the order they arrived, and computes a job that several sessions ask for at t
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Any, Callable, Hashable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Hashable, Iterator, Optional
 
-__all__ = ["SerialWork", "serving_threads"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SerialWork", "running_app", "running_app_process", "serving_threads"]
 
 
 def serving_threads() -> int:
@@ -83,3 +92,55 @@ class SerialWork:
                         self._done.popitem(last=False)
                 self._cond.notify_all()
         return fut.result()
+
+
+# -- the app in the background ---------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(app: Path, env: Optional[dict] = None, timeout: float = 120) -> Iterator[str]:
+    """``streamlit run APP`` (the app's ``main.py``) on 127.0.0.1; yields its URL; kills its
+    process group after."""
+    with running_app_process(app, env, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_app_process(app: Path, env: Optional[dict] = None,
+                        timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read().strip() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError("streamlit did not become healthy")
+            time.sleep(0.5)
+        yield url, proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -20,7 +20,6 @@ MODELS = ["cub-mc", "cub-mc-no-div", "cub-mc-anchor", "cub-ce"]
 
 
 def pick_images(cub: Path) -> list[tuple[Path, int]]:
-    sys.path.insert(0, str(REPO))
     from mcviz.data import CUB
 
     ds = CUB(cub, "test")

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from mcviz.checkpoint import file_sha256, load_checkpoint  # noqa: E402
-from mcviz.explain.effect import HeadAblation, collect_pooled  # noqa: E402
-from mcviz.explain.rankings import own_in_top  # noqa: E402
-from mcviz.faithfulness import deletion_curves, ranking_scores  # noqa: E402
+from mcviz.io import file_sha256, load_checkpoint
+from mcviz.explain.effect import HeadAblation, collect_pooled
+from mcviz.explain.rankings import own_in_top
+from mcviz.evaluate.faithfulness import deletion_curves, ranking_scores
 
 KS = (1, 3, 10)
 TARGET_OWN = ("cub-mc", "cub-mc-anchor")  # issue 20: own channels >= 1.3 of the top 10 for these
@@ -38,7 +36,8 @@ def measure(path: Path, root: str) -> dict:
     test = collect_pooled(model, meta, "cub", root, "test", progress=False)
     t_test = time.perf_counter() - t0
     train = collect_pooled(model, meta, "cub", root, "train", progress=False)
-    out = {"name": path.stem, "checkpoint_sha256": file_sha256(path), "variant": meta.get("variant"), "top1": (meta.get("metrics") or {}).get("top1"),
+    out = {"name": path.stem, "checkpoint_sha256": file_sha256(path), "variant": meta.variant,
+           "top1": meta.metrics.top1,
            "pass_s": {"test": round(t_test, 1), "train": round(time.perf_counter() - t0 - t_test, 1)},
            "sources": {"test": test.source, "train": train.source}}
     for label, ranked in (("in-sample", test), ("held-out", train)):
@@ -50,10 +49,10 @@ def measure(path: Path, root: str) -> dict:
     return out
 
 
-def verdict(m: dict) -> tuple[bool, str]:
+def verdict(res: dict) -> tuple[bool, str]:
     """Issue 20's deletion target on the in-sample curves: at k = 10 the default (effect)
     ranking drops accuracy >= 2x as much as random and at least as much as every other ranking."""
-    drops = m["in-sample"]["curves"]["drops"]
+    drops = res["in-sample"]["curves"]["drops"]
     eff, rnd = drops["effect"]["10"][0], drops["random"]["10"][0]
     others = max(v["10"][0] for r, v in drops.items() if r not in ("effect", "random"))
     ok = eff >= 2 * rnd and eff >= others
@@ -73,25 +72,25 @@ def write(results: list[dict], path: Path) -> None:
             "running mean; only the head runs again.", "",
             "## Targets", "",
             "| target | measured | met |", "|---|---|---|"]
-    for m in results:
-        if m["name"] in TARGET_OWN:
-            own = m["in-sample"]["own_in_top10"]["effect"]
-            text.append(f"| `{m['name']}`: own channels in the top 10 (default ranking) >= 1.3 | {own:.2f} "
-                        f"(linearised head {m['in-sample']['own_in_top10']['linearised-head']:.2f}) | "
+    for res in results:
+        if res["name"] in TARGET_OWN:
+            own = res["in-sample"]["own_in_top10"]["effect"]
+            text.append(f"| `{res['name']}`: own channels in the top 10 (default ranking) >= 1.3 | {own:.2f} "
+                        f"(linearised head {res['in-sample']['own_in_top10']['linearised-head']:.2f}) | "
                         f"{'yes' if own >= 1.3 else 'no'} |")
-    for m in results:
-        ok, say = verdict(m)
-        text.append(f"| `{m['name']}`: k = 10 accuracy drop by effect >= 2x random and >= every other ranking "
+    for res in results:
+        ok, say = verdict(res)
+        text.append(f"| `{res['name']}`: k = 10 accuracy drop by effect >= 2x random and >= every other ranking "
                     f"| {say} | {'yes' if ok else 'no'} |")
     text += ["", "## Own channels in each class's top 10", "",
              "Mean over the 200 classes of how many of the class's own ξ = 3 channels its top 10 holds "
              "(effect and activation measured on the test images; in brackets, on the training images).", ""]
     rankings = ["effect", "soft-labels", "linearised-head", "activation"]
     text += ["| model | top-1 % | " + " | ".join(rankings) + " |", "|---" * (2 + len(rankings)) + "|"]
-    for m in results:
-        a, b = m["in-sample"]["own_in_top10"], m["held-out"]["own_in_top10"]
+    for res in results:
+        a, b = res["in-sample"]["own_in_top10"], res["held-out"]["own_in_top10"]
         cells = [f"{a[r]:.2f}" + (f" ({b[r]:.2f})" if b[r] != a[r] else "") if r in a else "–" for r in rankings]
-        text.append(f"| `{m['name']}` | {m['top1']:.2f} | " + " | ".join(cells) + " |")
+        text.append(f"| `{res['name']}` | {res['top1']:.2f} | " + " | ".join(cells) + " |")
     for label, say in (("in-sample", "the effect and activation rankings measured on the same test images "
                         "(what the shipped ranking files and the app use)"),
                        ("held-out", "the effect and activation rankings measured on the **training** images, "
@@ -99,14 +98,14 @@ def write(results: list[dict], path: Path) -> None:
         text += ["", f"## Deletion curves, {label}", "",
                  f"Drop of each class's test accuracy and of its mean probability, in points (macro over "
                  f"classes), when its top-k channels are switched off; {say}.", ""]
-        for m in results:
-            c = m[label]["curves"]
-            text += [f"**`{m['name']}`** (before: accuracy {100 * c['accuracy']:.1f} %, class probability "
-                     f"{100 * c['prob']:.1f} %)", "", *m[label]["markdown"], ""]
+        for res in results:
+            c = res[label]["curves"]
+            text += [f"**`{res['name']}`** (before: accuracy {100 * c['accuracy']:.1f} %, class probability "
+                     f"{100 * c['prob']:.1f} %)", "", *res[label]["markdown"], ""]
     text += ["## Time", "",
              "One pass over a split per model, then only the head: " +
-             ", ".join(f"`{m['name']}` {m['pass_s']['test']:.0f} s (test, {m['sources']['test']})"
-                       for m in results) + ". `mcviz rank` does the test pass and the effects "
+             ", ".join(f"`{res['name']}` {res['pass_s']['test']:.0f} s (test, {res['sources']['test']})"
+                       for res in results) + ". `mcviz rank` does the test pass and the effects "
              "(a few seconds) and prints its total.", ""]
     path.write_text("\n".join(text).rstrip() + "\n")
 
@@ -121,13 +120,13 @@ def main() -> None:
     results = []
     for name in names:
         ck, saved = REPO / "checkpoints" / f"{name}.safetensors", REPO / "docs" / "runs" / f"{name}.faithfulness.json"
-        m = json.loads(saved.read_text()) if saved.exists() else None
-        if m is None or m.get("checkpoint_sha256") != file_sha256(ck):  # measured already for these weights
-            m = measure(ck, root)
-            saved.write_text(json.dumps(m) + "\n")
-        print(f"{name}: own in top 10 by effect {m['in-sample']['own_in_top10']['effect']:.2f}; "
-              f"k=10 {verdict(m)[1]}", flush=True)
-        results.append(m)
+        res = json.loads(saved.read_text()) if saved.exists() else None
+        if res is None or res.get("checkpoint_sha256") != file_sha256(ck):  # measured already for these weights
+            res = measure(ck, root)
+            saved.write_text(json.dumps(res) + "\n")
+        print(f"{name}: own in top 10 by effect {res['in-sample']['own_in_top10']['effect']:.2f}; "
+              f"k=10 {verdict(res)[1]}", flush=True)
+        results.append(res)
     write(results, REPO / "docs" / "faithfulness.md")
 
 

@@ -18,14 +18,11 @@ import dataclasses
 import json
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from mcviz.checkpoint import atomic_write_bytes  # noqa: E402
-from mcviz.training import TrainConfig, _save_state, load_state  # noqa: E402
+from mcviz.io.files import atomic_write_bytes
+from mcviz.train.config import TrainConfig
+from mcviz.train.state import load_state, save_state
 
 # Options that act only from the anchor epoch on.
 AFTER_ANCHOR = {"div_anchor_sd": ("--div-anchor-sd", float), "lam_warmup": ("--lam-warmup", int),
@@ -51,7 +48,7 @@ def fork(src: Path, dst: Path, changes: dict) -> TrainConfig:
     new = TrainConfig(**cfg)  # validates the combination
     state["config"] = json.dumps(dataclasses.asdict(new))
     dst.mkdir(parents=True, exist_ok=True)
-    _save_state(dst / "state.pt", state)
+    save_state(dst / "state.pt", state)
     rows = [line for line in (src / "metrics.jsonl").read_text().splitlines() if json.loads(line)["epoch"] <= epoch]
     atomic_write_bytes(dst / "metrics.jsonl", "".join(r + "\n" for r in rows).encode())
     (dst / "config.json").write_text(json.dumps(dataclasses.asdict(new), indent=2))

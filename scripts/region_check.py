@@ -11,17 +11,15 @@ deviations (S = 0 is MCLoss(region="object"); S > 0 the tighter regions of --div
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from mcviz.checkpoint import load_checkpoint  # noqa: E402
-from mcviz.data import CUB, EvalTransform  # noqa: E402
-from mcviz.training import threshold_region  # noqa: E402
+from mcviz.io.checkpoint import load_checkpoint
+from mcviz.data import CUB, EvalTransform
+from mcviz.train.diversity import threshold_region
 
 
 def main() -> None:
@@ -33,7 +31,7 @@ def main() -> None:
     for name in args.models:
         path = Path(name) if name.endswith(".safetensors") else REPO / "checkpoints" / f"{name}.safetensors"
         model, meta = load_checkpoint(path)
-        ds = CUB(Path(args.data) / "CUB_200_2011", "test", EvalTransform.from_config(meta["input"]),
+        ds = CUB(Path(args.data) / "CUB_200_2011", "test", EvalTransform.from_config(meta.input),
                  annotations=True)
         share = {sd: [] for sd in args.sd}
         in_box = {sd: [] for sd in args.sd}
@@ -44,7 +42,7 @@ def main() -> None:
             for sd in args.sd:
                 # sd = 0: the region of MCLoss(region="object"); the model plays the frozen anchor
                 inside = threshold_region(mean, sd)[0]
-                step = meta["input"]["crop"] / inside.shape[1]
+                step = meta.input["crop"] / inside.shape[1]
                 ys, xs = torch.nonzero(inside, as_tuple=True)
                 cx, cy = (xs.float() + 0.5) * step, (ys.float() + 0.5) * step
                 bx, by, bw, bh = ann["box"].tolist()

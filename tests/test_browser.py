@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.serve import CHROMIUM, CHROMIUM_ARGS, running_app
+from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
 
 from .badfiles import bad_files
 from .conftest import REPO
@@ -23,7 +23,7 @@ def server(tmp_path_factory):
             pytest.fail("chromium is required in CI (apt-get install chromium)")
         pytest.skip("no /usr/bin/chromium")
     # The shipped checkpoints only: the timing is for the app's default model.
-    with running_app({"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}) as url:
+    with running_app(REPO / "app" / "main.py", {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}) as url:
         yield url
 
 

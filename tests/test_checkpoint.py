@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mcviz import ChannelGroups, CheckpointError, build_model, load_checkpoint, save_checkpoint
-from mcviz.checkpoint import read_metadata
+from mcviz.io.checkpoint import read_metadata
 
 META = {"backbone": "small", "class_names": ["a", "b", "c"], "input": {"crop": 32, "resize": 36,
         "mean": [0.5] * 3, "std": [0.25] * 3}, "variant": "mc", "dataset": "folder"}
@@ -27,8 +27,8 @@ def test_round_trip(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(m(x), m2(x), atol=1e-6)
     assert m2.groups == m.groups and m2.predict == "mc" and m2.head_kind == "gap"
-    assert meta["class_names"] == ["a", "b", "c"] and meta["format"] == "mcviz-checkpoint/1"
-    assert meta["mcviz_version"] and read_metadata(p)["groups"] == {"sizes": [2, 3, 2]}
+    assert meta.class_names == ["a", "b", "c"] and meta.format == "mcviz-checkpoint/1"
+    assert meta.mcviz_version and read_metadata(p).groups == {"sizes": [2, 3, 2]}
     assert not m2.training
 
 
@@ -43,7 +43,7 @@ def test_header_length_with_a_pickle_like_first_byte_still_loads(tmp_path):
             break
     else:
         pytest.fail("no padding gave a header length with low byte 0x80")
-    assert load_checkpoint(p)[1]["pad"] == "x" * pad
+    assert load_checkpoint(p)[1].raw["pad"] == "x" * pad
     p.write_bytes(p.read_bytes()[:100])  # ...and truncated, it is still refused clearly
     with pytest.raises(CheckpointError):
         load_checkpoint(p)
@@ -56,7 +56,7 @@ def test_fp16_storage_is_half_the_size(tmp_path):
     s32, s16 = (os.path.getsize(tmp_path / f"{b}.safetensors") for b in (32, 16))
     assert s16 < 0.56 * s32
     m16, meta = load_checkpoint(tmp_path / "16.safetensors")
-    assert meta["storage_dtype"] == "float16"
+    assert meta.storage_dtype == "float16"
     assert next(m16.parameters()).dtype == torch.float32
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(m(x), m16(x), atol=5e-2)
@@ -102,7 +102,7 @@ def test_shapes_that_do_not_fit_metadata(tmp_path):
     p = tmp_path / "m.safetensors"
     save_checkpoint(p, _model(), META)
     tensors = load_file(p)
-    meta = read_metadata(p)
+    meta = read_metadata(p).to_dict()
     meta["num_classes"] = 4
     meta["groups"] = {"sizes": [2, 3, 2, 1]}
     q = tmp_path / "other.safetensors"

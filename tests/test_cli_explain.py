@@ -58,7 +58,7 @@ def test_explain_chosen_classes_by_name_or_index(tmp_path, capsys):
 
 
 def test_localize_on_fixture_and_its_arithmetic(tmp_path, capsys):
-    from mcviz.metrics import _score
+    from mcviz.evaluate.localization import _score
 
     # two peaks in the box near parts 0 and 1, one outside the box
     peaks = torch.tensor([[[10.0, 10.0], [30.0, 30.0], [90.0, 90.0]]])

@@ -7,7 +7,6 @@ import scipy.io
 import torch
 from PIL import Image
 
-from mcviz import data as mdata
 from mcviz.data import DataError, EvalTransform, build, readable_name
 
 from .conftest import need_data, write_image

@@ -7,7 +7,7 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGrad
 
 from mcviz import ChannelGroups, build_model
 from mcviz.explain import METHODS, ChannelMeanTarget, Explainer, top_channels
-from mcviz.loss import diversity_scores
+from mcviz.core.loss import diversity_scores
 
 META = {"input": {"crop": 64, "resize": 72}, "class_names": ["Red Bird", "Blue Bird", "Green Bird", "Owl"]}
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mcviz import ChannelGroups, MCLoss, discriminality_logits, diversity_scores, random_cwa_mask
-from mcviz.loss import VARIANTS
+from mcviz.core.loss import VARIANTS
 
 from .reference import slow_discriminality, slow_diversity
 

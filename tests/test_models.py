@@ -73,7 +73,7 @@ def test_cli_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path, tiny_fol
 
 
 def test_channels_last_gives_the_same_numbers():
-    from mcviz.models import channels_last
+    from mcviz.core.models import channels_last
 
     torch.manual_seed(0)
     m = build_model("small", 4, xi=3).eval()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mcviz import build_model
-from mcviz.explain.parts import (NO_PART, OFF_BIRD, PartProfiles, categorise_peaks, compute_part_profiles,
+from mcviz.evaluate.parts import (NO_PART, OFF_BIRD, PartProfiles, categorise_peaks, compute_part_profiles,
                                  load_part_profiles, part_profile, profile_path)
 
 from .test_data import make_cub
@@ -60,7 +60,7 @@ def test_profiles_on_known_peaks(tmp_path, monkeypatch):
     model = _checkpoint(tmp_path / "m.safetensors", peaks_at)
     meta = {"backbone": "small", "class_names": ["A", "B", "C"], "dataset": "cub",
             "input": {"crop": 64, "resize": 64, "mean": [0.5] * 3, "std": [0.5] * 3}}
-    from mcviz import checkpoint as ck
+    from mcviz.io import checkpoint as ck
 
     monkeypatch.setattr(ck, "load_checkpoint", lambda p, device="cpu": (model, dict(meta)))
     ckpt = tmp_path / "m.safetensors"
@@ -89,7 +89,7 @@ def test_profiles_on_known_peaks(tmp_path, monkeypatch):
 def test_label_and_round_trip():
     cats = ["crown", "beak", NO_PART, OFF_BIRD]
     prof = PartProfiles("abc", "test", 10, 0.15, 10, cats, [], [])
-    from mcviz.explain.parts import _from_counts
+    from mcviz.evaluate.parts import _from_counts
 
     c = _from_counts(474, [46, 30, 12, 12], cats, 2)
     assert c.top == "crown" and c.label() == "crown 46 %" and c.shares[OFF_BIRD] == pytest.approx(0.12)

@@ -5,7 +5,7 @@ import torch
 
 from mcviz import PretrainedUnavailable, build_model
 from mcviz.data import CUB, EvalTransform
-from mcviz.pretrained import LITE_MEAN, LITE_STD, efficientnet_lite, lite_state_dict, lite_weights_file
+from mcviz.core.pretrained import LITE_MEAN, LITE_STD, efficientnet_lite, lite_state_dict, lite_weights_file
 
 # ImageNet-1k classes that are birds: cock ... (7-24), black grouse ... (80-100), spoonbill ... (127-146)
 IMAGENET_BIRDS = set(range(7, 25)) | set(range(80, 101)) | set(range(127, 147))

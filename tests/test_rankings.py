@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from mcviz import build_model, save_checkpoint
-from mcviz.checkpoint import load_checkpoint
+from mcviz.io.checkpoint import load_checkpoint
 from mcviz.cli import main
 from mcviz.explain import top_channels
 from mcviz.explain.effect import HeadAblation, PooledSet, channel_effects, pooled_inputs
 from mcviz.explain.rankings import (EffectRanking, available_rankings, load_effect_ranking, own_in_top,
                                     ranking_path, save_effect_ranking)
-from mcviz.faithfulness import deletion_curves
-from mcviz.groups import ChannelGroups
+from mcviz.evaluate.faithfulness import deletion_curves
+from mcviz.core.groups import ChannelGroups
 
 from .test_data import make_cub
 

@@ -21,22 +21,22 @@ def test_folder_size_under_100_mb():
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_checkpoint(path: Path):
     model, meta = load_checkpoint(path)
-    m = meta["metrics"]
-    assert m["final_epoch"] and m["epoch"] == meta["hparams"]["epochs"]
-    assert meta["command"].startswith("mcviz train") and len(meta["class_names"]) == model.num_classes
+    m = meta.metrics
+    assert m.final_epoch and m.epoch == meta.hparam("epochs")
+    assert meta.command.startswith("mcviz train") and len(meta.class_names) == model.num_classes
     assert path.name in (REPO / "checkpoints" / "README.md").read_text()
-    sub, ds = ("CUB_200_2011", "cub") if meta["dataset"] == "cub" else ("stanford_cars", "folder")
-    data = build(ds, need_data(sub), "test", EvalTransform.from_config(meta["input"]))
-    assert data.classes == meta["class_names"]
+    sub, ds = ("CUB_200_2011", "cub") if meta.dataset == "cub" else ("stanford_cars", "folder")
+    data = build(ds, need_data(sub), "test", EvalTransform.from_config(meta.input))
+    assert data.classes == meta.class_names
     x = torch.stack([data[i][0] for i in range(4)])
     with torch.no_grad():
         assert model(x).shape == (4, len(data.classes))
         # real models: ImageNet-pretrained, with maps of 14 x 14 or finer (the paper's)
-        assert meta["hparams"]["pretrained"] and min(model.features(x).shape[-2:]) >= 14
+        assert meta.hparam("pretrained") and min(model.features(x).shape[-2:]) >= 14
 
 
 def test_app_opens_on_its_default_model():
-    from app.state import DEFAULT_CHECKPOINT
+    from settings import DEFAULT_CHECKPOINT
 
     assert (REPO / "checkpoints" / DEFAULT_CHECKPOINT).exists(), "the app's default model is not shipped"
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)

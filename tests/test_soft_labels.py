@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mcviz import ChannelGroups, MCLoss
-from mcviz.soft_labels import initial_soft_labels, l_inter, l_intra, regroup, shared_channels, update_soft_labels
+from mcviz.core.soft_labels import initial_soft_labels, l_inter, l_intra, regroup, shared_channels, update_soft_labels
 
 
 def test_l_intra_on_hand_made_weights():
@@ -77,7 +77,7 @@ def test_regroup_prefers_class_specific_channels_when_labels_are_high_everywhere
 
 
 def test_family_sharing_on_hand_made_labels():
-    from mcviz.soft_labels import family_sharing
+    from mcviz.core.soft_labels import family_sharing
 
     names = ["Herring Gull", "Laughing Gull", "Blue Jay", "Green Jay", "Cardinal", "Rock Wren"]
     s = torch.zeros(6, 12)

@@ -35,9 +35,9 @@ def test_train_then_eval(tiny_folder, tmp_path, capsys):
         assert k in r[-1]
     assert 1.0 <= r[-1]["mean_h"] <= 2.0
     model, meta = load_checkpoint(run / "last.safetensors")
-    assert meta["variant"] == "mc" and meta["class_names"] == ["Class 0", "Class 1", "Class 2"]
-    assert meta["input"]["crop"] == 32 and meta["metrics"]["epoch"] == 2 and meta["metrics"]["final_epoch"]
-    assert meta["command"].startswith("mcviz train --dataset folder")
+    assert meta.variant == "mc" and meta.class_names == ["Class 0", "Class 1", "Class 2"]
+    assert meta.input["crop"] == 32 and meta.metrics.epoch == 2 and meta.metrics.final_epoch
+    assert meta.command.startswith("mcviz train --dataset folder")
     assert model.groups.sizes == (2, 2, 2)
     capsys.readouterr()
     rc = main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
@@ -57,7 +57,7 @@ def test_every_variant_trains(variant, tiny_folder, tmp_path):
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
                  "--variant", variant, "--head", "gap", "--predict", "mc", "--limit", "9"]) == 0
     assert rows(run)[0]["n"] == 9
-    assert load_checkpoint(run / "last.safetensors")[1]["variant"] == variant
+    assert load_checkpoint(run / "last.safetensors")[1].variant == variant
 
 
 def _cli(*args):
@@ -131,7 +131,7 @@ def test_one_epoch_on_real_cub_with_limit(cub_root, tmp_path):
     assert rc == 0
     r = rows(run)[0]
     assert r["n"] == 48 and 1.0 <= r["mean_h"] <= 3.0
-    assert len(load_checkpoint(run / "last.safetensors")[1]["class_names"]) == 200
+    assert len(load_checkpoint(run / "last.safetensors")[1].class_names) == 200
 
 
 def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
@@ -143,7 +143,7 @@ def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
     r = rows(run)[-1]
     assert "shared_channels" in r and "train_intra" in r and "train_inter" in r
     model, meta = load_checkpoint(run / "last.safetensors")
-    assert meta["soft"] and model.soft_labels.shape == (3, 6)
+    assert meta.soft and model.soft_labels.shape == (3, 6)
     assert not torch.equal(model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]))
     t = top_channels(run / "last.safetensors", 1, k=4)
     specific = model.soft_labels - model.soft_labels.mean(dim=0, keepdim=True)
@@ -154,7 +154,7 @@ def test_soft_groups_never_grow_past_twice_the_initial_size(tiny_folder, tmp_pat
     """Regression: the cap was once taken from the current (regrouped) groups, so groups at the cap
     doubled it at the next regrouping."""
     from mcviz import ChannelGroups
-    from mcviz import training
+    from mcviz.train import loop
 
     caps = []
 
@@ -162,7 +162,7 @@ def test_soft_groups_never_grow_past_twice_the_initial_size(tiny_folder, tmp_pat
         caps.append(max_size)
         return ChannelGroups.from_members([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]], 6)
 
-    monkeypatch.setattr(training, "regroup", at_the_cap)
+    monkeypatch.setattr(loop, "regroup", at_the_cap)
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "soft"), "--epochs", "2",
                  "--variant", "mc-soft", "--xi", "2", "--head", "gap"]) == 0
     assert len(caps) > 3 and set(caps) == {4}
@@ -177,9 +177,9 @@ def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--xi", "2",
                  "--lam-warmup", "2", "--normalize-div", "--temperature", "2", "--div-region", "object"]) == 0
     meta = load_checkpoint(run / "last.safetensors")[1]
-    assert meta["hparams"]["lam_warmup"] == 2 and meta["hparams"]["normalize_div"]
-    assert meta["hparams"]["div_region"] == "object"
-    assert meta["hparams"]["temperature"] == 2.0
+    assert meta.hparams["lam_warmup"] == 2 and meta.hparams["normalize_div"]
+    assert meta.hparams["div_region"] == "object"
+    assert meta.hparams["temperature"] == 2.0
     assert [r["lam"] for r in rows(run)] == [0.0, 5.0]  # lambda 10 ramped over 2 epochs
 
 
@@ -198,7 +198,7 @@ def test_label_smoothing_is_trained_with_and_recorded(tiny_folder, tmp_path, cap
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
                  "--variant", "ce", "--label-smoothing", "0.1"]) == 0
     assert seen and set(seen) == {0.1}
-    assert load_checkpoint(run / "last.safetensors")[1]["hparams"]["label_smoothing"] == 0.1
+    assert load_checkpoint(run / "last.safetensors")[1].hparams["label_smoothing"] == 0.1
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "bad"), "--epochs", "1",
                  "--label-smoothing", "1.5"]) == 2
     assert "label_smoothing" in capsys.readouterr().err
@@ -209,7 +209,7 @@ def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_
     run = tmp_path / "anchor"
     assert main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1", "--div-anchor-sd", "0.5"]) == 0
     assert [r["lam"] for r in rows(run)] == [0.0, 10.0]  # no L_div before the anchor, then all of it
-    hp = load_checkpoint(run / "last.safetensors")[1]["hparams"]
+    hp = load_checkpoint(run / "last.safetensors")[1].hparams
     assert hp["div_anchor"] == 1 and hp["div_anchor_sd"] == 0.5
     st = torch.load(run / "state.pt", weights_only=True)
     # the anchor is the network after one epoch of MC-Loss minus L_div (same seed, same draws)
@@ -239,7 +239,8 @@ def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_p
 
 
 def test_lambda_schedules():
-    from mcviz.training import TrainConfig, lam_at
+    from mcviz.train.config import TrainConfig
+    from mcviz.train.diversity import lam_at
 
     def lams(**kw):
         cfg = TrainConfig(dataset="folder", root="r", out="o", epochs=8, lam=12.0, **kw)
@@ -253,11 +254,11 @@ def test_lambda_schedules():
 
 
 def test_anchor_region_thresholds_the_frozen_mean_map():
-    from mcviz.models import build_model
-    from mcviz.training import _frozen_copy, anchor_region
+    from mcviz.core.models import build_model
+    from mcviz.train.diversity import anchor_region, frozen_copy
 
     torch.manual_seed(0)
-    anchor = _frozen_copy(build_model("small", 3, xi=2))
+    anchor = frozen_copy(build_model("small", 3, xi=2))
     x = torch.randn(2, 3, 32, 32)
     m = anchor.features(x).mean(dim=1)
     flat = m.flatten(1)
@@ -273,9 +274,9 @@ def test_anchor_region_thresholds_the_frozen_mean_map():
 
 
 def test_soft_label_terms_train_the_se_block_only():
-    from mcviz.models import build_model
-    from mcviz.soft_labels import l_inter, l_intra
-    from mcviz.training import _TrainForward
+    from mcviz.core.models import build_model
+    from mcviz.core.soft_labels import l_inter, l_intra
+    from mcviz.train.loop import _TrainForward
 
     model = build_model("small", 3, xi=2, soft=True)
     feats, logits, w = _TrainForward(model)(torch.randn(4, 3, 32, 32))
@@ -287,10 +288,9 @@ def test_soft_label_terms_train_the_se_block_only():
 
 @pytest.mark.slow
 def test_fork_at_the_anchor_trains_what_the_full_command_trains(tmp_path):
-    from mcviz.training import load_state
+    from fork_run import fork  # scripts/ is on the path (conftest)
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    from fork_run import fork
+    from mcviz.train.state import load_state
 
     data = make_folder_dataset(tmp_path / "d", classes=3, per_class=24, size=40)
     args = [*BASE, "--root", str(data), "--epochs", "4", "--image-size", "40", "--xi", "2", "--div-anchor", "2"]

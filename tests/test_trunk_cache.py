@@ -9,8 +9,8 @@ import torch
 from mcviz import build_model, load_checkpoint
 from mcviz.cli import main
 from mcviz.data import EvalTransform, build
-from mcviz.models import input_norm
-from mcviz.trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_key
+from mcviz.core.models import input_norm
+from mcviz.data.trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_key
 
 LITE = ["--dataset", "folder", "--backbone", "lite0", "--pretrained", "--freeze", "block5", "--image-size", "64",
         "--batch-size", "8", "--workers", "0", "--lr", "0.05", "--xi", "2"]
@@ -110,7 +110,7 @@ def test_frozen_recipe_trains_resumes_and_matches_image_eval(tiny_folder, tmp_pa
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert {p: (p / "features.npy").stat().st_mtime_ns for p in cache.iterdir()} == stamp  # reused, not rebuilt
     model, meta = load_checkpoint(run / "last.safetensors")
-    assert meta["hparams"]["freeze"] == "block5" and meta["input"]["mean"] == [0.5, 0.5, 0.5]
+    assert meta.hparams["freeze"] == "block5" and meta.input["mean"] == [0.5, 0.5, 0.5]
     # the frozen trunk is still the pretrained one, BatchNorm statistics included
     pre = build_model("lite0", 3, xi=2, pretrained=True)
     for k, v in pre.split_at("block5")[0].state_dict().items():
@@ -161,7 +161,7 @@ def test_one_cache_serves_a_deeper_freeze(tiny_folder, tmp_path, capsys):
     pre = build_model("lite0", 3, xi=2, pretrained=True)
     assert torch.equal(model.body.head_conv[0].weight, pre.body.head_conv[0].weight)
     assert torch.equal(model.body.block6[0].bn1.running_mean, pre.body.block6[0].bn1.running_mean)
-    assert meta["hparams"]["cache_layer"] == "block5"
+    assert meta.hparams["cache_layer"] == "block5"
     capsys.readouterr()
     assert main(["train", *[a if a != "block5" else "block4" for a in args], "--cache-layer", "block5",
                  "--out", str(tmp_path / "c")]) == 2
@@ -170,8 +170,8 @@ def test_one_cache_serves_a_deeper_freeze(tiny_folder, tmp_path, capsys):
 
 def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     from mcviz.data import CUB
-    from mcviz.metrics import localise
-    from mcviz.trunk_cache import cache_folder
+    from mcviz.evaluate.localization import localize
+    from mcviz.data.trunk_cache import cache_folder
 
     from .test_data import make_cub
 
@@ -185,10 +185,10 @@ def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     ds = CUB(root, "test")
     kw = dict(workers=0, progress=False, batch_size=4)
     # no cache yet: the images are read
-    assert localise(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw).source == "images"
+    assert localize(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw).source == "images"
     build_cache(ds, trunk, views, cache_folder(tmp_path / "cache", ds, trunk, views, what), workers=0, progress=False)
-    fast = localise(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw)
-    slow = localise(model, meta, str(root), use_cache=False, **kw)
+    fast = localize(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw)
+    slow = localize(model, meta, str(root), use_cache=False, **kw)
     assert fast.source == "cache" and slow.source == "images"
     for k, v in slow.as_dict().items():
         if k != "source":
@@ -227,6 +227,6 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
     assert load_effect_ranking(ck).images == 6
     # a checkpoint without a frozen trunk has nothing to cache
     plain = tmp_path / "plain.safetensors"
-    save_checkpoint(plain, model, {**meta, "hparams": {}})
+    save_checkpoint(plain, model, {**meta.to_dict(), "hparams": {}})
     assert main(["cache", str(plain), "--dataset", "cub", "--root", str(root), "--cache-dir", cache]) == 2
     assert "not trained with --freeze" in capsys.readouterr().err

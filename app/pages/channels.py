@@ -4,27 +4,29 @@ from pathlib import Path
 
 import streamlit as st
 
-import state
-from mcviz.checkpoint import side_path
-from mcviz.render import class_channel_heatmap, class_parts_figure, part_bars_figure, ranking_figure
+import loaders
+import widgets
+from mcviz.explain import RANKINGS
+from mcviz.explain.render import score_matrix_figure, class_parts_figure, part_bars_figure, ranking_figure
 
 st.title("Channels of a class")
-state.sidebar_settings()
-path, meta = state.choose_checkpoint("channels_model")
-ex = state.explainer(path)
+widgets.sidebar_settings()
+path, meta = widgets.choose_checkpoint("channels_model")
+ex = loaders.explainer(path)
 names = ex.class_names
 choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="channels_class")
 # The default is what the model uses: each channel's measured effect on the class's logit
 # (`mcviz rank` ships it beside the checkpoint); the other views stay one click away.
 LABELS = {"effect": "effect on the class's logit (measured)", "soft-labels": "soft channel labels (paper Table IX)",
           "linearised-head": "linearised head weights", "activation": "mean activation over the class's CUB test images"}
-offered = [r for r in state.rankings(path) if r != "activation" or state.class_images_available(meta)]
+root = widgets.data_dir()
+offered = [r for r in loaders.rankings(path) if r != "activation" or loaders.class_images_available(meta, root)]
 by = st.radio("Rank channels by", offered, format_func=LABELS.get, key="channels_source", horizontal=True)
 if by == "activation":
-    r = state.activation_ranking(str(path), path.stat().st_mtime, str(state.data_dir()), int(choice), 10)
+    r = loaders.activation_ranking(path, root, int(choice), 10)
 else:
-    r = state.ranking(path, int(choice), 10, by=by)
-st.caption(f"**Score:** {state.RANKINGS[by]}. "
+    r = loaders.ranking(path, int(choice), 10, by=by)
+st.caption(f"**Score:** {RANKINGS[by]}. "
            f"★ and red bars: channels of the class's own group ({len(ex.groups.channels(int(choice)))} channels).")
 if "effect" not in offered:
     st.info(f"No effect ranking for this checkpoint: `mcviz rank {path} --dataset ... --root ...` measures what "
@@ -36,7 +38,7 @@ st.dataframe({"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels
               "group of": [owner_names[o] if o >= 0 else "-" for o in r.owners]}, hide_index=True, width="stretch")
 st.caption(f"{sum(own)} of the top {len(own)} are the class's own channels.")
 st.plotly_chart(ranking_figure(r, owner_names), width="stretch", key="channels_bar")
-prof = state.part_profiles(path)
+prof = loaders.part_profiles(path)
 if prof is not None:
     st.subheader("Which parts do these channels look at?")
     st.plotly_chart(part_bars_figure(prof, r.channels), width="stretch", key="channels_parts")
@@ -45,11 +47,10 @@ if prof is not None:
 else:
     st.info(f"No part profiles for this checkpoint: `mcviz parts {path} --root CUB_ROOT` makes them "
             "(CUB models), and every channel is then named by the part it looks at.")
-scores, source = state.scores_matrix(str(path), path.stat().st_mtime)
-st.plotly_chart(class_channel_heatmap(scores, names, source), width="stretch", key="channels_heat")
-labels = state.channel_labels(path, r.channels)
-atlas_path = side_path(path, "atlas.json")
-atlas = state.atlas(str(atlas_path), atlas_path.stat().st_mtime) if atlas_path.exists() else None
+scores, source = loaders.scores_matrix(path)
+st.plotly_chart(score_matrix_figure(scores, names, source), width="stretch", key="channels_heat")
+labels = loaders.channel_labels(path, r.channels)
+atlas = loaders.atlas(path)
 if atlas is None:
     st.info(f"No atlas for this checkpoint: make one with `mcviz atlas {path} --dataset ... --root ...` "
             "to see the test images that activate each of these channels most.")
@@ -59,7 +60,7 @@ else:
     unreadable = True
     for rank, ch in enumerate(r.channels):
         entries = atlas["channels"].get(str(ch), [])
-        crops = state.atlas_crops(tuple((e["path"], tuple(e["box"])) for e in entries))
+        crops = loaders.atlas_crops(tuple((e["path"], tuple(e["box"])) for e in entries))
         shown = [(c, f"{Path(e['path']).parent.name.split('.', 1)[-1]}: {e['score']:.3g}")
                  for c, e in zip(crops, entries) if c is not None]
         if not shown:

@@ -1,12 +1,15 @@
 """Explore: one image, one model, every channel of a class."""
 
+import json
 from functools import partial
 
 import streamlit as st
 
-import state
+import loaders
+import widgets
+from mcviz.evaluate.parts import peak_parts
 from mcviz.explain import CAM_CLASSES
-from mcviz.render import class_maps_figure, panel_png
+from mcviz.explain.render import class_maps_figure, panel_png, photo_with_parts
 
 st.title("mcviz — what do a class's channels look at?")
 st.caption(
@@ -15,14 +18,14 @@ st.caption(
     "differently they fire: 1 when all channels of the class peak in the same place, ξ when they peak in ξ "
     "different places."
 )
-state.sidebar_settings()
-path, meta = state.choose_checkpoint("explore_model")
+widgets.sidebar_settings()
+path, meta = widgets.choose_checkpoint("explore_model")
 methods = ["activation", "contribution", *CAM_CLASSES]
 method = st.sidebar.selectbox("Map method", methods, key="explore_method",
                               help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
                                    "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
                                    "before the MC features.")
-ex = state.explainer(path)
+ex = loaders.explainer(path)
 layer = None
 if method in CAM_CLASSES:
     layers = ex.layers()
@@ -30,10 +33,9 @@ if method in CAM_CLASSES:
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
-data, name, img = state.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.")
+data, name, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.")
 
-mtime = path.stat().st_mtime
-preds = state.predictions(str(path), mtime, data, name, top_k)
+preds = loaders.predictions(path, data, name, top_k)
 left, right = st.columns([1, 2])
 with left:
     st.image(img, caption=name, width="stretch")
@@ -45,7 +47,7 @@ with right:
 names = ex.class_names
 choice = st.selectbox("Class to explain", range(len(names)), index=preds[0].index, format_func=lambda i: names[i],
                       key="explore_class")
-cm = state.channel_maps(str(path), mtime, data, name, (int(choice),), method, layer)
+cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
 cls = cm.classes[0]
 st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
 c1, c2 = st.columns(2)
@@ -53,7 +55,7 @@ c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {le
 c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
 if cm.note:
     st.warning(cm.note)
-labels = state.channel_labels(path, cls.channels)
+labels = loaders.channel_labels(path, cls.channels)
 fig = class_maps_figure(cls, cm.image, opacity, labels=labels)
 fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
 st.plotly_chart(fig, width="stretch", key="explore_fig")
@@ -61,22 +63,22 @@ st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, 
            "The + marks each channel's peak."
            + (" Each channel's title names the CUB part its peaks land on most often over its class's test "
               "images, with that share (`mcviz parts`)." if labels else ""))
-ann = state.current_annotation(meta)
+ann = widgets.current_annotation(meta)
 if ann is not None:
-    hits = state.peak_parts(cls.peaks, ann)
-    st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {state.where(part)}"
+    hits = peak_parts(cls.peaks, ann)
+    st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {widgets.where(part)}"
                                                   for ch, part in zip(cls.channels, hits)))
     if st.toggle("Show the annotated parts on the photo", key="explore_show_parts"):
-        st.image(state.photo_with_parts(cm.image, ann, cls.peaks),
+        st.image(photo_with_parts(cm.image, ann, cls.peaks),
                  caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
                          "(red +, numbered in channel order), on the model's crop")
 st.subheader("Switch channels off")
-ab = state.ablation(path)
+ab = loaders.ablation(path)
 if ab is None:
     st.info("This model's head keeps no channel means; `mcviz rank` stores them beside the checkpoint.")
 else:
-    effect = state.effect_ranking(path)
-    top10 = state.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
+    effect = loaders.effect_ranking(path)
+    top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
     off_labels = dict(zip(cls.channels, labels or [""] * len(cls.channels)))
     o1, o2 = st.columns([2, 1])
     picked = o1.multiselect(f"Channels of {cls.class_name} to switch off", cls.channels, key="explore_off",
@@ -87,7 +89,7 @@ else:
     st.caption("Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
                "average over the training images), as in the effect ranking; only the head runs again.")
     if off:
-        before, after = state.switched_off(ab, state.pooled(str(path), mtime, data, name), off)
+        before, after = (p.numpy() for p in ab.probabilities(loaders.pooled(path, data, name), off))
         c = cls.class_index
         m1, m2 = st.columns(2)
         m1.metric(f"P({cls.class_name})", f"{after[c]:.1%}", delta=f"{100 * (after[c] - before[c]):+.1f} points",
@@ -100,5 +102,5 @@ d1, d2 = st.columns(2)
 # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
 d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity),
                    file_name=f"{path.stem}-maps.png", mime="image/png", on_click="ignore")
-d2.download_button("Download numbers (JSON)", state.numbers_json(path.name, preds, cm),
+d2.download_button("Download numbers (JSON)", json.dumps(cm.record(preds, checkpoint=path.name), indent=2),
                    file_name=f"{path.stem}-maps.json", mime="application/json", on_click="ignore")

@@ -2,26 +2,25 @@
 
 import streamlit as st
 
-import state
+import loaders
+import widgets
+from mcviz.io import PARTS_PLOT, side_path
 
 st.title("Models")
-st.caption("Checkpoints from " + ", ".join(f"`{d}`" for d in state.checkpoint_dirs()))
-state.sidebar_settings()
+st.caption("Checkpoints from " + ", ".join(f"`{d}`" for d in widgets.checkpoint_dirs()))
+widgets.sidebar_settings()
 rows, errors = [], []
-for path in state.list_checkpoints():
-    meta, err = state.safe_metadata(path)
+for path in widgets.checkpoints():
+    meta, err = loaders.metadata(path)
     if err:
         errors.append(err)
         continue
-    m = meta.get("metrics") or {}
-    h = meta.get("hparams") or {}
+    m = meta.metrics
     rows.append({
-        "file": path.name, "data set": meta.get("dataset"), "backbone": meta.get("backbone"),
-        "variant": meta.get("variant"), "input": (meta.get("input") or {}).get("crop"),
-        "epochs": m.get("epoch"), "top-1 %": m.get("top1"), "MC-branch top-1 %": m.get("top1_mc"),
-        "mean h": m.get("mean_h"), "ξ": max((meta.get("groups") or {}).get("sizes") or [0]) or None,
-        "size MB": round(path.stat().st_size / 1e6, 1), "command": meta.get("command", ""),
-        "lr": h.get("lr"),
+        "file": path.name, "data set": meta.dataset, "backbone": meta.backbone, "variant": meta.variant,
+        "input": meta.input.get("crop"), "epochs": m.epoch, "top-1 %": m.top1, "MC-branch top-1 %": m.top1_mc,
+        "mean h": m.mean_h, "ξ": meta.xi, "size MB": round(path.stat().st_size / 1e6, 1), "command": meta.command,
+        "lr": meta.hparam("lr"),
     })
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch")
@@ -35,9 +34,9 @@ st.caption("For each model with part profiles (`mcviz parts CHECKPOINT --root CU
            "each channel's peaks on each CUB part, near no part, and off the bird, over its class's test images. "
            "Many bright rows: the channels cover many parts; one bright row: they collapse on one.")
 shown = 0
-for path in state.list_checkpoints():
-    png = path.parent / f"{path.name.removesuffix('.safetensors')}.parts.png"
-    if png.exists() and state.part_profiles(path) is not None:
+for path in widgets.checkpoints():
+    png = side_path(path, PARTS_PLOT)
+    if png.exists() and loaders.part_profiles(path) is not None:
         st.image(str(png), caption=path.stem)
         shown += 1
 if not shown:

@@ -16,17 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from .base import DataError, ImageListDataset, random_subset, readable_name
+from .base import DataError, ImageListDataset, epoch_generator, random_subset, readable_name
 from .cub import CUB
 from .folder import build_folder
-from .images import ImageError, open_image, to_rgb
+from .images import IMAGE_SUFFIXES, ImageError, open_image, to_rgb
 from .torchvision_sets import build_torchvision
 from .transforms import EvalTransform, train_transform
 
 DATASETS: tuple[str, ...] = ("cub", "cars", "aircraft", "flowers", "folder")
 
-__all__ = ["CUB", "DATASETS", "DataError", "EvalTransform", "ImageError", "ImageListDataset", "build",
-           "open_image", "random_subset", "readable_name", "to_rgb", "train_transform"]
+__all__ = ["CUB", "DATASETS", "DataError", "EvalTransform", "IMAGE_SUFFIXES", "ImageError", "ImageListDataset",
+           "build", "epoch_generator", "open_image", "random_subset", "readable_name", "to_rgb", "train_transform"]
 
 
 def build(name: str, root: str | Path, split: str = "train", transform: Optional[Callable] = None,

@@ -108,3 +108,9 @@ def random_subset(ds, limit: Optional[int], seed: int):
     sub.classes = ds.classes  # type: ignore[attr-defined]
     sub.targets = [ds.targets[i] for i in idx]  # type: ignore[attr-defined]
     return sub
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random generator of one epoch of a run with ``seed``: the order in which its images are
+    shuffled, and which cached view of each image it sees."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)

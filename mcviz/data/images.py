@@ -12,6 +12,8 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 # 8,000 x 8,000: larger photos are refused rather than decoded (decompression bombs).
 MAX_PIXELS = 64_000_000
+# The file types taken from a folder of images (mcviz explain, sanity) and by the app's upload.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 class ImageError(ValueError):

@@ -9,17 +9,20 @@
   soft labels (paper Table IX), the linearised head or the mean activation.
 - :class:`HeadAblation` — switch channels off (pooled value set to its mean) and rerun only the
   head; :func:`channel_effects` — every channel's effect on every class, batched and exact.
-- :func:`part_profile` — which CUB part a channel looks at (``mcviz parts`` writes the file).
+- :mod:`.methods` — the map methods, one module each, behind one interface (:mod:`.methods.base`);
+  :mod:`.render` — overlays, PNG panels and plotly figures of the maps.
+
+Which CUB part a channel looks at is measured in :mod:`mcviz.evaluate.parts` (re-exported here).
 """
 
 from .explainer import ChannelMaps, ClassMaps, Diversity, Explainer, Prediction
-from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget
-from .parts import ChannelParts, PartProfiles, load_part_profiles, part_profile
+from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget, FeatureMethod, LayerMethod, MapMethod
+from ..evaluate.parts import ChannelParts, PartProfiles, load_part_profiles, part_profile
 from .effect import HeadAblation, channel_effects
 from .rankings import (RANKINGS, ChannelRanking, EffectRanking, class_channel_scores, compute_effect_ranking,
                        load_effect_ranking, top_channels)
 
 __all__ = ["CAM_CLASSES", "ChannelMaps", "ChannelMeanTarget", "ChannelParts", "ChannelRanking", "ClassMaps",
-           "Diversity", "EffectRanking", "Explainer", "HeadAblation", "METHODS", "PartProfiles", "Prediction",
+           "Diversity", "EffectRanking", "Explainer", "FeatureMethod", "HeadAblation", "LayerMethod", "METHODS", "MapMethod", "PartProfiles", "Prediction",
            "RANKINGS", "channel_effects", "class_channel_scores", "compute_effect_ranking", "load_effect_ranking",
            "load_part_profiles", "part_profile", "top_channels"]

@@ -1,6 +1,6 @@
 """What a channel does to a class's score: mean ablation at the head's pooled input.
 
-The head of an :class:`~mcviz.models.MCNet` starts by pooling each feature channel to one
+The head of an :class:`~mcviz.core.models.MCNet` starts by pooling each feature channel to one
 number (GMP for the official head, GAP for the plain one; with soft labels, of the
 SE-weighted features). Switching a channel *off* sets that pooled number to its mean: the
 running mean of the head's first BatchNorm (its mean over the training images) for the
@@ -21,7 +21,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ..models import MCNet, channels_last
+from ..core.models import HeadParts, MCNet, channels_last
+from ..io.meta import CheckpointMeta
 
 __all__ = ["HeadAblation", "channel_effects", "pooled_inputs"]
 
@@ -30,17 +31,22 @@ def pooled_inputs(model: MCNet, features: torch.Tensor) -> torch.Tensor:
     """``(B, N, H, W)`` MC features -> ``(B, N)``: what the head's layers after pooling see."""
     if model.soft:
         features = features * model.se(features)[:, :, None, None].to(features.dtype)
-    return model.head[:2](features).float()
+    return model.head_parts().pool(features).float()
 
 
 @dataclass
 class HeadAblation:
     """The head after its pooling, and the value each channel takes when switched off."""
 
-    head: nn.Module  # pooled (B, N) -> logits (B, classes)
+    parts: HeadParts  # the head's layers; ``parts.classifier``: pooled (B, N) -> logits (B, classes)
     means: torch.Tensor  # (N,) pooled value of a channel switched off
     kind: str  # "official" or "gap"
     chunk: int = 16  # images per batched product in :meth:`effects`
+
+    @property
+    def head(self) -> nn.Module:
+        """Pooled ``(B, N)`` -> logits."""
+        return self.parts.classifier
 
     @classmethod
     def of(cls, model: MCNet, pooled: Optional[torch.Tensor] = None,
@@ -48,16 +54,17 @@ class HeadAblation:
         """The model's head. A channel switched off takes ``means`` when given; else the official
         head's BatchNorm running mean, or for a GAP head (which keeps no statistics) the mean of
         ``pooled`` (``(M, N)``, e.g. over the test images)."""
-        head = model.head[2:].eval()
+        parts = model.head_parts()
+        parts.classifier.eval()
         if means is not None:
             means = means.detach().float().clone()
-        elif model.head_kind == "official":
-            means = head[0].running_mean.detach().float().clone()
+        elif parts.bn1 is not None:
+            means = parts.bn1.running_mean.detach().float().clone()
         elif pooled is not None:
             means = pooled.float().mean(dim=0)
         else:
             raise ValueError("a GAP head keeps no channel means: pass the pooled values of some images")
-        return cls(head, means, model.head_kind)
+        return cls(parts, means, model.head_kind)
 
     @torch.no_grad()
     def logits(self, pooled: torch.Tensor, off: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -69,14 +76,24 @@ class HeadAblation:
         return self.head(p).float()
 
     @torch.no_grad()
+    def probabilities(self, pooled: torch.Tensor, channels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class probabilities of one image's ``pooled (N,)`` input, ``(before, after)`` switching
+        ``channels`` off; only the head runs."""
+        x = torch.as_tensor(pooled)[None]
+        off = torch.zeros(x.shape[1], dtype=torch.bool)
+        off[list(channels)] = True
+        before, after = (torch.softmax(self.logits(x, m), dim=1)[0] for m in (None, off))
+        return before, after
+
+    @torch.no_grad()
     def effects(self, pooled: torch.Tensor, class_index: int) -> torch.Tensor:
         """``(B, N)``: the drop of logit ``class_index`` on each image when each channel alone is
         switched off (positive: the channel supports the class)."""
         p = pooled.float()
         delta = self.means - p  # (B, N): the change of each pooled value when switched off
         if self.kind == "gap":
-            return -delta * self.head[0].weight[class_index].float()
-        bn1, fc1, bn2, _, fc2 = self.head
+            return -delta * self.parts.out.weight[class_index].float()
+        bn1, fc1, bn2, fc2 = self.parts.bn1, self.parts.fc1, self.parts.bn2, self.parts.out
         scale1 = bn1.weight / torch.sqrt(bn1.running_var + bn1.eps)
         scale2 = bn2.weight / torch.sqrt(bn2.running_var + bn2.eps)
         # hidden pre-activation after BN2, and how one channel's change moves it (rank one)
@@ -97,7 +114,7 @@ def channel_effects(ablation: HeadAblation, pooled: torch.Tensor, labels: torch.
                     classes: Optional[Sequence[int]] = None) -> torch.Tensor:
     """``(classes, N)``: each channel's mean effect on each class's logit over that class's
     images in ``pooled (M, N)`` / ``labels (M,)`` (zero for a class without images)."""
-    n_classes = ablation.head[-1].out_features
+    n_classes = ablation.parts.out.out_features
     classes = range(n_classes) if classes is None else classes
     out = torch.zeros(len(classes), pooled.shape[1])
     for row, c in enumerate(classes):
@@ -118,7 +135,7 @@ class PooledSet:
 
 
 @torch.no_grad()
-def collect_pooled(model: MCNet, meta: dict, dataset: str, root: str, split: str = "test",
+def collect_pooled(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
                    limit: Optional[int] = None, batch_size: int = 64, workers: int = 2, use_cache: bool = True,
                    cache_dir: Optional[str] = None, progress: bool = True) -> PooledSet:
     """One pass over ``split``: every image's pooled head input. A model trained with ``--freeze``
@@ -128,7 +145,7 @@ def collect_pooled(model: MCNet, meta: dict, dataset: str, root: str, split: str
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from ..trunk_cache import eval_source
+    from ..data.trunk_cache import eval_source
 
     ds, after = eval_source(model, meta, dataset, root, split, limit, use_cache, cache_dir)
     channels_last(model.eval())

@@ -16,13 +16,14 @@ import torch
 from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 
-from ..checkpoint import load_checkpoint
+from ..io.checkpoint import as_meta, load_checkpoint
+from ..io.meta import CheckpointMeta
 from ..data.images import open_image, to_rgb
 from ..data.transforms import EvalTransform, cell_centre
-from ..loss import diversity_scores
-from ..models import MCNet, channels_last
+from ..core.loss import diversity_scores
+from ..core.models import MCNet, channels_last
 from .effect import pooled_inputs
-from .methods import CAM_CLASSES, METHODS
+from .methods import METHODS, LayerMethod
 
 ImageLike = Union[Image.Image, str, Path, bytes]
 
@@ -63,6 +64,18 @@ class ChannelMaps:
                 return c
         raise KeyError(class_index)
 
+    def record(self, predictions: Sequence[Prediction], **context: Any) -> dict[str, Any]:
+        """The numbers behind the maps, JSON-ready (``mcviz explain``'s ``.json``, the app's
+        download): ``context`` first (the image, the checkpoint), then the method, the
+        predictions and each class's channels, h, peaks and raw maxima."""
+        return {
+            **context, "method": self.method, "layer": self.layer,
+            "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in predictions],
+            "classes": [{"class": c.class_name, "index": c.class_index, "h": round(c.h, 4), "channels": c.channels,
+                         "peaks_xy": [list(map(int, pk)) for pk in c.peaks],
+                         "raw_max": [float(r.max()) for r in c.raw]} for c in self.classes],
+        }
+
 
 @dataclass
 class Diversity:
@@ -95,7 +108,7 @@ class Explainer:
     >>> maps = ex.channel_maps(image, [preds[0].index], method="activation")
     """
 
-    def __init__(self, model: MCNet, meta: dict[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: MCNet, meta: CheckpointMeta | dict[str, Any], device: str | torch.device = "cpu") -> None:
         # A private copy without in-place ReLUs: CAM hooks must see unmodified activations.
         # channels_last: the CPU runs the network faster in it (see models.channels_last).
         self.model = channels_last(copy.deepcopy(model).eval().to(device))
@@ -104,11 +117,10 @@ class Explainer:
                 m.inplace = False
         for p in self.model.parameters():
             p.requires_grad_(True)
-        self.meta = meta
+        self.meta = meta = as_meta(meta, model)
         self.device = torch.device(device)
-        self.transform = EvalTransform.from_config(meta.get("input") or {"crop": 224, "resize": 256})
-        names = meta.get("class_names") or []
-        self.class_names = list(names) if len(names) == model.num_classes else [f"class {i}" for i in range(model.num_classes)]
+        self.transform = EvalTransform.from_config(meta.input)
+        self.class_names = meta.readable_class_names()
         # The features of the last few inputs: an upload asks for predictions, then maps, then
         # perhaps a switch-off, and all three start from the same features.
         self._recent: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -188,19 +200,9 @@ class Explainer:
             chans = self.groups.channels(c)
             flat_channels += chans
             flat_classes += [c] * len(chans)
-        # One forward pass serves the maps and h: up to the CAM layer, then on to the features.
-        layer_out = None
-        with torch.no_grad():
-            if method in CAM_CLASSES:
-                layer = layer or self.model.default_cam_layer()
-                head, tail = self.model.split_at(layer)
-                layer_out = head(x)
-                feats = tail(layer_out)
-            else:
-                layer = None
-                feats = self.features(x)
-        raw_small = METHODS[method](self.model, x, flat_channels, classes=flat_classes, layer=layer, chunk=chunk,
-                                    features=feats, layer_output=layer_out)
+        fn = METHODS[method]
+        layer = (layer or self.model.default_cam_layer()) if isinstance(fn, LayerMethod) else None
+        raw_small, feats = self._raw_maps(fn, x, flat_channels, flat_classes, layer, chunk)
         size = (crop.shape[1], crop.shape[0])
         h = diversity_scores(feats.float(), self.groups)[0].cpu().numpy()
         out = ChannelMaps(method=method, layer=layer, image=crop)
@@ -219,6 +221,18 @@ class Explainer:
             ))
             i += k
         return out
+
+    def _raw_maps(self, fn, x: torch.Tensor, channels: list[int], classes: list[int], layer: Optional[str],
+                  chunk: int) -> tuple[np.ndarray, torch.Tensor]:
+        """``(raw maps, MC features)``: one forward pass serves both (up to the CAM layer, then on)."""
+        if isinstance(fn, LayerMethod):
+            front, tail = self.model.split_at(layer)
+            with torch.no_grad():
+                layer_out = front(x)
+                feats = tail(layer_out)
+            return fn(self.model, x, channels, layer=layer, layer_output=layer_out, chunk=chunk), feats
+        feats = self.features(x)
+        return fn(self.model, x, channels, classes=classes, features=feats), feats
 
     @torch.no_grad()
     def diversity(self, image: ImageLike) -> Diversity:

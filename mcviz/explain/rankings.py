@@ -19,16 +19,18 @@ import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write_bytes, file_sha256, load_checkpoint, load_side_file, side_path
-from ..models import MCNet
+from ..io.checkpoint import as_meta, load_checkpoint
+from ..io.files import RANKING, atomic_write_bytes, file_sha256, load_side_file, side_path
+from ..core.models import MCNet
 from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
+from ..io.meta import CheckpointMeta
 
 __all__ = ["RANKINGS", "ChannelRanking", "EffectRanking", "available_rankings", "class_channel_scores",
            "compute_effect_ranking", "linearised_head_scores", "load_effect_ranking", "own_in_top", "ranking_path",
@@ -102,7 +104,7 @@ class EffectRanking:
 
 def ranking_path(checkpoint: str | Path) -> Path:
     """``NAME.ranking.json`` beside ``NAME.safetensors``."""
-    return side_path(checkpoint, "ranking.json")
+    return side_path(checkpoint, RANKING)
 
 
 def effect_scores(model: MCNet, pooled: PooledSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,12 +145,12 @@ def _require_head(model: MCNet) -> None:
         raise ValueError("this model predicts from its MC branch: the effect ranking needs the CE head's pooled inputs")
 
 
-def soft_label_scores(model: MCNet, meta: dict[str, Any]) -> Optional[torch.Tensor]:
+def soft_label_scores(model: MCNet, meta: CheckpointMeta) -> Optional[torch.Tensor]:
     """Specificity of the learned soft labels (each label minus that channel's mean label over
-    classes), the order in which the regrouping (:func:`mcviz.soft_labels.regroup`) hands
+    classes), the order in which the regrouping (:func:`mcviz.core.soft_labels.regroup`) hands
     channels to classes; None without soft labels. A channel every class weighs alike is
     nobody's channel; raw labels would put such channels at the top of every list."""
-    soft = model.soft_labels if getattr(model, "soft", False) else (meta.get("extra") or {}).get("soft_labels")
+    soft = model.soft_labels if getattr(model, "soft", False) else meta.extra.get("soft_labels")
     if soft is None:
         return None
     soft = soft.detach().float()
@@ -159,10 +161,10 @@ def linearised_head_scores(model: MCNet) -> torch.Tensor:
     """The classifier's weights: exact for the GAP + linear head; for the official head (GMP, BN,
     FC, BN, ELU, FC) the product of its linear maps with the BNs folded in, the ELU taken as
     identity (a first-order view that ignores the channels' values)."""
-    head = model.head
-    if model.head_kind == "gap":
-        return head[-1].weight.detach().float().clone()
-    bn1, fc1, bn2, fc2 = head[2], head[3], head[4], head[6]
+    parts = model.head_parts()
+    if parts.bn1 is None:
+        return parts.out.weight.detach().float().clone()
+    bn1, fc1, bn2, fc2 = parts.bn1, parts.fc1, parts.bn2, parts.out
 
     def bn_scale(bn):
         return (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
@@ -185,7 +187,7 @@ def activation_scores(model: MCNet, dataset, batch_size: int = 64, progress: boo
     return sums / counts.clamp(min=1)[:, None]
 
 
-def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch_size: int = 64,
+def class_channel_scores(model: MCNet, meta: CheckpointMeta, dataset=None, batch_size: int = 64,
                          progress: bool = False) -> tuple[torch.Tensor, str]:
     """A ``(classes, channels)`` score matrix and its source, from what needs no ranking file:
     the soft labels when the model has them, else the mean activation over ``dataset`` when
@@ -198,15 +200,15 @@ def class_channel_scores(model: MCNet, meta: dict[str, Any], dataset=None, batch
     return _scores("linearised-head", model, meta, None, None, 0)
 
 
-def _load(checkpoint: Checkpoint) -> tuple[MCNet, dict[str, Any], Optional[Path]]:
+def _load(checkpoint: Checkpoint) -> tuple[MCNet, CheckpointMeta, Optional[Path]]:
     if isinstance(checkpoint, (str, Path)):
         return (*load_checkpoint(checkpoint), Path(checkpoint))
     if isinstance(checkpoint, tuple):
-        return checkpoint[0], checkpoint[1], None
-    return checkpoint, {}, None
+        return checkpoint[0], as_meta(checkpoint[1], checkpoint[0]), None
+    return checkpoint, as_meta({}, checkpoint), None
 
 
-def available_rankings(model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking]) -> list[str]:
+def available_rankings(model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking]) -> list[str]:
     """The rankings this model offers, the default first: effect where its file exists, then the
     soft labels where the model has them."""
     out = ["effect"] if effect is not None else []
@@ -215,7 +217,7 @@ def available_rankings(model: MCNet, meta: dict[str, Any], effect: Optional[Effe
     return out + ["linearised-head", "activation"]
 
 
-def _default_ranking(model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking], dataset) -> str:
+def _default_ranking(model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset) -> str:
     if effect is not None:
         return "effect"
     if dataset is not None:
@@ -223,7 +225,7 @@ def _default_ranking(model: MCNet, meta: dict[str, Any], effect: Optional[Effect
     return "soft-labels" if soft_label_scores(model, meta) is not None else "linearised-head"
 
 
-def _scores(by: str, model: MCNet, meta: dict[str, Any], effect: Optional[EffectRanking], dataset,
+def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset,
             class_index: int) -> tuple[torch.Tensor, str]:
     """``(classes, N)`` scores of ranking ``by`` and their source in words."""
     if by == "effect":

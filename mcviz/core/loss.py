@@ -1,7 +1,7 @@
 """The Mutual-Channel Loss (paper Sec. III, Eq. 3-7) and its ablations.
 
 Shapes: ``features`` is the ``(B, N, H, W)`` map the MC-Loss acts on, ``groups`` a
-:class:`~mcviz.groups.ChannelGroups` with ``groups.num_channels == N``. Every term is
+:class:`~mcviz.core.groups.ChannelGroups` with ``groups.num_channels == N``. Every term is
 computed for all classes at once by gathering the features into a dense
 ``(B, c, max_group_size, H*W)`` tensor (uniform groups are a free reshape), so the cost
 does not depend on how uneven the groups are and nothing loops over classes.
@@ -10,7 +10,7 @@ does not depend on how uneven the groups are and nothing loops over classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -329,3 +329,16 @@ class MCLoss(nn.Module):
         else:
             total = dis - self.lam * div
         return MCLossOutput(total=total, dis=dis.detach(), div=div.detach(), logits=logits)
+
+
+# The paper's diversity term, as training options: a run with any other value trains another
+# loss (docs/diversity.md). lambda is the paper's weight; another one is not the paper's loss
+# either. mcviz.train.config.TrainConfig takes its defaults from here.
+PAPER_DIVERSITY: dict[str, Any] = {"div_anchor": 0, "div_anchor_sd": 0.0, "div_region": "all", "normalize_div": False,
+                                   "temperature": 1.0, "lam": 10.0, "lam_warmup": 0}
+
+
+def diversity_options(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The diversity options of a run's ``hparams`` that differ from the paper's loss
+    (:data:`PAPER_DIVERSITY`); missing ones count as the paper's."""
+    return {k: hparams[k] for k, paper in PAPER_DIVERSITY.items() if hparams.get(k, paper) != paper}

@@ -13,26 +13,26 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import data as mdata
-from .data import random_subset
-from .data.transforms import cell_centre
-from .checkpoint import atomic_write_bytes
-from .models import MCNet
-from .trunk_cache import find_cache
+from .. import data as mdata
+from ..data.transforms import cell_centre
+from ..io.files import atomic_write_bytes
+from ..core.models import MCNet
+from ..data.trunk_cache import eval_inputs
+from ..io.checkpoint import as_meta
+from ..io.meta import CheckpointMeta
 
 
 @torch.no_grad()
-def build_atlas(model: MCNet, meta: dict, dataset: str, root: str, split: str = "test", top: int = 6,
+def build_atlas(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, split: str = "test", top: int = 6,
                 limit: Optional[int] = None, workers: int = 2, batch_size: int = 64,
                 window: float = 0.4, use_cache: bool = True, cache_dir: Optional[str] = None) -> dict:
     """``{"channels": {n: [{"path", "score", "box"}...]}}``; ``box`` is the region around the
     channel's peak (``window`` x the crop side) in the original image's pixels."""
-    tf = mdata.EvalTransform.from_config(meta["input"])
+    meta = as_meta(meta, model)
+    tf = mdata.EvalTransform.from_config(meta.input)
     base = mdata.build(dataset, root, split, tf)
     # a --freeze model reads its frozen trunk's outputs from the training cache when it has them
-    cached = find_cache(model, meta, base, tf, split, cache_dir) if use_cache else None
-    after, source = (cached[0], cached[1]) if cached else (None, base)
-    ds = random_subset(source, limit, 1)
+    ds, after = eval_inputs(model, meta, base, split, limit, use_cache, cache_dir)
     index = ds.indices if isinstance(ds, torch.utils.data.Subset) else list(range(len(ds)))
     n = model.groups.num_channels
     best = torch.full((n, top), -float("inf"))

@@ -30,9 +30,11 @@ import torchvision.transforms.functional as TF
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_bytes
-from .data.transforms import EvalTransform
-from .models import channels_last
+from ..core.models import channels_last
+from ..io.files import atomic_write_bytes
+from ..io.meta import CheckpointMeta
+from .base import epoch_generator, random_subset
+from .transforms import EvalTransform
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
            "build_eval_cache", "eval_source", "find_cache", "is_complete"]
@@ -182,7 +184,7 @@ class CachedFeatures(Dataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        g = epoch_generator(self.seed, epoch)
         self.view_of = torch.randint(self.views, (len(self),), generator=g).tolist()
 
     def __len__(self) -> int:
@@ -193,19 +195,18 @@ class CachedFeatures(Dataset):
         return x, int(self.labels[i])
 
 
-def _eval_folder(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
+def _eval_folder(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
                  cache_dir: Optional[str]) -> Optional[tuple[str, Path]]:
-    hp = meta.get("hparams") or {}
-    layer = hp.get("cache_layer") or hp.get("freeze")
+    layer = meta.frozen_layer
     if not layer:
         return None
-    what = {"dataset": meta.get("dataset"), "split": split, "backbone": meta.get("backbone"), "layer": layer}
+    what = {"dataset": meta.dataset, "split": split, "backbone": meta.backbone, "layer": layer}
     folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
                           ViewTransform(evaltf, 1), what)
     return layer, folder
 
 
-def build_eval_cache(model: nn.Module, meta: dict, ds, split: str, cache_dir: Optional[str] = None,
+def build_eval_cache(model: nn.Module, meta: CheckpointMeta, ds, split: str, cache_dir: Optional[str] = None,
                      batch_size: int = 32, workers: int = 2, progress: bool = True) -> Path:
     """Write the evaluation view of ``ds`` (built with the checkpoint's transform) through the
     frozen trunk of a ``--freeze`` checkpoint, where :func:`find_cache` looks for it."""
@@ -217,7 +218,7 @@ def build_eval_cache(model: nn.Module, meta: dict, ds, split: str, cache_dir: Op
                        progress)
 
 
-def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: str,
+def find_cache(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
                cache_dir: Optional[str] = None) -> Optional[tuple[str, CachedFeatures]]:
     """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` when the checkpoint (``model``,
     ``meta``) was trained with ``--freeze`` and a complete cache of its frozen trunk over exactly
@@ -229,19 +230,27 @@ def find_cache(model: nn.Module, meta: dict, ds, evaltf: EvalTransform, split: s
     return (layer, CachedFeatures(folder, ds.classes)) if is_complete(folder) else None
 
 
-def eval_source(model: nn.Module, meta: dict, dataset: str, root: str, split: str = "test",
+def eval_source(model: nn.Module, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
                 limit: Optional[int] = None, use_cache: bool = True,
                 cache_dir: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
     """``(data set of (input, label), the body step its inputs come out of or None)`` for running
     ``model`` over ``split``: the images under the checkpoint's transform, or the frozen trunk's
     cached outputs when the model was trained with ``--freeze`` and the cache holds this split.
     ``limit`` draws the same random subset either way."""
-    from . import data as mdata
+    from ..io.checkpoint import as_meta
+    from . import build
 
-    tf = EvalTransform.from_config(meta["input"])
-    base = mdata.build(dataset, root, split, tf, min_side=tf.resize)
+    meta = as_meta(meta, model)
+    tf = EvalTransform.from_config(meta.input)
+    base = build(dataset, root, split, tf, min_side=tf.resize)
     if len(base.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {dataset} at {root} has {len(base.classes)}")
-    cached = find_cache(model, meta, base, tf, split, cache_dir) if use_cache else None
+    return eval_inputs(model, meta, base, split, limit, use_cache, cache_dir)
+
+
+def eval_inputs(model: nn.Module, meta: CheckpointMeta, base: Dataset, split: str, limit: Optional[int] = None,
+                use_cache: bool = True, cache_dir: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
+    """As :func:`eval_source` for the images ``base`` (a split under the checkpoint's transform)."""
+    cached = find_cache(model, meta, base, base.transform, split, cache_dir) if use_cache else None
     after, ds = cached if cached else (None, base)
-    return mdata.random_subset(ds, limit, 1), after
+    return random_subset(ds, limit, 1), after

@@ -1,24 +1,17 @@
-"""Per-channel map methods, registered by name.
-
-Each method takes the explainer's prepared model, one preprocessed image ``x``
-``(1, 3, H, W)`` and a flat list of channel indices, and returns raw maps
-``(len(channels), h, w)`` (float32 numpy, the method's own units, at feature or layer
-resolution). Normalising and upsampling happen in one place (:mod:`.explainer`).
-"""
+"""The CAM family (the grad-cam package's methods), one map per channel: the target is the
+channel's spatial mean, at a layer before the MC features."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 
-from ..models import MCNet
-
-MapFn = Callable[..., np.ndarray]
-METHODS: dict[str, MapFn] = {}
+from ...core.models import MCNet
+from .base import LayerMethod
 
 # CAM classes of the grad-cam package that fit a per-channel target.
 CAM_CLASSES = {
@@ -31,13 +24,6 @@ CAM_CLASSES = {
 }
 
 
-def register(name: str):
-    def deco(fn: MapFn) -> MapFn:
-        METHODS[name] = fn
-        return fn
-    return deco
-
-
 class ChannelMeanTarget:
     """grad-cam target: the spatial mean of feature channel ``n`` (its GAP activation)."""
 
@@ -46,51 +32,6 @@ class ChannelMeanTarget:
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         return features[self.channel].mean()
-
-
-@register("activation")
-def activation_maps(model: MCNet, x: torch.Tensor, channels: list[int], features: Optional[torch.Tensor] = None,
-                    **_) -> np.ndarray:
-    """The raw channels of the MC feature map (the paper's Fig. 5 and 7)."""
-    f = _features(model, x, features)[0]
-    return f[channels].float().cpu().numpy()
-
-
-def _features(model: MCNet, x: torch.Tensor, features: Optional[torch.Tensor]) -> torch.Tensor:
-    """The MC features, reusing the caller's forward pass when it has one."""
-    if features is not None:
-        return features.detach()
-    with torch.no_grad():
-        return model.features(x)
-
-
-@register("contribution")
-def contribution_maps(model: MCNet, x: torch.Tensor, channels: list[int], classes: Optional[list[int]] = None,
-                      features: Optional[torch.Tensor] = None, **_) -> np.ndarray:
-    """Channel n's share of class c's logit at each place; the maps of a class sum to its logit.
-
-    Exact for the GAP + linear head (``w[c, n] * F_n(p) / HW``) and for the MC branch
-    (``F_n(p) / HW`` where n is the group's cross-channel max at p, else 0). The official
-    head (GMP, BN, FC, BN, ELU, FC) has no exact decomposition, so models with it are
-    decomposed through their MC branch.
-    """
-    f = _features(model, x, features)[0].float()
-    hw = f.shape[1] * f.shape[2]
-    if classes is None:
-        raise ValueError("contribution maps need the class of each channel")
-    if model.head_kind == "gap" and model.predict == "head":
-        w = model.head[-1].weight.detach().float()
-        if model.soft:  # the head sees the SE-weighted features
-            with torch.no_grad():
-                w = w * model.se(f[None])[0][None, :]
-        out = torch.stack([w[c, n] * f[n] / hw for n, c in zip(channels, classes)])
-        return out.cpu().numpy()
-    out = []
-    for n, c in zip(channels, classes):
-        group = model.groups.channels(c)
-        winner = torch.tensor(group)[f[group].argmax(dim=0)]
-        out.append(torch.where(winner == n, f[n] / hw, torch.zeros_like(f[n])))
-    return torch.stack(out).cpu().numpy()
 
 
 class _FromLayer(nn.Module):
@@ -105,9 +46,19 @@ class _FromLayer(nn.Module):
         return self.tail(self.at(a))
 
 
+class Cam(LayerMethod):
+    """One of the grad-cam package's methods (:data:`CAM_CLASSES`) for each channel's mean."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]
+
+    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *, layer: Optional[str] = None,
+                 layer_output: Optional[torch.Tensor] = None, chunk: int = 16) -> np.ndarray:
+        return cam_maps(model, x, list(channels), self.name, layer, chunk, layer_output)
+
+
 def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "gradcam",
-             layer: Optional[str] = None, chunk: int = 16, layer_output: Optional[torch.Tensor] = None,
-             **_) -> np.ndarray:
+             layer: Optional[str] = None, chunk: int = 16, layer_output: Optional[torch.Tensor] = None) -> np.ndarray:
     """grad-cam package maps for "the mean of channel n", all channels in batched passes.
 
     The network up to ``layer`` runs once; its output, repeated once per channel, is the
@@ -117,12 +68,12 @@ def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "
     Returns the raw (ReLU'd, unnormalised) CAMs at the layer's resolution.
     """
     cls = CAM_CLASSES[method]
-    head, tail = model.split_at(layer or model.default_cam_layer())
+    front, tail = model.split_at(layer or model.default_cam_layer())
     if layer_output is not None:
         a = layer_output.detach()
     else:
         with torch.no_grad():
-            a = head(x)
+            a = front(x)
     wrapper = _FromLayer(tail).eval()
     if not cls(model=wrapper, target_layers=[wrapper.at]).uses_gradients:
         # Target-free methods (EigenCAM) give one map for all channels: compute it once.
@@ -151,7 +102,3 @@ def cam_maps_once(cls, wrapper: nn.Module, a: torch.Tensor) -> np.ndarray:
         acts = cam.activations_and_grads.activations[0].cpu().numpy()
         raw = cam.get_cam_image(inp, wrapper.at, targets, acts, None, False)
     return np.maximum(raw, 0).astype(np.float32)
-
-
-for _name in CAM_CLASSES:
-    METHODS[_name] = (lambda name: (lambda model, x, channels, **kw: cam_maps(model, x, channels, method=name, **kw)))(_name)

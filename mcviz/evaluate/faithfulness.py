@@ -14,9 +14,10 @@ from typing import Optional, Sequence
 
 import torch
 
-from .explain.effect import HeadAblation, PooledSet, collect_pooled
-from .explain.rankings import effect_scores, linearised_head_scores, soft_label_scores
-from .models import MCNet
+from ..explain.effect import HeadAblation, PooledSet, collect_pooled
+from ..explain.rankings import effect_scores, linearised_head_scores, soft_label_scores
+from ..core.models import MCNet
+from ..io.meta import CheckpointMeta
 
 __all__ = ["DeletionCurves", "class_mean_activation", "deletion_curves", "faithfulness", "ranking_scores"]
 
@@ -98,7 +99,7 @@ def deletion_curves(ablation: HeadAblation, pooled: PooledSet, scores: dict[str,
     return DeletionCurves(list(ks), counted, images, float(base[0]) / counted, float(base[1]) / counted, drops)
 
 
-def ranking_scores(model: MCNet, meta: dict, ranked: PooledSet) -> dict[str, torch.Tensor]:
+def ranking_scores(model: MCNet, meta: CheckpointMeta, ranked: PooledSet) -> dict[str, torch.Tensor]:
     """Every ranking the model offers, as ``(classes, N)`` scores; the effect and activation
     rankings are measured on ``ranked``."""
     effects, _ = effect_scores(model, ranked)
@@ -111,7 +112,7 @@ def ranking_scores(model: MCNet, meta: dict, ranked: PooledSet) -> dict[str, tor
     return scores
 
 
-def faithfulness(model: MCNet, meta: dict, dataset: str, root: str, split: str = "test",
+def faithfulness(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
                  rank_split: Optional[str] = None, ks: Sequence[int] = (1, 3, 10), limit: Optional[int] = None,
                  workers: int = 2, use_cache: bool = True, cache_dir: Optional[str] = None,
                  random_draws: int = 10, progress: bool = True) -> DeletionCurves:

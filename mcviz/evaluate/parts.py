@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import file_sha256, load_side_file, side_path
+from ..io.files import PARTS, file_sha256, load_side_file, side_path
 from ..data.transforms import cell_centre
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
@@ -33,10 +33,10 @@ OFF_BIRD, NO_PART = "off the bird", "on the bird, near no part"
 def categorise_peaks(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float) -> torch.Tensor:
     """``peaks (B, K, 2)``, ``box (B, 4)`` xywh, ``parts (B, P, 3)`` -> ``(B, K)`` categories:
     ``0..P-1`` the nearest visible part within ``radius`` x the box diagonal (the rule of
-    :func:`mcviz.metrics.match_parts`), ``P`` on the bird (in the box) near no part, ``P + 1``
+    :func:`mcviz.evaluate.localization.match_parts`), ``P`` on the bird (in the box) near no part, ``P + 1``
     off the bird. A peak near a part counts as that part even just outside the box (parts sit
     on the box's edge)."""
-    from ..metrics import match_parts
+    from .localization import match_parts
 
     n_parts = parts.shape[1]
     inside, part_id = match_parts(peaks, box, parts, radius)
@@ -92,9 +92,18 @@ class PartProfiles:
                    [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["strongest"]])
 
     def matrix(self, population: str = "own") -> torch.Tensor:
-        """``(channels, categories)`` shares, for the channel x part heat map."""
+        """``(channels, categories)`` shares, for the channel x part matrix."""
         items = self.own if population == "own" else self.strongest
         return torch.tensor([[c.shares[k] for k in self.categories] for c in items])
+
+
+def peak_parts(peaks: Sequence[Sequence[float]], annotation: dict, radius: float = 0.15) -> list[str]:
+    """Which annotated part each peak ``(x, y)`` hits in one image (the rule of ``mcviz localize``);
+    ``annotation``: ``{"box", "parts", "part_names"}`` in the crop's pixels."""
+    cats = categorise_peaks(torch.tensor([list(map(float, p)) for p in peaks])[None],
+                            torch.tensor(annotation["box"])[None], torch.tensor(annotation["parts"])[None], radius)[0]
+    names = [*annotation["part_names"], NO_PART, OFF_BIRD]
+    return [names[int(c)] for c in cats]
 
 
 def _from_counts(channel: int, counts: Sequence[float], categories: Sequence[str], n_parts: int) -> ChannelParts:
@@ -107,7 +116,7 @@ def _from_counts(channel: int, counts: Sequence[float], categories: Sequence[str
 
 def profile_path(checkpoint: str | Path) -> Path:
     """``NAME.parts.json`` beside ``NAME.safetensors``."""
-    return side_path(checkpoint, "parts.json")
+    return side_path(checkpoint, PARTS)
 
 
 @torch.no_grad()
@@ -115,8 +124,8 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
                           radius: float = 0.15, strongest_k: int = 10, batch_size: int = 64, workers: int = 2,
                           progress: bool = True, cache_dir: Optional[str] = None) -> PartProfiles:
     """Part profiles of every MC channel of ``checkpoint`` over a CUB-layout ``root``."""
-    from ..checkpoint import load_checkpoint
-    from ..metrics import annotated_loader
+    from ..io.checkpoint import load_checkpoint
+    from .localization import annotated_loader
 
     model, meta = load_checkpoint(checkpoint)
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)

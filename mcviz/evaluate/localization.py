@@ -17,14 +17,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .data import CUB, EvalTransform, random_subset
-from .data.transforms import cell_centre
-from .models import MCNet
-from .trunk_cache import find_cache
+from ..data import CUB, EvalTransform, random_subset
+from ..data.transforms import cell_centre
+from ..core.models import MCNet
+from ..data.trunk_cache import find_cache
+from ..io.checkpoint import as_meta
+from ..io.meta import CheckpointMeta
 
 
 @dataclass
-class LocalisationReport:
+class LocalizationReport:
     images: int
     peaks: int
     in_box: float  # fraction of peaks inside the bird's box
@@ -90,14 +92,15 @@ class _CachedWithAnnotations(Dataset):
         return x, y, self.ds.annotation(i, w, h)
 
 
-def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", limit: Optional[int] = None,
+def annotated_loader(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
                      batch_size: int = 64, workers: int = 2, use_cache: bool = True,
                      cache_dir: Optional[str] = None) -> tuple[DataLoader, Optional[str], CUB]:
     """``(loader of (input, label, annotation), layer the inputs come out of or None, the CUB data
     set with the model's transform and the part names)`` over a CUB-layout split; the inputs are
     images, or a frozen trunk's cached outputs when the model was trained with ``--freeze`` and
     the cache holds this split."""
-    tf = EvalTransform.from_config(meta["input"])
+    meta = as_meta(meta, model)
+    tf = EvalTransform.from_config(meta.input)
     cub = ds = CUB(root, split, tf, annotations=True)
     if len(ds.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
@@ -113,9 +116,9 @@ def annotated_loader(model: MCNet, meta: dict, root: str, split: str = "test", l
 
 
 @torch.no_grad()
-def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Optional[int] = None,
+def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
              radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
-             progress: bool = True, use_cache: bool = True, cache_dir: Optional[str] = None) -> LocalisationReport:
+             progress: bool = True, use_cache: bool = True, cache_dir: Optional[str] = None) -> LocalizationReport:
     """Pointing-game statistics of the true class's channel peaks on a CUB-layout data set.
 
     With ``use_cache`` a model trained with ``--freeze`` reads its frozen trunk's outputs from
@@ -127,7 +130,7 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
     model.eval()
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
     xi = 0
-    for x, y, ann in tqdm(loader, desc="localise", disable=not progress, file=sys.stderr):
+    for x, y, ann in tqdm(loader, desc="localize", disable=not progress, file=sys.stderr):
         f = model.features(x, after).float()
         b, _, h, w = f.shape
         idx, valid = model.groups.padded_index
@@ -156,8 +159,8 @@ def localise(model: MCNet, meta: dict, root: str, split: str = "test", limit: Op
         totals["r_distinct"] += r[2]
     n, p = totals["images"], max(totals["peaks"], 1)
     if n == 0:
-        raise ValueError("no images to localise")
-    return LocalisationReport(
+        raise ValueError("no images to localize")
+    return LocalizationReport(
         images=n, peaks=totals["peaks"], in_box=totals["in_box"] / p, near_part=totals["near"] / p,
         distinct_parts=totals["distinct"] / n, same_part_rate=totals["dup"] / n,
         random_in_box=totals["r_in"] / p, random_near_part=totals["r_near"] / p,

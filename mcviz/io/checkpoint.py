@@ -9,79 +9,25 @@ with ``os.replace``, so a killed run leaves either the old file or the new one.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from .groups import ChannelGroups
-from .models import MCNet, build_model
+from ..core.models import MCNet, build_model
+from .files import PathLike, atomic_write_bytes
+from .meta import FORMAT, CheckpointMeta
 
-__all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "read_metadata", "save_checkpoint", "atomic_write_bytes"]
+__all__ = ["CheckpointError", "FORMAT", "as_meta", "load_checkpoint", "read_metadata", "save_checkpoint"]
 
-FORMAT = "mcviz-checkpoint/1"
 _META_KEY = "mcviz"
-PathLike = Union[str, os.PathLike]
-T = TypeVar("T")
 
 
 class CheckpointError(Exception):
     """A checkpoint file cannot be used; the message says why in a user's words."""
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared checkpoints from other users
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def side_path(checkpoint: PathLike, suffix: str) -> Path:
-    """A file that belongs to a checkpoint: ``NAME.<suffix>`` beside ``NAME.safetensors``
-    (``parts.json``, ``ranking.json``, ``atlas.json``...)."""
-    p = Path(checkpoint)
-    return p.parent / f"{p.name.removesuffix('.safetensors')}.{suffix}"
-
-
-def file_sha256(path: PathLike) -> str:
-    """The SHA-256 of a file: side files record their checkpoint's, so stale ones are detected."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_side_file(checkpoint: PathLike, path: PathLike, parse: Callable[[str], T]) -> Optional[T]:
-    """``parse`` of the side file ``path`` of ``checkpoint``, or None when it is missing,
-    unreadable, or was made from other weights (its ``checkpoint_sha256`` differs: stale)."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        found = parse(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return found if found.checkpoint_sha256 == file_sha256(checkpoint) else None
 
 
 def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
@@ -98,10 +44,21 @@ def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
     }
 
 
+def as_meta(meta: Union[CheckpointMeta, Mapping[str, Any]], model: MCNet) -> CheckpointMeta:
+    """``meta`` as a :class:`CheckpointMeta`: a mapping (what training writes, e.g. ``{"backbone":
+    "small", "class_names": [...], "input": {...}}``) is completed with ``model``'s own config."""
+    if isinstance(meta, CheckpointMeta):
+        return meta
+    fields = {k: v for k, v in meta.items() if k != "extra"}
+    out = CheckpointMeta.from_dict({**model_config(model, meta.get("backbone", "small")), **fields})
+    out.extra = dict(meta.get("extra") or {})  # tensors stored beside the weights (soft labels)
+    return out
+
+
 def save_checkpoint(
     path: PathLike,
     model: MCNet,
-    meta: dict[str, Any],
+    meta: Union[CheckpointMeta, Mapping[str, Any]],
     dtype: Optional[torch.dtype] = None,
     extra_tensors: Optional[dict[str, torch.Tensor]] = None,
 ) -> None:
@@ -112,9 +69,11 @@ def save_checkpoint(
     ``dtype=torch.float16`` halves the file (floating tensors only; loading restores
     float32). ``extra_tensors`` are stored beside the weights under ``extra.<name>``.
     """
+    if isinstance(meta, CheckpointMeta):
+        meta = meta.to_dict()
     if "backbone" not in meta:
         raise ValueError("meta must name the backbone")
-    from . import __version__
+    from .. import __version__
 
     full = dict(meta)
     full.update(model_config(model, meta["backbone"]))
@@ -148,11 +107,18 @@ def _sniff(path: Path) -> Optional[str]:
     return None
 
 
-def read_metadata(path: PathLike) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, without loading the weights."""
+def read_metadata(path: PathLike) -> CheckpointMeta:
+    """The metadata of a checkpoint, without loading the weights."""
     path = Path(path)
     with _open(path) as f:
-        return _meta_of(f, path)
+        return _typed(_meta_of(f, path), path)
+
+
+def _typed(meta: dict[str, Any], path: Path) -> CheckpointMeta:
+    try:
+        return CheckpointMeta.from_dict(meta)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None
 
 
 def _open(path: Path):
@@ -187,7 +153,7 @@ def _meta_of(f, path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[MCNet, dict[str, Any]]:
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[MCNet, CheckpointMeta]:
     """Rebuild the model saved at ``path``; returns ``(model in eval mode, metadata)``.
 
     Raises :class:`CheckpointError` for a pickle, a truncated or corrupt file, or weights
@@ -195,18 +161,15 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     """
     path = Path(path)
     with _open(path) as f:
-        meta = _meta_of(f, path)
+        meta = _typed(_meta_of(f, path), path)
         try:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # safetensors reports truncation on access
             raise CheckpointError(f"{path}: cannot read the weights (truncated or corrupt?): {exc}") from None
     try:
-        groups = ChannelGroups.from_dict(meta["groups"])
-        model = build_model(
-            meta["backbone"], meta["num_classes"], groups, pretrained=False,
-            mc_layer=meta["mc_layer"], head=meta["head"], predict=meta.get("predict", "head"),
-            mc_kernel=meta.get("mc_kernel"), soft=bool(meta.get("soft", False)),
-        )
+        model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=False,
+                            mc_layer=meta.mc_layer, head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel,
+                            soft=meta.soft)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -224,11 +187,11 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
         raise CheckpointError(
-            f"{path}: the weights do not fit a {meta['backbone']} model with {meta['num_classes']} classes "
+            f"{path}: the weights do not fit a {meta.backbone} model with {meta.num_classes} classes "
             f"as its metadata says: " + "; ".join(parts)
         )
     state = {k: v.to(own[k].dtype) for k, v in state.items()}
     model.load_state_dict(state)
     model.eval().to(device)
-    meta["extra"] = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    meta.extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, meta

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from .explain import Explainer
-from .models import MCNet
+from ..explain import Explainer
+from ..core.models import MCNet
+from ..io.meta import CheckpointMeta
 
 
 @dataclass
@@ -53,7 +54,7 @@ def _spearman(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def cascading_randomisation(model: MCNet, meta: dict, images: Sequence, methods: Sequence[str],
+def cascading_randomisation(model: MCNet, meta: CheckpointMeta, images: Sequence, methods: Sequence[str],
                             seed: int = 0) -> list[SanityRow]:
     """Spearman correlation of each method's maps after randomising each stage, top down."""
     ex0 = Explainer(model, meta)

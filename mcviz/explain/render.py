@@ -79,6 +79,13 @@ def coarse(a: np.ndarray, max_side: int = MAX_GRID) -> np.ndarray:
     return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).mean(axis=(1, 3))
 
 
+def _panel_titles(channels: Sequence[int], compact: bool, labels: Optional[Sequence[str]]) -> list[str]:
+    titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in channels]
+    if labels:
+        titles = [f"{t} · {lbl}" if lbl else t for t, lbl in zip(titles, labels)]
+    return titles + ["merged" if compact else "merged (max)"]
+
+
 def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None,
                       labels: Optional[Sequence[str]] = None):
     """Plotly figure: one overlay per channel of the class, then the merged map.
@@ -97,10 +104,7 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     per_row = per_row or k + 1
     rows = -(-(k + 1) // per_row)
     ih, iw = image.shape[:2]
-    titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in cm.channels]
-    if labels:
-        titles = [f"{t} · {lbl}" if lbl else t for t, lbl in zip(titles, labels)]
-    titles += ["merged" if compact else "merged (max)"]
+    titles = _panel_titles(cm.channels, compact, labels)
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
     photo = _image_data_uri(image)
     hgap, vgap = 0.02, (0.08 if rows > 1 else 0.0)
@@ -175,7 +179,7 @@ def ranking_figure(ranking, owner_names: Sequence[str]):
     return fig
 
 
-def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str], what: str = "importance"):
+def score_matrix_figure(scores: np.ndarray, class_names: Sequence[str], what: str = "importance"):
     """Class x channel matrix of a ranking's scores (``what`` names them in the title)."""
     import plotly.graph_objects as go
 
@@ -186,8 +190,8 @@ def class_channel_heatmap(scores: np.ndarray, class_names: Sequence[str], what: 
     return fig
 
 
-def parts_heatmap_png(profiles, population: str = "own") -> bytes:
-    """The channel x part heat map of :class:`~mcviz.explain.parts.PartProfiles`: does a model's
+def part_matrix_png(profiles, population: str = "own") -> bytes:
+    """The channel x part heat map of :class:`~mcviz.evaluate.parts.PartProfiles`: does a model's
     channels cover many parts, or collapse on one (or off the bird)?"""
     import io
 
@@ -244,3 +248,27 @@ def class_parts_figure(profiles, channels: Sequence[int], class_name: str):
                layout=dict(height=120 + 30 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
                            title=f"{class_name}: its own channels x parts", xaxis=dict(tickangle=-40)))
     return go.Figure(fig, _validate=False)
+
+
+def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[float]] = ()):
+    """The crop (PIL) with the annotated parts (dots and names), the box, and the channels' peaks
+    (red +, numbered); ``ann``: ``{"box", "parts", "part_names"}`` in the crop's pixels."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(image).convert("RGB")
+    scale = max(1, 448 // max(img.size))
+    img = img.resize((img.width * scale, img.height * scale))
+    d = ImageDraw.Draw(img)
+    x, y, w, h = [v * scale for v in ann["box"]]
+    d.rectangle([x, y, x + w, y + h], outline=(255, 255, 0), width=2)
+    for (px, py, vis), name in zip(ann["parts"], ann["part_names"]):
+        if vis > 0:
+            px, py = px * scale, py * scale
+            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(0, 200, 255), outline=(0, 0, 0))
+            d.text((px + 6, py - 6), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    for k, (px, py) in enumerate(peaks):
+        px, py = px * scale, py * scale
+        d.line([px - 7, py, px + 7, py], fill=(255, 60, 60), width=3)
+        d.line([px, py - 7, px, py + 7], fill=(255, 60, 60), width=3)
+        d.text((px + 8, py + 2), str(k + 1), fill=(255, 60, 60), stroke_width=2, stroke_fill=(0, 0, 0))
+    return img

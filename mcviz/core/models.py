@@ -9,6 +9,7 @@ either one (``predict="head"`` or ``"mc"``).
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
 import torch
@@ -16,7 +17,7 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.resnet import BasicBlock
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .groups import ChannelGroups
 from .loss import discriminality_logits
 from .pretrained import LITE_MEAN, LITE_STD, PretrainedUnavailable, efficientnet_lite
@@ -140,6 +141,21 @@ def _pretrained_weights(backbone: str):
     return weights
 
 
+@dataclass(frozen=True)
+class HeadParts:
+    """The CE head split by role. ``pool``: ``(B, N, H, W)`` -> ``(B, N)`` (GMP or GAP, flatten);
+    ``classifier``: ``(B, N)`` -> logits (official: BN, FC, BN, ELU, FC; GAP head: one linear);
+    ``out``: the last linear layer; ``bn1``, ``fc1``, ``bn2``: the official head's first layers
+    (None for the GAP head)."""
+
+    pool: nn.Module
+    classifier: nn.Module
+    out: nn.Linear
+    bn1: Optional[nn.BatchNorm1d] = None
+    fc1: Optional[nn.Linear] = None
+    bn2: Optional[nn.BatchNorm1d] = None
+
+
 class MCNet(nn.Module):
     """A classifier whose feature map is grouped per class for the MC-Loss."""
 
@@ -198,6 +214,13 @@ class MCNet(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.groups.num_classes
+
+    def head_parts(self) -> "HeadParts":
+        """The CE head's layers by role (the one place that knows their positions)."""
+        h = self.head
+        if self.head_kind == "official":
+            return HeadParts(pool=h[:2], classifier=h[2:], out=h[6], bn1=h[2], fc1=h[3], bn2=h[4])
+        return HeadParts(pool=h[:2], classifier=h[2:], out=h[2])
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """The feature path as named steps, input to MC features (for choosing CAM layers)."""
@@ -267,7 +290,7 @@ def build_model(
     ``small`` and ``lite*`` CPU backbones, where a 1x1 layer (default) costs a ninth as much.
 
     ``soft=True`` adds the SE block and the class x channel soft labels of paper Sec. IV-E
-    (see :mod:`mcviz.soft_labels`).
+    (see :mod:`mcviz.core.soft_labels`).
 
     ``pretrained=True`` loads ImageNet weights: torchvision's (download instructions in
     :class:`PretrainedUnavailable` when offline) or, for ``lite0``-``lite2``, the
@@ -283,3 +306,15 @@ def build_model(
         mc_kernel = 1 if backbone == "small" or backbone.startswith("lite") else 3
     return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
                  mc_kernel=mc_kernel, soft=soft)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: this process's GPU when there is one, else the CPU; ``cuda`` means the local rank's GPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev

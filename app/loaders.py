@@ -1,0 +1,306 @@
+"""Everything the pages compute or read, cached by Streamlit and keyed by the checkpoint's path:
+each loader takes a :class:`~pathlib.Path` and adds the file's modification time to the cache key
+itself, so a retrained checkpoint (or a regenerated side file) is picked up without a restart.
+Model work goes through one queue shared by all sessions (:func:`work_queue`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+import settings
+from mcviz.data.images import ImageError, open_image
+from mcviz.explain import Explainer, top_channels
+from mcviz.explain.effect import HeadAblation
+from mcviz.explain.rankings import available_rankings, class_channel_scores, load_effect_ranking
+from mcviz.io import ATLAS, PARTS, RANKING, CheckpointError, CheckpointMeta, read_metadata, side_path
+from mcviz.serving import SerialWork
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def _explainer(path: str, mtime: float) -> Explainer:
+    return Explainer.from_checkpoint(path)
+
+
+def explainer(path: Path) -> Explainer:
+    """The checkpoint's explainer (reloaded when the file changes)."""
+    return _explainer(str(path), _mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _metadata(path: str, mtime: float) -> CheckpointMeta:
+    return read_metadata(path)
+
+
+def metadata(path: Path) -> tuple[Optional[CheckpointMeta], Optional[str]]:
+    """``(metadata, None)``, or ``(None, why it cannot be read)``; never raises."""
+    try:
+        return _metadata(str(path), _mtime(path)), None
+    except CheckpointError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"{path}: {exc}"
+
+
+def list_checkpoints(dirs: list[Path]) -> list[Path]:
+    """Every ``.safetensors`` file of ``dirs`` once: the default model first, unreadable ones last."""
+    seen, out = set(), []
+    for d in dirs:
+        if d.is_dir():
+            for p in sorted(d.glob("*.safetensors")):
+                if p.resolve() not in seen:
+                    seen.add(p.resolve())
+                    out.append(p)
+    out.sort(key=lambda p: (p.name != settings.DEFAULT_CHECKPOINT, metadata(p)[1] is not None, str(p)))
+    return out
+
+
+# -- model work -------------------------------------------------------------------------------
+class _NoQueue:
+    """Each session runs its own model work at once (MCVIZ_NO_QUEUE=1: the app before the queue,
+    for benchmarks/app_load.py --compare)."""
+
+    def run(self, key, fn):
+        return fn()
+
+
+@st.cache_resource
+def work_queue():
+    """The one queue of model work shared by all sessions of this server."""
+    if os.environ.get("MCVIZ_NO_QUEUE") == "1":
+        return _NoQueue()
+    return SerialWork(slots=int(os.environ.get("MCVIZ_WORK_SLOTS", "2")))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def decode(data: bytes, name: str):
+    """Decoded RGB image (no larger than needed) or an error message, never an exception."""
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        return None, (f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is "
+                      f"{settings.MAX_UPLOAD_BYTES // 2**20} MB")
+    try:
+        return open_image(data, name=name, min_side=settings.DECODE_SIDE), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+def _decoded(data: bytes, name: str):
+    img, err = decode(data, name)
+    if err:
+        raise ValueError(err)
+    return img
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@st.cache_data(show_spinner="Computing channel maps...", max_entries=128)
+def _channel_maps(path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str,
+                  layer: Optional[str]):
+    img, ex = _decoded(data, name), _explainer(path, mtime)
+    key = ("maps", path, mtime, _digest(data), classes, method, layer)
+    return work_queue().run(key, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer))
+
+
+def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]):
+    """The maps of ``classes``' channels on the image (``data``), by ``method`` at ``layer``."""
+    return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _predictions(path: str, mtime: float, data: bytes, name: str, k: int):
+    img, ex = _decoded(data, name), _explainer(path, mtime)
+    return work_queue().run(("predict", path, mtime, _digest(data), k), lambda: ex.predict(img, k))
+
+
+def predictions(path: Path, data: bytes, name: str, k: int):
+    """The model's ``k`` most probable classes for the image."""
+    return _predictions(str(path), _mtime(path), data, name, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _pooled(path: str, mtime: float, data: bytes, name: str):
+    img, ex = _decoded(data, name), _explainer(path, mtime)
+    return work_queue().run(("pooled", path, mtime, _digest(data)), lambda: ex.pooled(img)).numpy()
+
+
+def pooled(path: Path, data: bytes, name: str):
+    """The head's pooled input for this image, from the features its maps were computed from
+    (the explainer keeps them), shared by every switch-off that follows."""
+    return _pooled(str(path), _mtime(path), data, name)
+
+
+# -- side files ---------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def _side_file(kind: str, path: str, mtime: float, side_mtime: float):
+    from mcviz.explain import load_part_profiles
+
+    return {PARTS: load_part_profiles, RANKING: load_effect_ranking}[kind](path)
+
+
+def effect_ranking(path: Path):
+    """The checkpoint's effect ranking (``mcviz rank``), or None when it has none or a stale one."""
+    side = side_path(path, RANKING)
+    return _side_file(RANKING, str(path), _mtime(path), _mtime(side)) if side.exists() else None
+
+
+def part_profiles(path: Path):
+    """The checkpoint's part profiles (``mcviz parts``), or None when it has none or a stale one."""
+    side = side_path(path, PARTS)
+    return _side_file(PARTS, str(path), _mtime(path), _mtime(side)) if side.exists() else None
+
+
+def channel_labels(path: Path, channels) -> Optional[list[str]]:
+    """Each channel's part over its own class's images ("crown 46 %"), when a profile exists."""
+    prof = part_profiles(path)
+    return [prof.own[c].label() for c in channels] if prof else None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _atlas(path: str, mtime: float) -> Optional[dict]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def atlas(path: Path) -> Optional[dict]:
+    """The checkpoint's channel atlas (``mcviz atlas``), or None."""
+    side = side_path(path, ATLAS)
+    return _atlas(str(side), _mtime(side)) if side.exists() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def atlas_crops(entries: tuple) -> list:
+    out = []
+    for p, box in entries:
+        try:
+            out.append(open_image(p).crop(box))
+        except (ImageError, OSError):
+            out.append(None)
+    return out
+
+
+# -- rankings -----------------------------------------------------------------------------------
+def rankings(path: Path) -> list[str]:
+    """The rankings this model offers, the default first (see :data:`mcviz.explain.RANKINGS`)."""
+    ex = explainer(path)
+    return available_rankings(ex.model, ex.meta, effect_ranking(path))
+
+
+@st.cache_data(show_spinner="Ranking channels...", max_entries=32)
+def _scores_matrix(path: str, mtime: float):
+    found = effect_ranking(Path(path))
+    if found is not None:
+        return found.effects.numpy(), "effect on the class's logit"
+    ex = _explainer(path, mtime)
+    scores, source = work_queue().run(("scores", path, mtime), lambda: class_channel_scores(ex.model, ex.meta))
+    return scores.numpy(), source
+
+
+def scores_matrix(path: Path):
+    """The class x channel matrix of the default ranking that needs no images, and its name."""
+    return _scores_matrix(str(path), _mtime(path))
+
+
+def ranking(path: Path, class_index: int, k: int = 10, by: Optional[str] = None):
+    ex = explainer(path)
+    return top_channels((ex.model, ex.meta), class_index, k, by=by, effect=effect_ranking(path))
+
+
+@st.cache_data(show_spinner="Running the class's test images through the model...", max_entries=64)
+def _activation_ranking(path: str, mtime: float, root: str, class_index: int, k: int = 10):
+    from mcviz.data import CUB, EvalTransform
+
+    ex = _explainer(path, mtime)
+    ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(ex.meta.input))
+    return work_queue().run(("ranking", path, mtime, root, class_index, k),
+                            lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds, by="activation"))
+
+
+def activation_ranking(path: Path, root: Path, class_index: int, k: int = 10):
+    """Top channels by mean activation over the class's CUB test images."""
+    return _activation_ranking(str(path), _mtime(path), str(root), class_index, k)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _ablation(path: str, mtime: float, ranking_mtime: float) -> Optional[HeadAblation]:
+    ex = _explainer(path, mtime)
+    found = effect_ranking(Path(path))
+    try:
+        return HeadAblation.of(ex.model, means=found.means if found is not None else None)
+    except ValueError:  # a GAP head without a ranking file: no means to switch channels to
+        return None
+
+
+def ablation(path: Path) -> Optional[HeadAblation]:
+    """The head of the checkpoint, ready to switch channels off (None when it cannot)."""
+    return _ablation(str(path), _mtime(path), _mtime(side_path(path, RANKING)))
+
+
+# -- the CUB gallery and its annotations --------------------------------------------------------
+@st.cache_data(show_spinner=False)
+def gallery(root: str, limit: int = 40) -> list[tuple[str, str]]:
+    """(label, path) of CUB test images, one per class in order, when a CUB folder is there."""
+    cub = Path(root) / "CUB_200_2011"
+    if not (cub / "images.txt").exists():
+        return []
+    from mcviz.data import CUB
+
+    try:
+        ds = CUB(cub, "test")
+    except Exception:
+        return []
+    out, seen = [], set()
+    for (p, y) in ds.samples:
+        if y not in seen:
+            seen.add(y)
+            out.append((f"{ds.classes[y]} — {p.name}", str(p)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def class_images_available(meta: CheckpointMeta, root: Optional[Path]) -> bool:
+    return bool(root and meta.dataset == "cub" and (root / "CUB_200_2011" / "images.txt").exists())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _cub_test_annotations(root: str, input_json: str):
+    """CUB's test split with its annotations under the model's transform, and an index by path
+    (read once: part_locs.txt is large); None when there is no readable CUB folder."""
+    from mcviz.data import CUB, EvalTransform
+
+    try:
+        ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(json.loads(input_json)),
+                 annotations=True)
+    except Exception:
+        return None
+    return ds, {str(p): i for i, (p, _) in enumerate(ds.samples)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def gallery_annotation(image_path: str, root: str, input_cfg: dict):
+    """Box and parts of a CUB test image, in the pixels of the model's crop, and the part names;
+    None when the image is not one of the CUB test images under ``root``."""
+    found = _cub_test_annotations(root, json.dumps(input_cfg, sort_keys=True))
+    if found is None:
+        return None
+    ds, index = found
+    i = index.get(image_path)
+    if i is None:
+        return None
+    w, h = open_image(image_path).size
+    ann = ds.annotation(i, w, h)
+    return {"box": ann["box"].tolist(), "parts": ann["parts"].tolist(), "part_names": ds.part_names}

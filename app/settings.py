@@ -1,0 +1,80 @@
+"""What the operator decides: where checkpoints and data are read from, the default model, upload
+limits, and how this process shares its CPU. Read from the environment; no Streamlit widgets."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Optional
+
+from mcviz.data import IMAGE_SUFFIXES
+from mcviz.serving import serving_threads
+
+APP_DIR = Path(__file__).resolve().parent
+REPO = APP_DIR.parent
+
+# MC-Loss with the anchored diversity term on the pretrained EfficientNet-Lite0: the most
+# accurate MC-Loss model, and the one whose channels peak on the most different parts of the
+# bird (docs/results.md, docs/diversity.md), which is what the app is for.
+DEFAULT_CHECKPOINT = "cub-mc-anchor.safetensors"
+ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Photos are decoded no larger than this on their shorter side: enough for a 448 px model
+# (squashed to 512) and for display; a 48-megapixel JPEG then decodes at 1/8 scale.
+# MCVIZ_FULL_DECODE=1 decodes every photo whole (benchmarks/app_load.py --compare measures the difference).
+DECODE_SIDE = None if os.environ.get("MCVIZ_FULL_DECODE") == "1" else 512
+
+# Which folders of the server's disk visitors may name: by default none (only checkpoints/,
+# $MCVIZ_CHECKPOINTS and $MCVIZ_DATA, which the operator chose). The operator opens the sidebar's
+# "Folders" inputs by starting the app with MCVIZ_APP_FOLDERS=1.
+FOLDERS_ENV = "MCVIZ_APP_FOLDERS"
+
+_configured = False
+
+
+def configure_process() -> None:
+    """Once per server process: freeze the objects the imports made, and size torch's threads."""
+    global _configured
+    if _configured:
+        return
+    # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC); with
+    # torch, plotly and scipy loaded that scan takes ~0.7 s on this machine, and an upload makes
+    # two runs. Freezing what the imports created moves it out of the collector's reach, so
+    # the collection scans only what the runs allocate (~0.1 ms). .streamlit/config.toml also
+    # turns the per-run collection off when the app is started from the repository.
+    gc.freeze()
+    # Model work of every session goes through one queue (loaders.work_queue), a few jobs at a
+    # time with all cores: concurrent sessions then share the machine instead of oversubscribing it.
+    import torch
+
+    torch.set_num_threads(serving_threads())
+    _configured = True
+
+
+def folders_allowed() -> bool:
+    """Whether visitors may point the app at folders of the server (the operator's choice)."""
+    return os.environ.get(FOLDERS_ENV) == "1"
+
+
+def checkpoint_dirs(visitor_dir: str = "") -> list[Path]:
+    """checkpoints/ of the repo, then $MCVIZ_CHECKPOINTS (os.pathsep-separated), then the visitor's
+    folder (used only when the operator allows it)."""
+    dirs = [] if os.environ.get("MCVIZ_APP_NO_REPO_CHECKPOINTS") == "1" else [REPO / "checkpoints"]
+    for d in os.environ.get("MCVIZ_CHECKPOINTS", "").split(os.pathsep):
+        if d.strip():
+            dirs.append(Path(d.strip()))
+    if visitor_dir and folders_allowed():
+        dirs.append(Path(visitor_dir))
+    return dirs
+
+
+def data_dir(visitor_dir: str = "") -> Optional[Path]:
+    """The folder that holds ``CUB_200_2011/`` for the gallery: the visitor's (when allowed), else
+    $MCVIZ_DATA, else ``../shared/data`` beside the repository; None when there is none."""
+    d = (visitor_dir if folders_allowed() else "") or os.environ.get("MCVIZ_DATA", "")
+    if not d:
+        default = REPO.parent / "shared" / "data"
+        return default if default.is_dir() else None
+    p = Path(d)
+    return p if p.is_dir() else None

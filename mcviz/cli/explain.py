@@ -1,0 +1,79 @@
+"""``mcviz explain``: per-channel maps of images, as PNG panels and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .common import UserError, image_files, load
+
+
+def add_explain(sub) -> None:
+    from ..explain import METHODS
+
+    p = sub.add_parser("explain", help="per-channel maps of images as PNG panels + JSON")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", choices=list(METHODS), default="activation")
+    p.add_argument("--layer", default=None, help="layer for the CAM methods (default: the one before the MC features)")
+    p.add_argument("--top-k", type=int, default=3, help="explain the k most probable classes")
+    p.add_argument("--class", dest="classes", action="append", default=None, metavar="NAME_OR_INDEX",
+                   help="explain this class instead of the top-k (repeatable; a class index or a "
+                        "case-insensitive part of its name that matches one class)")
+    p.add_argument("--opacity", type=float, default=0.5)
+    p.set_defaults(func=cmd_explain)
+
+
+def _resolve_classes(wanted: list[str], names: list[str]) -> list[int]:
+    out = []
+    for w in wanted:
+        if w.strip().isdigit():
+            i = int(w)
+            if not 0 <= i < len(names):
+                raise UserError(f"class index {i} is outside 0..{len(names) - 1}")
+            out.append(i)
+            continue
+        hits = [i for i, n in enumerate(names) if n.lower() == w.lower()] or \
+               [i for i, n in enumerate(names) if w.lower() in n.lower()]
+        if len(hits) != 1:
+            shown = ", ".join(names[i] for i in hits[:5]) + (" ..." if len(hits) > 5 else "")
+            raise UserError(f"class {w!r} matches {len(hits)} classes" + (f": {shown}" if hits else "")
+                            + "; give an index or a longer name")
+        out.append(hits[0])
+    return out
+
+
+def cmd_explain(args, argv) -> int:
+    from tqdm import tqdm
+
+    from ..data.images import ImageError, open_image
+    from ..explain import Explainer
+    from ..explain.render import panel_png
+
+    model, meta = load(args.checkpoint)
+    ex = Explainer(model, meta)
+    if args.layer and args.layer not in ex.layers():
+        raise UserError(f"unknown layer {args.layer!r}; choose one of {', '.join(ex.layers())}")
+    files = image_files(args.images)
+    if not files:
+        raise UserError("no image files found")
+    chosen = _resolve_classes(args.classes, ex.class_names) if args.classes else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for f in tqdm(files, desc="explain", file=sys.stderr):
+        try:
+            img = open_image(f, min_side=ex.transform.resize)
+        except ImageError as exc:
+            tqdm.write(f"skipped: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        preds = ex.predict(img, args.top_k)
+        cm = ex.channel_maps(img, chosen or [p.index for p in preds], method=args.method, layer=args.layer)
+        stem = out / f.stem
+        stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity))
+        stem.with_suffix(".json").write_text(json.dumps(cm.record(preds, image=str(f)), indent=2))
+    print(f"{len(files) - failed} image(s) explained into {out}" + (f", {failed} unreadable skipped" if failed else ""))
+    return 1 if failed == len(files) else 0

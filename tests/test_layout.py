@@ -1,0 +1,109 @@
+"""The layout rules of the code base (README "Architecture"): small modules and functions, one
+reader of the checkpoint metadata, evaluation independent of training, no import-path hacks,
+and an architecture table that matches the folders."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+CODE = [p for folder in ("mcviz", "app", "scripts", "benchmarks") for p in sorted((REPO / folder).rglob("*.py"))]
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(REPO))
+
+
+def test_modules_and_functions_are_small():
+    long_modules = [(_rel(p), n) for p in CODE if (n := p.read_text().count("\n")) > 400]
+    long_functions = []
+    for p in CODE:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if (n := node.end_lineno - node.lineno + 1) > 60:
+                    long_functions.append((_rel(p), node.name, n))
+    assert not long_modules, f"modules over 400 lines: {long_modules}"
+    assert not long_functions, f"functions over 60 lines: {long_functions}"
+
+
+# String-keyed reads of the metadata: meta.get("..."), meta["..."], (m.get("hparams") or {})...
+_RAW_META = re.compile(r"""\b(meta|m)\s*(\.get\(\s*["']|\[\s*["'])|\.get\(\s*["'](hparams|metrics|groups|input)["']""")
+
+
+def test_only_the_io_package_reads_metadata_by_key():
+    found = []
+    for p in CODE:
+        if _rel(p).startswith("mcviz/io/"):
+            continue
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if _RAW_META.search(line):
+                found.append(f"{_rel(p)}:{i}: {line.strip()}")
+    assert not found, "read CheckpointMeta's attributes instead:\n" + "\n".join(found)
+
+
+def test_evaluation_and_explanations_import_nothing_from_training():
+    """Imported alone (a fresh interpreter), the evaluation, explanation and io packages do not
+    pull in mcviz.train."""
+    code = ("import sys, importlib, pkgutil\n"
+            "import mcviz.evaluate, mcviz.explain, mcviz.io, mcviz.data.trunk_cache\n"
+            "for pkg in (mcviz.evaluate, mcviz.explain):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        importlib.import_module(m.name)\n"
+            "print(sorted(n for n in sys.modules if n.startswith('mcviz.train')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for p in sorted((REPO / "mcviz" / "evaluate").glob("*.py")):
+        assert not re.search(r"^\s*from \.\.train|^\s*(from|import) mcviz\.train", p.read_text(), re.M), _rel(p)
+
+
+def test_no_import_path_hacks():
+    offenders = [_rel(p) for p in CODE + sorted((REPO / "tests").glob("*.py"))
+                 if "sys.path." + "insert" in p.read_text() and p != REPO / "tests" / "conftest.py"]
+    assert not offenders
+
+
+def test_the_readme_architecture_names_every_module():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`((?:mcviz|app)/[\w/]+(?:\.py)?)`", section))
+    modules = {_rel(p) for p in CODE if _rel(p).startswith(("mcviz/", "app/")) and p.name != "__init__.py"}
+    folders = {_rel(p.parent) + "/" for p in CODE if _rel(p).startswith(("mcviz/", "app/"))}
+
+    def covered(module: str) -> bool:
+        return module in named or any(module.startswith(f if f.endswith("/") else f + "/") for f in named
+                                      if f.endswith("/"))
+
+    assert [m for m in sorted(modules) if not covered(m)] == []
+    assert [n for n in sorted(named) if n not in modules and n not in folders and n.rstrip("/") + "/" not in folders] \
+        == []
+
+
+@pytest.mark.parametrize("term", ["channel map", "merged map", "body", "frozen part", "part profile"])
+def test_the_readme_glossary_defines(term):
+    text = (REPO / "README.md").read_text()
+    glossary = text.split("## Glossary", 1)[1].split("\n## ", 1)[0]
+    assert re.search(rf"\*\*{term}\*\*", glossary, re.I)
+
+
+def test_the_train_flags_come_from_the_config():
+    """One source for every default: the parsed flags of `mcviz train` build exactly the
+    dataclass's defaults, and every command-line field has its flag."""
+    import dataclasses
+
+    from mcviz.cli import build_parser
+    from mcviz.train.config import HPARAMS, TrainConfig, config_from_args
+
+    args = build_parser().parse_args(["train", "--dataset", "cub", "--root", "r", "--out", "o"])
+    assert config_from_args(args, "cmd") == TrainConfig(dataset="cub", root="r", out="o", command="cmd")
+    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    cli_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]}
+    assert cli_fields <= flags
+    assert {"lr", "mu", "lam", "seed", "freeze", "cache_views", "body_lr"} <= set(HPARAMS)
+    assert not {"out", "root", "workers", "device", "command"} & set(HPARAMS)
