@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import shutil
 import signal
@@ -329,3 +330,29 @@ def test_fork_at_the_anchor_trains_what_the_full_command_trains(tmp_path):
     # too late once the run is past its anchor
     with pytest.raises(SystemExit, match="past its anchor"):
         fork(full, tmp_path / "late", {"lam_warmup": 1})
+
+
+def test_mixup_blends_inputs_and_losses(tiny_folder, tmp_path):
+    """--mixup A: inputs are convex blends of the batch with itself, the CE (and MC-Loss) weighted
+    alike; recorded in the checkpoint; refused where the soft labels need one label per image."""
+    import random
+
+    from mcviz.train.config import TrainConfig
+    from mcviz.train.loop import _mixed
+
+    cfg = TrainConfig(dataset="folder", root="r", out="o", mixup=0.4)
+    random.seed(0)
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 4, 4), torch.arange(6)
+    mixed, y_b, lam = _mixed(cfg, x, y)
+    assert 0 < lam < 1 and sorted(y_b.tolist()) == list(range(6))
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[y_b])  # y = arange: y_b is the permutation
+    assert _mixed(TrainConfig(dataset="folder", root="r", out="o"), x, y)[2] == 1.0
+    with pytest.raises(ValueError, match="mc-soft"):
+        TrainConfig(dataset="folder", root="r", out="o", mixup=0.2, variant="mc-soft")
+    for variant in ("ce", "mc"):
+        run = tmp_path / variant
+        assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
+                     "--variant", variant, "--mixup", "0.4"]) == 0
+        assert math.isfinite(rows(run)[0]["train_loss"])
+        assert load_checkpoint(run / "last.safetensors")[1].hparams["mixup"] == 0.4

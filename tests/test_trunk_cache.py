@@ -230,3 +230,41 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
     save_checkpoint(plain, model, {**meta.to_dict(), "hparams": {}})
     assert main(["cache", str(plain), "--dataset", "cub", "--root", str(root), "--cache-dir", cache]) == 2
     assert "not trained with --freeze" in capsys.readouterr().err
+
+
+def test_flip_averages_the_image_and_its_mirror_from_images_and_cache(tmp_path, capsys):
+    """`mcviz eval --flip`: the mean of the class probabilities of each image and its mirror; from
+    the images, and from a cache that `mcviz cache --flip` made (the same numbers)."""
+    from mcviz import save_checkpoint
+    from mcviz.data.trunk_cache import eval_source
+    from mcviz.evaluate.accuracy import evaluate
+
+    from .test_data import make_cub
+
+    root = make_cub(tmp_path / "CUB", n_per_class=4)
+    torch.manual_seed(0)
+    model = build_model("lite0", 3, xi=3, pretrained=True).eval()
+    mean, std = input_norm("lite0")
+    ck = tmp_path / "m.safetensors"
+    save_checkpoint(ck, model, {"backbone": "lite0", "dataset": "cub", "variant": "mc", "class_names": ["a", "b", "c"],
+                                "input": EvalTransform(64, mean=mean, std=std).config(),
+                                "hparams": {"freeze": "head_conv", "cache_layer": "block5"}})
+    model, meta = load_checkpoint(ck)
+    ds, after = eval_source(model, meta, "cub", str(root), flip=True, use_cache=False)
+    x, y = ds[0]
+    assert after is None and x.shape[0] == 2 and torch.equal(x[1], x[0].flip(-1))
+    with torch.no_grad():
+        want = torch.softmax(model(x), dim=1).mean(dim=0)
+    got = evaluate(model, [(x[None], torch.tensor([y]))], torch.device("cpu"), 3, progress=False)
+    assert got["top1"] == (100.0 if int(want.argmax()) == y else 0.0)
+    cache = str(tmp_path / "cache")
+    assert main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--cache-dir", cache,
+                 "--flip"]) == 0
+    capsys.readouterr()
+    results = []
+    for extra in (["--no-cache"], ["--cache-dir", cache]):
+        assert main(["eval", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--flip", "--json",
+                     *extra]) == 0
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert [r["source"] for r in results] == ["images", "cache"] and all(r["flip"] for r in results)
+    assert results[0]["top1"] == results[1]["top1"] and results[0]["mean_h"] == pytest.approx(results[1]["mean_h"], abs=2e-2)

@@ -16,6 +16,9 @@ def add_eval(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream")
+    p.add_argument("--flip", action="store_true",
+                   help="test-time mirroring: average the class probabilities of each image and its mirror (a "
+                        "--freeze model reads both from a cache made by `mcviz cache --flip`, else the images)")
     cache_options(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     p.set_defaults(func=cmd_eval)
@@ -38,7 +41,7 @@ def cmd_eval(args, argv) -> int:
         model.predict = args.predict
     try:
         ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit, args.use_cache,
-                                args.cache_dir)
+                                args.cache_dir, flip=args.flip)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
@@ -46,10 +49,11 @@ def cmd_eval(args, argv) -> int:
     r = evaluate(model, loader, device, model.num_classes, after=after)
     r["seconds"] = round(time.perf_counter() - start, 1)
     r["source"] = "cache" if after else "images"
+    r["flip"] = args.flip
     names = meta.class_names or [str(i) for i in range(model.num_classes)]
     print(f"{args.checkpoint}: {meta.variant or '?'} {meta.backbone} on {args.dataset} {args.split} ({r['n']} images"
           f" {'through the cached frozen trunk' if after else 'from the images'}, {r['n'] / max(r['seconds'], 1e-3):.1f} img/s)")
-    print(f"  top-1 {r['top1']:.2f}%   top-5 {r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)")
+    print(f"  top-1 {r['top1']:.2f}%{' (image and mirror averaged)' if args.flip else ''}   top-5 {r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)")
     print(f"  mean h (true class) {r['mean_h']:.3f} of xi = {max(model.groups.sizes)}")
     scored = [(a, names[i]) for i, a in enumerate(r["per_class"]) if a is not None]
     worst = sorted(scored)[:5]
@@ -202,6 +206,7 @@ def add_cache(sub) -> None:
     checkpoint_and_data(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--cache-dir", default=None, help="default $MCVIZ_CACHE or .cache/trunk")
+    p.add_argument("--flip", action="store_true", help="cache each image's mirror too (for `mcviz eval --flip`)")
     p.set_defaults(func=cmd_cache)
 
 
@@ -213,7 +218,8 @@ def cmd_cache(args, argv) -> int:
     tf = mdata.EvalTransform.from_config(meta.input)
     try:
         ds = mdata.build(args.dataset, args.root, args.split, tf, min_side=tf.resize)
-        folder = build_eval_cache(model, meta, ds, args.split, args.cache_dir, args.batch_size, args.workers)
+        folder = build_eval_cache(model, meta, ds, args.split, args.cache_dir, args.batch_size, args.workers,
+                                  flip=args.flip)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     print(f"{args.split} split of {args.root} through the frozen trunk -> {folder}")

@@ -15,6 +15,7 @@ A killed build resumes at the last finished chunk.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -173,8 +174,9 @@ class CachedFeatures(Dataset):
     """The cached outputs as a data set of ``(features, label)``. With several views, each
     epoch (:meth:`set_epoch`) draws one view per image, seeded by ``seed`` and the epoch."""
 
-    def __init__(self, folder: Path, classes: Sequence[str], seed: int = 0) -> None:
+    def __init__(self, folder: Path, classes: Sequence[str], seed: int = 0, all_views: bool = False) -> None:
         self.folder = Path(folder)
+        self.all_views = all_views  # items are (views, C, H, W): every view of the image (test-time mirroring)
         self.feats = np.load(self.folder / "features.npy", mmap_mode="r")
         self.labels = np.load(self.folder / "targets.npy")
         self.classes = list(classes)
@@ -191,52 +193,70 @@ class CachedFeatures(Dataset):
         return int(self.feats.shape[0])
 
     def __getitem__(self, i: int):
-        x = torch.from_numpy(np.array(self.feats[i, self.view_of[i]], dtype=np.float32))
+        v = slice(None) if self.all_views else self.view_of[i]
+        x = torch.from_numpy(np.array(self.feats[i, v], dtype=np.float32))
         return x, int(self.labels[i])
 
 
+class MirrorPair:
+    """An image -> ``(2, 3, crop, crop)``: the evaluation crop and its mirror (the first two
+    views of :class:`ViewTransform`), for predictions averaged over both."""
+
+    def __init__(self, evaltf: EvalTransform) -> None:
+        self.evaltf = evaltf
+        self.resize, self.crop = evaltf.resize, evaltf.crop
+
+    def __call__(self, img) -> torch.Tensor:
+        x = self.evaltf(img)
+        return torch.stack([x, x.flip(-1)])
+
+
 def _eval_folder(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
-                 cache_dir: Optional[str]) -> Optional[tuple[str, Path]]:
+                 cache_dir: Optional[str], views: int = 1) -> Optional[tuple[str, Path]]:
     layer = meta.frozen_layer
     if not layer:
         return None
     what = {"dataset": meta.dataset, "split": split, "backbone": meta.backbone, "layer": layer}
     folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
-                          ViewTransform(evaltf, 1), what)
+                          ViewTransform(evaltf, views), what)
     return layer, folder
 
 
 def build_eval_cache(model: nn.Module, meta: CheckpointMeta, ds, split: str, cache_dir: Optional[str] = None,
-                     batch_size: int = 32, workers: int = 2, progress: bool = True) -> Path:
-    """Write the evaluation view of ``ds`` (built with the checkpoint's transform) through the
-    frozen trunk of a ``--freeze`` checkpoint, where :func:`find_cache` looks for it."""
-    found = _eval_folder(model, meta, ds, ds.transform, split, cache_dir)
+                     batch_size: int = 32, workers: int = 2, progress: bool = True, flip: bool = False) -> Path:
+    """Write the evaluation view of ``ds`` (built with the checkpoint's transform; with ``flip``
+    also its mirror) through the frozen trunk of a ``--freeze`` checkpoint, where
+    :func:`find_cache` looks for it."""
+    views = 2 if flip else 1
+    found = _eval_folder(model, meta, ds, ds.transform, split, cache_dir, views)
     if found is None:
         raise ValueError("this checkpoint was not trained with --freeze: it has no frozen trunk to cache")
     layer, folder = found
-    return build_cache(ds, model.split_at(layer)[0], ViewTransform(ds.transform, 1), folder, batch_size, workers,
-                       progress)
+    return build_cache(ds, model.split_at(layer)[0], ViewTransform(ds.transform, views), folder, batch_size,
+                       workers, progress)
 
 
 def find_cache(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
-               cache_dir: Optional[str] = None) -> Optional[tuple[str, CachedFeatures]]:
-    """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` when the checkpoint (``model``,
-    ``meta``) was trained with ``--freeze`` and a complete cache of its frozen trunk over exactly
-    these images exists (made by its training run); else None."""
-    found = _eval_folder(model, meta, ds, evaltf, split, cache_dir)
+               cache_dir: Optional[str] = None, flip: bool = False) -> Optional[tuple[str, CachedFeatures]]:
+    """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` (with ``flip``: the view and
+    its mirror, both in every item) when the checkpoint (``model``, ``meta``) was trained with
+    ``--freeze`` and a complete cache of its frozen trunk over exactly these images exists (made
+    by its training run or ``mcviz cache``); else None."""
+    found = _eval_folder(model, meta, ds, evaltf, split, cache_dir, 2 if flip else 1)
     if found is None:
         return None
     layer, folder = found
-    return (layer, CachedFeatures(folder, ds.classes)) if is_complete(folder) else None
+    return (layer, CachedFeatures(folder, ds.classes, all_views=flip)) if is_complete(folder) else None
 
 
 def eval_source(model: nn.Module, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
-                limit: Optional[int] = None, use_cache: bool = True,
-                cache_dir: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
+                limit: Optional[int] = None, use_cache: bool = True, cache_dir: Optional[str] = None,
+                flip: bool = False) -> tuple[Dataset, Optional[str]]:
     """``(data set of (input, label), the body step its inputs come out of or None)`` for running
     ``model`` over ``split``: the images under the checkpoint's transform, or the frozen trunk's
     cached outputs when the model was trained with ``--freeze`` and the cache holds this split.
-    ``limit`` draws the same random subset either way."""
+    With ``flip`` each input is ``(2, ...)``: the view and its mirror. ``limit`` draws the same
+    random subset either way."""
     from ..io.checkpoint import as_meta
     from . import build
 
@@ -245,12 +265,19 @@ def eval_source(model: nn.Module, meta: CheckpointMeta, dataset: str, root: str,
     base = build(dataset, root, split, tf, min_side=tf.resize)
     if len(base.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {dataset} at {root} has {len(base.classes)}")
-    return eval_inputs(model, meta, base, split, limit, use_cache, cache_dir)
+    return eval_inputs(model, meta, base, split, limit, use_cache, cache_dir, flip)
 
 
 def eval_inputs(model: nn.Module, meta: CheckpointMeta, base: Dataset, split: str, limit: Optional[int] = None,
-                use_cache: bool = True, cache_dir: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
+                use_cache: bool = True, cache_dir: Optional[str] = None,
+                flip: bool = False) -> tuple[Dataset, Optional[str]]:
     """As :func:`eval_source` for the images ``base`` (a split under the checkpoint's transform)."""
-    cached = find_cache(model, meta, base, base.transform, split, cache_dir) if use_cache else None
-    after, ds = cached if cached else (None, base)
+    cached = find_cache(model, meta, base, base.transform, split, cache_dir, flip) if use_cache else None
+    if cached:
+        after, ds = cached
+    else:
+        after, ds = None, base
+        if flip:
+            ds = copy.copy(base)
+            ds.transform = MirrorPair(base.transform)
     return random_subset(ds, limit, 1), after

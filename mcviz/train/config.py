@@ -104,6 +104,8 @@ class TrainConfig:
                           machine=True)
     body_lr: float = _opt(1.0, "learning-rate factor for the body's trainable layers (pretrained fine-tuning)")
     label_smoothing: float = _opt(0.0, "label smoothing of the CE term")
+    mixup: float = _opt(0.0, "mix pairs of training inputs (at the cached layer with --freeze) with a Beta(A, A) "
+                        "weight, and their losses alike (0: off)", metavar="A")
     seed: int = _opt(0)
     workers: int = _opt(2, hparam=False, machine=True)
     limit: Optional[int] = _opt(None, "use a random subset of N images per split")
@@ -135,9 +137,13 @@ def _check_basics(cfg: TrainConfig) -> None:
         raise ValueError("cache_views must be >= 1 and body_lr >= 0")
     if not 0 <= cfg.label_smoothing < 1:
         raise ValueError("label_smoothing must be in [0, 1)")
+    if cfg.mixup < 0:
+        raise ValueError("mixup must be >= 0")
 
 
 def _check_combinations(cfg: TrainConfig) -> None:
+    if cfg.mixup and cfg.variant == "mc-soft":
+        raise ValueError("--mixup cannot be combined with mc-soft: its soft labels learn from one label per image")
     if cfg.soft_norm and cfg.variant != "mc-soft":
         raise ValueError("--soft-norm scales the soft-label terms: it needs --variant mc-soft")
     if cfg.cache_layer and not cfg.freeze:

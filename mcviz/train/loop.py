@@ -30,7 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ..core.groups import ChannelGroups
-from ..core.loss import MCLoss
+from ..core.loss import MCLoss, MCLossOutput, random_cwa_mask
 from ..core.models import MCNet, build_model, channels_last, resolve_device
 from ..core.soft_labels import l_inter, l_intra, regroup, shared_channels, update_soft_labels
 from ..core.variants import TRAIN_VARIANTS
@@ -212,13 +212,43 @@ def _train_loader(run: _Run, epoch: int) -> DataLoader:
                       pin_memory=pin, drop_last=len(run.train_ds) > cfg.batch_size)
 
 
+def _mixed(cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al., 2018): the batch blended with itself in a random order, weight ~
+    Beta(a, a); at the cached layer when the body is frozen (manifold mixup). Returns ``(inputs,
+    the partner's labels, weight of the own labels)``; without ``--mixup`` the batch as it is."""
+    if cfg.mixup <= 0:
+        return x, y, 1.0
+    lam = random.betavariate(cfg.mixup, cfg.mixup)
+    perm = torch.randperm(len(x), device=x.device)
+    return lam * x + (1 - lam) * x[perm], y[perm], lam
+
+
+def _mc_terms(run: _Run, x: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, y_b: torch.Tensor, lam: float):
+    """The MC-Loss of the step (``lam``-weighted over both label sets of a mixed batch, one CWA
+    mask for both)."""
+    cfg, mc_loss = run.cfg, run.mc_loss
+    region = None
+    if run.anchor is not None:
+        with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            region = anchor_region(run.anchor, x, cfg.div_anchor_sd, after=run.after)
+    if lam == 1.0:
+        return mc_loss(feats.float(), y, region_mask=region)
+    keep = random_cwa_mask(mc_loss.groups, device=feats.device)
+    a = mc_loss(feats.float(), y, keep=keep, region_mask=region)
+    b = mc_loss(feats.float(), y_b, keep=keep, region_mask=region)
+    return MCLossOutput(total=lam * a.total + (1 - lam) * b.total, dis=lam * a.dis + (1 - lam) * b.dis,
+                        div=lam * a.div + (1 - lam) * b.div, logits=a.logits)
+
+
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
     """One optimiser step; returns ``(loss, ce, logits, terms)``."""
     cfg, mc_loss = run.cfg, run.mc_loss
-    x = channels_last(x)
+    x, y_b, lam = _mixed(cfg, channels_last(x), y)
     with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
         feats, logits, se_w = run.fwd(x)
     ce = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    if lam < 1.0:
+        ce = lam * ce + (1 - lam) * F.cross_entropy(logits.float(), y_b, label_smoothing=cfg.label_smoothing)
     loss, terms = ce, {}
     if run.model.soft:
         # Eq. 12: CE + mu * L_MC (on the current regrouping) + L_intra + L_inter
@@ -230,11 +260,7 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         loss = loss + intra + inter
         terms = {"intra": float(intra.detach()), "inter": float(inter.detach())}
     if mc_loss is not None:
-        region = None
-        if run.anchor is not None:
-            with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
-                region = anchor_region(run.anchor, x, cfg.div_anchor_sd, after=run.after)
-        mo = mc_loss(feats.float(), y, region_mask=region)
+        mo = _mc_terms(run, x, feats, y, y_b, lam)
         loss = loss + cfg.mu * mo.total
         terms.update({"dis": float(mo.dis), "div": float(mo.div)})
     run.opt.zero_grad(set_to_none=True)
