@@ -51,9 +51,10 @@ def _datasets() -> list[str]:
 class TrainConfig:
     """Everything that defines a training run (``mcviz train --help`` lists the same)."""
 
-    dataset: str = _opt(None, "data set format", hparam=False, choices=_datasets)
-    root: str = _opt(None, "folder that holds the data set", hparam=False)
-    out: str = _opt(None, "run folder: last.safetensors, state.pt, metrics.jsonl", hparam=False)
+    # required: None only so that the flags can be left out with --resume
+    dataset: Optional[str] = _opt(None, "data set format", hparam=False, choices=_datasets)
+    root: Optional[str] = _opt(None, "folder that holds the data set", hparam=False)
+    out: Optional[str] = _opt(None, "run folder: last.safetensors, state.pt, metrics.jsonl", hparam=False)
     backbone: str = _opt("small", hparam=False, choices=_backbones)
     variant: str = _opt("mc", hparam=False, choices=list(TRAIN_VARIANTS))
     xi: int = _opt(3, "channels per class (MC layer sets N = classes x xi)")
@@ -166,6 +167,12 @@ HPARAMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig)
 MACHINE_OPTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["machine"])
 
 
+def _plain(annotation: Any) -> Any:
+    """``Optional[X]`` -> ``X``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) is typing.Union and len(args) == 1 else annotation
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per command-line field of :class:`TrainConfig`, with its default and help."""
     types = typing.get_type_hints(TrainConfig)
@@ -175,10 +182,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             continue
         flag = opt["flag"] or "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "help": opt["help"] or None}
-        if types[f.name] is bool:
+        kind = _plain(types[f.name])
+        if kind is bool:
             kw["action"] = "store_false" if f.default else "store_true"
         else:
-            kw["type"] = int if types[f.name] == Optional[int] else types[f.name]
+            kw["type"] = kind
             kw["default"] = f.default if opt["cli_default"] is dataclasses.MISSING else opt["cli_default"]
             choices = opt["choices"]() if callable(opt["choices"]) else opt["choices"]
             if choices is not None:

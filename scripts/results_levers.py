@@ -1,0 +1,119 @@
+"""The lever table of docs/results.md (issue 19): cross-entropy runs that each change one thing of
+the recipe, measured on the full CUB test split at the final epoch.
+
+A lever run trains into runs/levers/NAME (`scripts/train_levers.sh`); its config and metrics are
+copied to docs/runs/levers/ so the table can be remade from the repository, and
+docs/runs/levers/NAME.flip.json holds `mcviz eval --flip --json` of its checkpoint where measured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from results_models import RUNS_DOC, fmt
+
+LEVER_DOC = RUNS_DOC / "levers"
+# (run, what it changes from the row it follows); the first row is the shipped CE model.
+LEVERS: list[tuple[str, str]] = [
+    ("cub-ce", "the shipped recipe: body frozen through the head conv, 2 views (crop, mirror), 4 epochs"),
+    ("hc-v4-e4", "views: 4 per image (+ 2 random resized crops)"),
+    ("hc-v4-e8", "epochs: 8"),
+    ("b5-v4-e8", "depth: block 6 and the head conv train too (body lr x 0.2)"),
+    ("b5-v4-e8-ls", "label smoothing 0.1"),
+    ("b5-v4-e8-mix", "mixup 0.2 at the cached layer (instead of label smoothing)"),
+]
+
+
+# What trains behind each --freeze depth of lite0.
+TRAINED = {"head_conv": "1x1 layer + head", "block5": "block 6 + head conv + 1x1 layer + head",
+           "block4": "blocks 5-6 + head conv + 1x1 layer + head"}
+
+
+def copy_lever_runs(runs_dir: Path) -> None:
+    """runs/levers/NAME/{config.json, metrics.jsonl} -> docs/runs/levers/NAME.*, where present."""
+    LEVER_DOC.mkdir(parents=True, exist_ok=True)
+    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS]:
+        src = runs_dir / "levers" / name
+        for f in ("config.json", "metrics.jsonl"):
+            if (src / f).exists():
+                shutil.copy(src / f, LEVER_DOC / f"{name}.{f}")
+
+
+def _record(name: str) -> Optional[tuple[dict, list[dict]]]:
+    if name.startswith("cub-"):  # a shipped model: its run's files sit beside the other shipped runs
+        metrics, config = RUNS_DOC / f"{name}.metrics.jsonl", None
+    else:
+        metrics, config = LEVER_DOC / f"{name}.metrics.jsonl", LEVER_DOC / f"{name}.config.json"
+    if not metrics.exists():
+        return None
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    cfg = json.loads(config.read_text()) if config is not None and config.exists() else \
+        {"freeze": "head_conv", "cache_views": 2, "epochs": 4}
+    return cfg, rows
+
+
+def _flip(name: str) -> Optional[float]:
+    f = LEVER_DOC / f"{name}.flip.json"
+    return json.loads(f.read_text())["top1"] if f.exists() else None
+
+
+def lever_rows() -> list[str]:
+    """The markdown table (empty when no lever run is recorded)."""
+    out = ["| run | lever (from the row above) | trained | views | epochs | top-1 % | top-1 % with flip | "
+           "train acc | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, lever in LEVERS:
+        found = _record(name)
+        if found is None:
+            continue
+        cfg, rows = found
+        evald = [r for r in rows if "top1" in r]
+        last = rows[-1]
+        if not evald or evald[-1]["epoch"] != cfg["epochs"]:
+            out.append(f"| `{name}` | {lever} | – | – | – | (running: {len(rows)} of {cfg['epochs']} epochs) | – | – | – |")
+            continue
+        trained = TRAINED.get(cfg["freeze"], f"everything after {cfg['freeze']}")
+        minutes = sum(r["train_time_s"] for r in rows) / 60
+        out.append(f"| `{name}` | {lever} | {trained} | {cfg['cache_views']} | {cfg['epochs']} | "
+                   f"{evald[-1]['top1']:.2f} | {fmt(_flip(name))} | {last['train_acc']:.3f} | {minutes:.0f} |")
+    return out if len(out) > 2 else []
+
+
+# Issue 19's MC-Loss configurations: (a) the 1x1 MC layer (xi = 3) on the frozen head conv, (b) the
+# head conv's own 1280 channels split unevenly (Table II) while block 6 and the head conv train;
+# each at the paper's fine-tuning weight (mu = 0.005) and its from-scratch one (mu = 1.5).
+MC_CONFIGS: list[tuple[str, str, str, str]] = [
+    ("cub-ce", "CE reference of (a)", "–", "–"),
+    ("cub-mc", "(a) 1x1 MC layer, xi = 3", "1.5", "10"),
+    ("mc-a-mu0005", "(a) 1x1 MC layer, xi = 3", "0.005", "10"),
+    ("b5-v4-e8", "CE reference of (b)", "–", "–"),
+    ("mc-b-mu0005", "(b) head conv's 1280 channels, Table II split", "0.005", "10"),
+    ("mc-b-mu15", "(b) head conv's 1280 channels, Table II split", "1.5", "10"),
+]
+
+
+def _localization(name: str) -> Optional[dict]:
+    f = (RUNS_DOC if name.startswith("cub-") else LEVER_DOC) / f"{name}.localize.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def mc_config_rows() -> list[str]:
+    """The MC-Loss configuration table (empty when none of its runs is recorded)."""
+    out = ["| run | configuration | mu | lambda | top-1 % | distinct parts / image | peaks in the box | minutes |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, what, mu, lam in MC_CONFIGS:
+        found = _record(name)
+        if found is None:
+            continue
+        cfg, rows = found
+        evald = [r for r in rows if "top1" in r]
+        if not evald or evald[-1]["epoch"] != cfg["epochs"]:
+            continue
+        loc = _localization(name)
+        parts = f"{loc['distinct_parts']:.3f}" if loc else "–"
+        in_box = f"{loc['in_box']:.3f}" if loc else "–"
+        minutes = sum(r["train_time_s"] for r in rows) / 60
+        out.append(f"| `{name}` | {what} | {mu} | {lam} | {evald[-1]['top1']:.2f} | {parts} | {in_box} | {minutes:.0f} |")
+    return out if len(out) > 3 else []

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Trains the runs of docs/results.md's lever and MC-Loss configuration tables (issue 19) into
+# RUNS/levers/NAME, measures their localisation and their top-1 with test-time mirroring, and
+# leaves the records where scripts/results.py copies them from.
+#
+# Usage: scripts/train_levers.sh [NAME ...]     (default: every run, one after the other)
+#   DATA=../shared/data RUNS=runs DOCS=docs MCVIZ=mcviz   (environment, defaults shown)
+# A killed run resumes; a finished one is not trained again. Every run shares the data set, the
+# backbone, 224 px, batch 64, lr 0.05 (cosine) and one of two caches of block 5's outputs (2 or 4
+# views per training image); the names say what changes: hc = body frozen through the head conv,
+# b5 = through block 5 (block 6 and the head conv train at 0.2 x the lr), vN = N views, eN = epochs.
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+RUNS=${RUNS:-runs}
+DOCS=${DOCS:-docs}
+MCVIZ=${MCVIZ:-mcviz}
+CUB=(--dataset cub --root "$DATA/CUB_200_2011")
+COMMON=(--backbone lite0 --pretrained --image-size 224 --batch-size 64 --lr 0.05 --schedule cosine --workers 0
+        --save-dtype float16)
+HC=(--freeze head_conv --cache-layer block5)
+B5=(--freeze block5 --body-lr 0.2)
+
+declare -A LEVERS=(
+  [hc-v4-e4]="--variant ce ${HC[*]} --cache-views 4 --epochs 4"
+  [hc-v4-e8]="--variant ce ${HC[*]} --cache-views 4 --epochs 8"
+  [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
+  [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
+  [b5-v4-e8-mix]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --mixup 0.2"
+  [mc-a-mu0005]="--variant mc ${HC[*]} --cache-views 2 --epochs 4 --mu 0.005"
+  [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
+  [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
+)
+ORDER=(hc-v4-e4 hc-v4-e8 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+
+for name in "${@:-${ORDER[@]}}"; do
+  args=${LEVERS[$name]:?unknown run $name}
+  out=$RUNS/levers/$name
+  if [ -f "$out/state.pt" ]; then
+    $MCVIZ train --resume "$out" --workers 0
+  else
+    # shellcheck disable=SC2086
+    $MCVIZ train "${CUB[@]}" "${COMMON[@]}" $args --eval-every 4 --out "$out"
+  fi
+  mkdir -p "$DOCS/runs/levers"
+  # the test split and its mirror through the frozen block 5 (built once, shared by every run)
+  $MCVIZ cache "$out/last.safetensors" "${CUB[@]}" --flip
+  $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | tail -1 > "$DOCS/runs/levers/$name.flip.json"
+  case $name in mc-*) $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | tail -1 \
+      > "$DOCS/runs/levers/$name.localize.json";; esac
+done
