@@ -16,9 +16,10 @@ def _packaged(variant="lite0"):
 
 
 @pytest.mark.slow
-def test_pretrained_lite0_calls_cub_photos_birds(cub_root):
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_pretrained_lite_calls_cub_photos_birds(cub_root, variant):
     """A wrong name mapping, stem or normalisation drops this far below 90 %."""
-    net = efficientnet_lite("lite0", pretrained=True, output_stride=16).eval()
+    net = efficientnet_lite(variant, pretrained=True, output_stride=16).eval()
     tf = EvalTransform(160, 160, LITE_MEAN, LITE_STD)
     ds = CUB(cub_root, "test", tf)
     g = torch.Generator().manual_seed(0)
