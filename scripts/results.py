@@ -30,14 +30,15 @@ LEVER_TEXT = (
     "on this 2-core CPU (the rows of session 6 ran pinned to one core while other work used the other); "
     "the caches are built once per data set and view count and are not included (the 4-view cache of "
     "block 5's outputs: about 35 minutes). With flip: `mcviz eval --flip`, the image and its mirror "
-    "averaged. The source images of this copy of CUB are 160 px on their shorter side, squashed to 256: "
+    "averaged. Train accuracy under mixup is against the first label of each blended pair. The source images of this copy of CUB are 160 px on their shorter side, squashed to 256: "
     "published fine-tuned numbers (76-78 % at 224 px) start from the full-size photographs.")
 
 
 MC_TEXT = (
     "Each configuration beside the CE run of the same recipe; localisation by `mcviz localize` (full "
     "CUB test split). The rule that picks the shipped MC-Loss configuration: top-1 within 0.5 of CE "
-    "first, then the most distinct parts per image.")
+    "first, then the most distinct parts per image. (b) gives each class 6 or 7 channels: its distinct "
+    "parts count against its own random column, not against the 3-channel rows.")
 
 
 def acc_table(items) -> list[str]:

@@ -101,8 +101,8 @@ def _localization(name: str) -> Optional[dict]:
 
 def mc_config_rows() -> list[str]:
     """The MC-Loss configuration table (empty when none of its runs is recorded)."""
-    out = ["| run | configuration | mu | lambda | top-1 % | distinct parts / image | peaks in the box | minutes |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
+           "(random peaks) | peaks in the box (random) | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for name, what, mu, lam in MC_CONFIGS:
         found = _record(name)
         if found is None:
@@ -112,8 +112,10 @@ def mc_config_rows() -> list[str]:
         if not evald or evald[-1]["epoch"] != cfg["epochs"]:
             continue
         loc = _localization(name)
-        parts = f"{loc['distinct_parts']:.3f}" if loc else "–"
-        in_box = f"{loc['in_box']:.3f}" if loc else "–"
+        parts = f"{loc['distinct_parts']:.3f} ({loc['random_distinct_parts']:.2f})" if loc else "–"
+        in_box = f"{loc['in_box']:.3f} ({loc['random_in_box']:.2f})" if loc else "–"
+        xi = loc["xi"] if loc else "–"
         minutes = sum(r["train_time_s"] for r in rows) / 60
-        out.append(f"| `{name}` | {what} | {mu} | {lam} | {evald[-1]['top1']:.2f} | {parts} | {in_box} | {minutes:.0f} |")
+        out.append(f"| `{name}` | {what} | {mu} | {lam} | {evald[-1]['top1']:.2f} | {xi} | {parts} | {in_box} | "
+                   f"{minutes:.0f} |")
     return out if len(out) > 3 else []
