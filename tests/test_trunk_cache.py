@@ -195,12 +195,9 @@ def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
             assert fast.as_dict()[k] == pytest.approx(v, abs=1e-9), k
 
 
-def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys):
-    """`mcviz cache` writes the evaluation view where `mcviz rank` (and every eval-time command)
-    looks; the effect ranking from the cache equals the one from the images."""
+def _frozen_lite0_checkpoint(tmp_path):
+    """``(a tiny CUB, a lite0 checkpoint trained with --freeze head_conv --cache-layer block5)``."""
     from mcviz import save_checkpoint
-    from mcviz.explain.effect import collect_pooled
-    from mcviz.explain.rankings import load_effect_ranking
 
     from .test_data import make_cub
 
@@ -212,6 +209,17 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
     save_checkpoint(ck, model, {"backbone": "lite0", "dataset": "cub", "variant": "mc", "class_names": ["a", "b", "c"],
                                 "input": EvalTransform(64, mean=mean, std=std).config(),
                                 "hparams": {"freeze": "head_conv", "cache_layer": "block5"}})
+    return root, ck
+
+
+def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys):
+    """`mcviz cache` writes the evaluation view where `mcviz rank` (and every eval-time command)
+    looks; the effect ranking from the cache equals the one from the images."""
+    from mcviz import save_checkpoint
+    from mcviz.explain.effect import collect_pooled
+    from mcviz.explain.rankings import load_effect_ranking
+
+    root, ck = _frozen_lite0_checkpoint(tmp_path)
     model, meta = load_checkpoint(ck)
     cache = str(tmp_path / "cache")
     slow = collect_pooled(model, meta, "cub", str(root), use_cache=False, workers=0, progress=False)
@@ -235,20 +243,10 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
 def test_flip_averages_the_image_and_its_mirror_from_images_and_cache(tmp_path, capsys):
     """`mcviz eval --flip`: the mean of the class probabilities of each image and its mirror; from
     the images, and from a cache that `mcviz cache --flip` made (the same numbers)."""
-    from mcviz import save_checkpoint
     from mcviz.data.trunk_cache import eval_source
     from mcviz.evaluate.accuracy import evaluate
 
-    from .test_data import make_cub
-
-    root = make_cub(tmp_path / "CUB", n_per_class=4)
-    torch.manual_seed(0)
-    model = build_model("lite0", 3, xi=3, pretrained=True).eval()
-    mean, std = input_norm("lite0")
-    ck = tmp_path / "m.safetensors"
-    save_checkpoint(ck, model, {"backbone": "lite0", "dataset": "cub", "variant": "mc", "class_names": ["a", "b", "c"],
-                                "input": EvalTransform(64, mean=mean, std=std).config(),
-                                "hparams": {"freeze": "head_conv", "cache_layer": "block5"}})
+    root, ck = _frozen_lite0_checkpoint(tmp_path)
     model, meta = load_checkpoint(ck)
     ds, after = eval_source(model, meta, "cub", str(root), flip=True, use_cache=False)
     x, y = ds[0]
