@@ -48,7 +48,10 @@ def configure_process() -> None:
     # time with all cores: concurrent sessions then share the machine instead of oversubscribing it.
     import torch
 
+    from mcviz.memory import keep_freed_memory
+
     torch.set_num_threads(serving_threads())
+    keep_freed_memory()  # each upload's batch reuses the last one's memory: see mcviz.memory
     _configured = True
 
 

@@ -4,6 +4,9 @@ The same shipped checkpoint evaluated (the loop of `mcviz eval`: `mcviz.evaluate
 the same N CUB test images, timed side by side, interleaved:
   images, NCHW:          JPEG decoding, transform and the whole network in the default layout;
   images, channels_last: the same in channels_last (what `mcviz eval` runs);
+  ..., glibc's malloc:   the same with glibc's default allocator, which maps and zero-fills fresh
+                         pages for every large tensor (`mcviz.memory.keep_freed_memory`, which
+                         `mcviz eval` switches on, keeps freed memory for the next batch instead);
   cache, channels_last:  the frozen trunk's cached outputs in, only the trained steps run
                          (`mcviz eval` when `mcviz cache` or training made the cache).
 Prints images/s and the ratios; goal: `mcviz eval` reads the images at >= 40 img/s.
@@ -25,6 +28,7 @@ from mcviz.core.models import channels_last
 from mcviz.evaluate import accuracy
 from mcviz.evaluate.accuracy import evaluate
 from mcviz.data.trunk_cache import eval_source
+from mcviz.memory import keep_freed_memory
 
 
 def main() -> None:
@@ -44,19 +48,22 @@ def main() -> None:
     nchw = copy.deepcopy(model).eval()
     last = channels_last(copy.deepcopy(model).eval())
 
-    def run(m, ds, layer, to_last):
+    def run(m, ds, layer, to_last, keep=True):
         loader = DataLoader(ds, batch_size=args.batch, num_workers=0 if layer else args.workers)
 
         def go():
             # the NCHW run is evaluate() with its channels_last conversion switched off
             accuracy.channels_last = channels_last if to_last else (lambda x: x)
+            keep_freed_memory(keep)
             try:
                 evaluate(m, loader, torch.device("cpu"), m.num_classes, progress=False, after=layer)
             finally:
                 accuracy.channels_last = channels_last
+                keep_freed_memory(True)
         return go
 
-    fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True)}
+    fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True),
+           "..., glibc's malloc": run(last, images, None, True, keep=False)}
     if after:
         fns["cache, channels_last"] = run(last, cached, after, True)
     t = interleaved(fns, repeats=args.repeats, warmup=1)

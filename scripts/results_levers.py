@@ -24,6 +24,7 @@ LEVERS: list[tuple[str, str]] = [
     ("b5-v4-e8", "depth: block 6 and the head conv train too (body lr x 0.2)"),
     ("b5-v4-e8-ls", "label smoothing 0.1"),
     ("b5-v4-e8-mix", "mixup 0.2 at the cached layer (instead of label smoothing)"),
+    ("hc-v2-e4-s288", "resolution: `cub-ce`'s recipe at 288 px crops (squashed to 329) instead of 224"),
 ]
 
 
@@ -42,7 +43,7 @@ def copy_lever_runs(runs_dir: Path) -> None:
                 shutil.copy(src / f, LEVER_DOC / f"{name}.{f}")
 
 
-def _record(name: str) -> Optional[tuple[dict, list[dict]]]:
+def lever_record(name: str) -> Optional[tuple[dict, list[dict]]]:
     if name.startswith("cub-"):  # a shipped model: its run's files sit beside the other shipped runs
         metrics, config = RUNS_DOC / f"{name}.metrics.jsonl", None
     else:
@@ -65,7 +66,7 @@ def lever_rows() -> list[str]:
     out = ["| run | lever (from the row above) | trained | views | epochs | top-1 % | top-1 % with flip | "
            "train acc | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for name, lever in LEVERS:
-        found = _record(name)
+        found = lever_record(name)
         if found is None:
             continue
         cfg, rows = found
@@ -104,7 +105,7 @@ def mc_config_rows() -> list[str]:
     out = ["| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
            "(random peaks) | peaks in the box (random) | minutes |", "|---|---|---|---|---|---|---|---|---|"]
     for name, what, mu, lam in MC_CONFIGS:
-        found = _record(name)
+        found = lever_record(name)
         if found is None:
             continue
         cfg, rows = found

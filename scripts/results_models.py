@@ -111,7 +111,7 @@ RECIPE = (
     "cosine, nesterov, weight decay 5e-4, batch 64, 4 epochs, mu = 1.5, lambda = 10.")
 
 
-def _mean(by: dict, names: list[str]) -> Optional[float]:
+def mean_top1(by: dict, names: list[str]) -> Optional[float]:
     vals = [by[n]["top1"] for n in names if n in by and "top1" in by[n]]
     return sum(vals) / len(vals) if len(vals) == len(names) else None
 
@@ -122,50 +122,6 @@ def default_model() -> str:
 
     m = re.search(r'^DEFAULT_CHECKPOINT = "([^"]+)\.safetensors"', (REPO / "app" / "settings.py").read_text(), re.M)
     return m.group(1) if m else "cub-mc"
-
-
-def targets(by: dict, cub) -> list[str]:
-    """The issue's targets, each with what was measured."""
-    default = default_model()
-    loc = {p.stem: localization(p) for p, _ in cub}
-    rows = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-
-    def row(what, measured, ok):
-        rows.append(f"| {what} | {measured} | {'yes' if ok else '**no**'} |")
-
-    d = by.get(default, {})
-    if d:
-        row(f"CUB: the app's default model (`{default}`) >= 75 % top-1", f"{d['top1']:.2f} %", d["top1"] >= 75)
-    ce2, mc_best = _mean(by, ["cub-ce", "cub-ce-s1"]), None
-    best_name = None
-    for n in ("cub-mc", "cub-mc-anchor"):
-        v = _mean(by, [n, n + "-s1"])
-        if v is not None and (mc_best is None or v > mc_best):
-            mc_best, best_name = v, n
-    if ce2 is not None and mc_best is not None:
-        row("best MC-Loss variant >= CE + 1 (means of two seeds)",
-            f"`{best_name}` {mc_best:.2f} % vs CE {ce2:.2f} % ({mc_best - ce2:+.2f})", mc_best >= ce2 + 1)
-    r = loc.get(default)
-    if r and d:
-        base = by.get("cub-mc", {}).get("top1")
-        row("default model: >= 1.8 distinct parts per image", f"{r['distinct_parts']:.3f}", r["distinct_parts"] >= 1.8)
-        row("default model: >= 0.75 of the peaks in the box", f"{r['in_box']:.3f}", r["in_box"] >= 0.75)
-        if base is not None:
-            row("default model: top-1 no lower than plain MC-Loss's", f"{d['top1']:.2f} % vs {base:.2f} %",
-                d["top1"] >= base)
-    fam = soft_family(cub)
-    if fam:
-        name, f, soft_top1 = fam
-        base = by.get("cub-mc", {}).get("top1")
-        row("soft labels: same-family top-10 lists share >= 2x the channels of random pairs",
-            f"{f['family']:.2f} vs {f['random']:.2f} (ratio {f['ratio']:.2f}; ranking by the raw labels: "
-            f"{f['raw_ratio']:.2f})", f["ratio"] >= 2)
-        if base is not None:
-            row("soft labels: top-1 >= MC-Loss's - 1", f"{soft_top1:.2f} % vs {base:.2f} %", soft_top1 >= base - 1)
-    c = by.get("cars-mc", {})
-    if c:
-        row("Stanford Cars: MC-Loss >= 70 % top-1", f"{c['top1']:.2f} %", c["top1"] >= 70)
-    return rows
 
 
 def soft_family(cub, name: Optional[str] = None):

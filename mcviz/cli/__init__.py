@@ -11,6 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 from .. import __version__
+from ..memory import keep_freed_memory
 from . import evaluate, explain, train
 from .common import UserError
 
@@ -37,6 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    keep_freed_memory()  # every command runs batches through a network: see mcviz.memory
     try:
         return int(args.func(args, argv) or 0)
     except UserError as exc:

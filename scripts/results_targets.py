@@ -1,0 +1,130 @@
+"""The targets table of docs/results.md: issue 19's targets, each with what was measured and, where
+missed, by how much. Used by scripts/results.py.
+
+Two records are not in any checkpoint: docs/runs/eval-speed.json (the last line of
+`mcviz eval CKPT --dataset cub --root ... --no-cache --json` over the full test split, the speed
+target's measurement) and docs/runs/train-checkpoints.json (`{"wall_s": ...}`, written by
+scripts/train_checkpoints.sh when it rebuilds every model).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from results_levers import LEVERS, MC_CONFIGS, lever_record
+from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, soft_family
+
+CHECKPOINTS = REPO / "checkpoints"
+
+
+def _minutes(name: str) -> Optional[float]:
+    f = RUNS_DOC / f"{name}.metrics.jsonl"
+    if not f.exists():
+        return None
+    return sum(json.loads(line)["train_time_s"] for line in f.read_text().splitlines() if line.strip()) / 60
+
+
+def _map_side(meta) -> int:
+    # the backbones of mcviz.core.models: stride 16, the from-scratch `small` one stride 8
+    return int(meta.input["crop"]) // (8 if meta.backbone == "small" else 16)
+
+
+def _best_lever() -> Optional[tuple[str, float]]:
+    best = None
+    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS]:
+        found = lever_record(name)
+        evald = [r for r in found[1] if "top1" in r] if found else []
+        if evald and evald[-1]["epoch"] == found[0]["epochs"] and not name.startswith("mc-"):
+            if best is None or evald[-1]["top1"] > best[1]:
+                best = (name, evald[-1]["top1"])
+    return best
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.rows = ["## Targets", "",
+                     "Issue 19's targets (final epoch, full test split). Where one is missed, the last column says by "
+                     "how much.", "", "| target | measured | met | missed by |", "|---|---|---|---|"]
+
+    def row(self, what: str, measured: str, ok: Optional[bool], short: str = "") -> None:
+        met = "not measured" if ok is None else "yes" if ok else "**no**"
+        self.rows.append(f"| {what} | {measured} | {met} | {'' if ok else short} |")
+
+
+def _accuracy_rows(t: _Table, by: dict, cub) -> None:
+    default = default_model()
+    ce = by.get("cub-ce", {}).get("top1")
+    if ce is not None:
+        best = _best_lever()
+        extra = f" (best CE lever run: `{best[0]}` {best[1]:.2f} %)" if best else ""
+        t.row("CUB: CE >= 76 % top-1", f"`cub-ce` {ce:.2f} %{extra}", ce >= 76, f"{76 - max(ce, best[1] if best else ce):.2f}")
+    d = by.get(default, {}).get("top1")
+    if d is not None:
+        t.row(f"CUB: the app's default model (`{default}`) >= 76 % top-1", f"{d:.2f} %", d >= 76, f"{76 - d:.2f}")
+    sides = {p.stem: _map_side(m) for p, m in cub}
+    if sides:
+        worst = min(sides, key=sides.get)
+        t.row("CUB: every model's maps 14x14 or finer", f"coarsest: `{worst}` {sides[worst]}x{sides[worst]}",
+              sides[worst] >= 14, f"{14 - sides[worst]} cells")
+    ce2, mc2 = mean_top1(by, ["cub-ce", "cub-ce-s1"]), mean_top1(by, ["cub-mc", "cub-mc-s1"])
+    if ce2 is not None and mc2 is not None:
+        t.row("CUB: shipped MC-Loss (`cub-mc`) >= CE - 0.5 (means of two seeds)",
+              f"{mc2:.2f} % vs CE {ce2:.2f} % ({mc2 - ce2:+.2f})", mc2 >= ce2 - 0.5, f"{ce2 - 0.5 - mc2:.2f}")
+    cars_ce, cars_mc = by.get("cars-ce", {}).get("top1"), by.get("cars-mc", {}).get("top1")
+    if cars_ce is not None:
+        t.row("Stanford Cars: CE >= 80 % top-1", f"{cars_ce:.2f} %", cars_ce >= 80, f"{80 - cars_ce:.2f}")
+        if cars_mc is not None:
+            t.row("Stanford Cars: MC-Loss >= CE - 0.5", f"{cars_mc:.2f} % vs {cars_ce:.2f} % ({cars_mc - cars_ce:+.2f})",
+                  cars_mc >= cars_ce - 0.5, f"{cars_ce - 0.5 - cars_mc:.2f}")
+
+
+def _explanation_rows(t: _Table, by: dict, cub) -> None:
+    default = default_model()
+    loc = {p.stem: localization(p) for p, _ in cub}.get(default)
+    if loc:
+        t.row("default model: >= 2.0 distinct parts per image", f"{loc['distinct_parts']:.3f}",
+              loc["distinct_parts"] >= 2.0, f"{2.0 - loc['distinct_parts']:.3f}")
+        t.row("default model: >= 0.80 of the peaks in the box", f"{loc['in_box']:.3f}", loc["in_box"] >= 0.80,
+              f"{0.80 - loc['in_box']:.3f}")
+    fam, base = soft_family(cub), by.get("cub-mc", {}).get("top1")
+    if fam:
+        name, f, soft_top1 = fam
+        if base is not None:
+            t.row("soft labels: top-1 >= plain MC-Loss's - 1", f"`{name}` {soft_top1:.2f} % vs {base:.2f} %",
+                  soft_top1 >= base - 1, f"{base - 1 - soft_top1:.2f}")
+        t.row("soft labels: family / random sharing of top-10 lists >= 2", f"{f['ratio']:.2f}", f["ratio"] >= 2,
+              f"{2 - f['ratio']:.2f}")
+
+
+def _cost_rows(t: _Table, cub, cars) -> None:
+    shipped = [p.stem for p, _ in list(cub) + list(cars) if p.shipped]
+    minutes = {n: m for n in shipped if (m := _minutes(n)) is not None}
+    if minutes:
+        slow = max(minutes, key=minutes.get)
+        t.row("<= 30 minutes of this CPU per model after the cache", f"slowest: `{slow}` {minutes[slow]:.1f} min",
+              minutes[slow] <= 30, f"{minutes[slow] - 30:.1f} min")
+    wall = RUNS_DOC / "train-checkpoints.json"
+    t.row("wall time of all of `scripts/train_checkpoints.sh` reported",
+          f"{json.loads(wall.read_text())['wall_s'] / 3600:.1f} h" if wall.exists() else "no full rebuild recorded",
+          True if wall.exists() else None)
+    speed = RUNS_DOC / "eval-speed.json"
+    if speed.exists():
+        r = json.loads(speed.read_text())
+        ips = r["n"] / r["seconds"]
+        t.row("`mcviz eval` of a CUB model reads the images at >= 40 img/s",
+              f"{ips:.1f} img/s ({r['n']} images in {r['seconds']:.0f} s)", ips >= 40, f"{40 - ips:.1f} img/s")
+    else:
+        t.row("`mcviz eval` of a CUB model reads the images at >= 40 img/s", "no record", None)
+    size = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*") if f.is_file()) / 1e6
+    t.row("`checkpoints/` <= 100 MB", f"{size:.1f} MB", size <= 100, f"{size - 100:.1f} MB")
+
+
+def targets(by: dict, cub, cars) -> list[str]:
+    """The targets table: ``by`` maps a model's name to its metrics, ``cub``/``cars`` are its runs."""
+    t = _Table()
+    _accuracy_rows(t, by, cub)
+    _explanation_rows(t, by, cub)
+    _cost_rows(t, cub, cars)
+    return t.rows
