@@ -1,13 +1,16 @@
-"""How fast does `mcviz eval` go through a CUB model, and what do channels_last and the cache buy?
+"""How fast does `mcviz eval` go through a CUB model, and what do channels_last, folding, the
+allocator and the cache buy?
 
 The same shipped checkpoint evaluated (the loop of `mcviz eval`: `mcviz.evaluate.accuracy.evaluate`) over
 the same N CUB test images, timed side by side, interleaved:
   images, NCHW:          JPEG decoding, transform and the whole network in the default layout;
-  images, channels_last: the same in channels_last (what `mcviz eval` runs);
-  ..., glibc's malloc:   the same with glibc's default allocator, which maps and zero-fills fresh
+  images, channels_last: the same in channels_last;
+  + BN folded:           and each BatchNorm folded into its conv (`mcviz.core.folding`): what
+                         `mcviz eval` runs;
+  ..., glibc's malloc:   that with glibc's default allocator, which maps and zero-fills fresh
                          pages for every large tensor (`mcviz.memory.keep_freed_memory`, which
                          `mcviz eval` switches on, keeps freed memory for the next batch instead);
-  cache, channels_last:  the frozen trunk's cached outputs in, only the trained steps run
+  cache, folded:         the frozen trunk's cached outputs in, only the trained steps run
                          (`mcviz eval` when `mcviz cache` or training made the cache).
 Prints images/s and the ratios; goal: `mcviz eval` reads the images at >= 40 img/s.
 
@@ -24,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from _timing import interleaved
 from mcviz import load_checkpoint
+from mcviz.core.folding import fold_batchnorm
 from mcviz.core.models import channels_last
 from mcviz.evaluate import accuracy
 from mcviz.evaluate.accuracy import evaluate
@@ -38,7 +42,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(repo.parent / "shared" / "data"))
     ap.add_argument("--images", type=int, default=384)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     model, meta = load_checkpoint(args.checkpoint)
@@ -47,6 +51,7 @@ def main() -> None:
     cached, after = eval_source(model, meta, "cub", root, limit=args.images)
     nchw = copy.deepcopy(model).eval()
     last = channels_last(copy.deepcopy(model).eval())
+    folded = channels_last(fold_batchnorm(last))
 
     def run(m, ds, layer, to_last, keep=True):
         loader = DataLoader(ds, batch_size=args.batch, num_workers=0 if layer else args.workers)
@@ -63,9 +68,10 @@ def main() -> None:
         return go
 
     fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True),
-           "..., glibc's malloc": run(last, images, None, True, keep=False)}
+           "+ BN folded": run(folded, images, None, True),
+           "..., glibc's malloc": run(folded, images, None, True, keep=False)}
     if after:
-        fns["cache, channels_last"] = run(last, cached, after, True)
+        fns["cache, folded"] = run(folded, cached, after, True)
     t = interleaved(fns, repeats=args.repeats, warmup=1)
     n = len(images)
     print(f"{Path(args.checkpoint).name}: {n} CUB test images, batch {args.batch}, {torch.get_num_threads()} threads, "

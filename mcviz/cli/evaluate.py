@@ -30,6 +30,7 @@ def cmd_eval(args, argv) -> int:
     from torch.utils.data import DataLoader
 
     from .. import data as mdata
+    from ..core.folding import fold_batchnorm
     from ..core.models import channels_last, resolve_device
     from ..data.trunk_cache import eval_source
     from ..evaluate.accuracy import evaluate
@@ -46,10 +47,12 @@ def cmd_eval(args, argv) -> int:
         raise UserError(str(exc)) from None
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
     start = time.perf_counter()
-    r = evaluate(model, loader, device, model.num_classes, after=after)
+    # the cache is found by the original trunk's weights; the folded copy only runs the batches
+    r = evaluate(channels_last(fold_batchnorm(model)), loader, device, model.num_classes, after=after)
     r["seconds"] = round(time.perf_counter() - start, 1)
     r["source"] = "cache" if after else "images"
     r["flip"] = args.flip
+    r["checkpoint"] = args.checkpoint
     names = meta.class_names or [str(i) for i in range(model.num_classes)]
     print(f"{args.checkpoint}: {meta.variant or '?'} {meta.backbone} on {args.dataset} {args.split} ({r['n']} images"
           f" {'through the cached frozen trunk' if after else 'from the images'}, {r['n'] / max(r['seconds'], 1e-3):.1f} img/s)")
