@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from ..data import CUB, EvalTransform, random_subset
 from ..data.transforms import cell_centre
-from ..core.models import MCNet
+from ..core.folding import fold_batchnorm
+from ..core.models import MCNet, channels_last
 from ..data.trunk_cache import find_cache
 from ..io.checkpoint import as_meta
 from ..io.meta import CheckpointMeta
@@ -127,11 +128,11 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
     tf = cub.transform
     g = torch.Generator().manual_seed(seed)
-    model.eval()
+    fast = channels_last(fold_batchnorm(model))  # after the cache lookup, which hashes the trunk's own weights
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
     xi = 0
     for x, y, ann in tqdm(loader, desc="localize", disable=not progress, file=sys.stderr):
-        f = model.features(x, after).float()
+        f = fast.features(channels_last(x), after).float()
         b, _, h, w = f.shape
         idx, valid = model.groups.padded_index
         chans = idx[y]  # (B, m)

@@ -21,6 +21,8 @@ import torch
 from tqdm import tqdm
 
 from ..io.files import PARTS, file_sha256, load_side_file, side_path
+from ..core.folding import fold_batchnorm
+from ..core.models import channels_last
 from ..data.transforms import cell_centre
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
@@ -130,6 +132,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
     model, meta = load_checkpoint(checkpoint)
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
     crop = cub.transform.crop
+    fast = channels_last(fold_batchnorm(model))  # after the cache lookup, which hashes the trunk's own weights
     cats = [*cub.part_names, NO_PART, OFF_BIRD]
     n, n_cat = model.groups.num_channels, len(cats)
     own = torch.zeros(n, n_cat)
@@ -139,7 +142,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
         member[c, list(chans)] = True
     images = 0
     for x, y, ann in tqdm(loader, desc="part profiles", disable=not progress, file=sys.stderr):
-        f = model.features(x, after).float()
+        f = fast.features(channels_last(x), after).float()
         b, _, h, w = f.shape
         flat = f.flatten(2)
         val, arg = flat.max(dim=2)  # (B, N)
