@@ -25,10 +25,11 @@ from results_targets import targets
 
 LEVER_TEXT = (
     "The shipped models train a 1x1 layer and the head on a frozen body and memorise their training "
-    "views (train accuracy 0.99). Each row changes one thing of the row above it, on cross-entropy alone; "
+    "views (train accuracy 0.99). Each row changes one thing of the row above it (or of the run it names), "
+    "on cross-entropy alone; "
     "top-1 at the final epoch on the full test split. Views: cached views per training image (the "
     "evaluation crop, its mirror, then random resized crops and their mirrors). Minutes: training only, "
-    "on this 2-core CPU (the rows of session 6 ran pinned to one core while other work used the other); "
+    "on this 2-core CPU (the runs were pinned to one core each while other work used the other); "
     "the caches are built once per data set and view count and are not included (the 4-view cache of "
     "block 5's outputs: about 35 minutes). With flip: `mcviz eval --flip`, the image and its mirror "
     "averaged. Train accuracy under mixup is against the first label of each blended pair. The source images of this copy of CUB are 160 px on their shorter side, squashed to 256: "
@@ -39,7 +40,8 @@ MC_TEXT = (
     "Each configuration beside the CE run of the same recipe; localisation by `mcviz localize` (full "
     "CUB test split). The rule that picks the shipped MC-Loss configuration: top-1 within 0.5 of CE "
     "first, then the most distinct parts per image. (b) gives each class 6 or 7 channels: its distinct "
-    "parts count against its own random column, not against the 3-channel rows.")
+    "parts count against its own random column, not against the 3-channel rows; the 288 px rows have "
+    "18x18 maps, and their random columns are those of that grid.")
 
 
 def acc_table(items) -> list[str]:

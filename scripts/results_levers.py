@@ -21,6 +21,7 @@ LEVERS: list[tuple[str, str]] = [
     ("cub-ce", "the shipped recipe: body frozen through the head conv, 2 views (crop, mirror), 4 epochs"),
     ("hc-v4-e4", "views: 4 per image (+ 2 random resized crops)"),
     ("hc-v4-e8", "epochs: 8"),
+    ("hc-v8-e4", "views: 8 per image (`hc-v4-e4` with 6 random resized crops instead of 2)"),
     ("b5-v4-e8", "depth: block 6 and the head conv train too (body lr x 0.2)"),
     ("b5-v4-e8-ls", "label smoothing 0.1"),
     ("b5-v4-e8-mix", "mixup 0.2 at the cached layer (instead of label smoothing)"),
@@ -92,6 +93,9 @@ MC_CONFIGS: list[tuple[str, str, str, str]] = [
     ("b5-v4-e8", "CE reference of (b)", "–", "–"),
     ("mc-b-mu0005", "(b) head conv's 1280 channels, Table II split", "0.005", "10"),
     ("mc-b-mu15", "(b) head conv's 1280 channels, Table II split", "1.5", "10"),
+    ("hc-v2-e4-s288", "CE reference at 288 px (18x18 maps)", "–", "–"),
+    ("mc-s288", "(a) at 288 px (`cub-mc`'s recipe)", "1.5", "10"),
+    ("anchor-s288", "(a) + the anchored L_div at 288 px (`cub-mc-anchor`'s recipe, the app's default)", "1.5", "2"),
 ]
 
 

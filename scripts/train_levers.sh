@@ -24,6 +24,7 @@ B5=(--freeze block5 --body-lr 0.2)
 declare -A LEVERS=(
   [hc-v4-e4]="--variant ce ${HC[*]} --cache-views 4 --epochs 4"
   [hc-v4-e8]="--variant ce ${HC[*]} --cache-views 4 --epochs 8"
+  [hc-v8-e4]="--variant ce ${HC[*]} --cache-views 8 --epochs 4"
   [hc-v2-e4-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
   [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
@@ -32,7 +33,7 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v2-e4-s288 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
 
 for name in "${@:-${ORDER[@]}}"; do
   args=${LEVERS[$name]:?unknown run $name}

@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 
 from mcviz import load_checkpoint
 from mcviz.cli import main
+from mcviz.data import build
+from mcviz.data.transforms import EvalTransform, resize_for
 
 from .conftest import REPO, make_folder_dataset
 
@@ -47,7 +49,16 @@ def test_train_then_eval(tiny_folder, tmp_path, capsys):
     assert rc == 0 and "top-1" in out
     res = json.loads(out.strip().splitlines()[-1])
     assert res["n"] == 9 and set(res["per_class"]) == {"Class 0", "Class 1", "Class 2"}
-    assert res["top1"] == pytest.approx(r[-1]["top1"], abs=1e-3)
+    assert res["top1"] == pytest.approx(r[-1]["top1"], abs=1e-3) and res["crop"] == 32
+    # --crop: the same network on larger test crops, scored as by hand
+    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
+                 "--workers", "0", "--json", "--crop", "48"]) == 0
+    res48 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    tf = EvalTransform(48, resize_for(48), meta.input["mean"], meta.input["std"])
+    ds = build("folder", tiny_folder, "test", tf)
+    with torch.no_grad():
+        hits = sum(int(model.eval()(ds[i][0][None]).argmax(1)) == ds[i][1] for i in range(len(ds)))
+    assert res48["crop"] == 48 and res48["top1"] == pytest.approx(100 * hits / len(ds), abs=1e-3)
     # a second train into the same folder is refused rather than overwritten
     assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1"]) == 2
 

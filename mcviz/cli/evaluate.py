@@ -19,12 +19,16 @@ def add_eval(sub) -> None:
     p.add_argument("--flip", action="store_true",
                    help="test-time mirroring: average the class probabilities of each image and its mirror (a "
                         "--freeze model reads both from a cache made by `mcviz cache --flip`, else the images)")
+    p.add_argument("--crop", type=int, default=None, metavar="PX",
+                   help="test at PX px crops (images squashed to PX x 8/7) instead of the checkpoint's own size: "
+                        "a network trained on random crops often scores higher on larger test crops")
     cache_options(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args, argv) -> int:
+    import dataclasses
     import time
 
     from torch.utils.data import DataLoader
@@ -32,6 +36,7 @@ def cmd_eval(args, argv) -> int:
     from .. import data as mdata
     from ..core.folding import fold_batchnorm
     from ..core.models import channels_last, resolve_device
+    from ..data.transforms import resize_for
     from ..data.trunk_cache import eval_source
     from ..evaluate.accuracy import evaluate
 
@@ -40,6 +45,8 @@ def cmd_eval(args, argv) -> int:
     channels_last(model.to(device))
     if args.predict:
         model.predict = args.predict
+    if args.crop:
+        meta = dataclasses.replace(meta, input={**meta.input, "crop": args.crop, "resize": resize_for(args.crop)})
     try:
         ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit, args.use_cache,
                                 args.cache_dir, flip=args.flip)
@@ -53,6 +60,7 @@ def cmd_eval(args, argv) -> int:
     r["source"] = "cache" if after else "images"
     r["flip"] = args.flip
     r["checkpoint"] = args.checkpoint
+    r["crop"] = int(meta.input["crop"])
     names = meta.class_names or [str(i) for i in range(model.num_classes)]
     print(f"{args.checkpoint}: {meta.variant or '?'} {meta.backbone} on {args.dataset} {args.split} ({r['n']} images"
           f" {'through the cached frozen trunk' if after else 'from the images'}, {r['n'] / max(r['seconds'], 1e-3):.1f} img/s)")
