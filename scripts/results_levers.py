@@ -124,3 +124,20 @@ def mc_config_rows() -> list[str]:
         out.append(f"| `{name}` | {what} | {mu} | {lam} | {evald[-1]['top1']:.2f} | {xi} | {parts} | {in_box} | "
                    f"{minutes:.0f} |")
     return out if len(out) > 3 else []
+
+
+def crop_rows() -> list[str]:
+    """Shipped models tested at larger crops than they were trained on (`mcviz eval --crop PX --json`,
+    recorded as docs/runs/levers/MODEL.cropPX.json); empty when none is recorded."""
+    found: dict[str, dict[int, float]] = {}
+    for f in sorted(LEVER_DOC.glob("*.crop*.json")):
+        r = json.loads(f.read_text())
+        found.setdefault(f.name.split(".crop")[0], {})[int(r["crop"])] = r["top1"]
+    if not found:
+        return []
+    crops = sorted({c for v in found.values() for c in v})
+    out = ["| model (trained at 224 px) | " + " | ".join(f"top-1 % at {c} px" for c in crops) + " |",
+           "|---|" + "---|" * len(crops)]
+    for name, by in found.items():
+        out.append(f"| `{name}` | " + " | ".join(fmt(by.get(c)) for c in crops) + " |")
+    return out

@@ -4,6 +4,7 @@
 # leaves the records where scripts/results.py copies them from.
 #
 # Usage: scripts/train_levers.sh [NAME ...]     (default: every run, one after the other)
+#        scripts/train_levers.sh --crops            (the shipped CE and default models at larger test crops)
 #   DATA=../shared/data RUNS=runs DOCS=docs MCVIZ=mcviz   (environment, defaults shown)
 # A killed run resumes; a finished one is not trained again. Every run shares the data set, the
 # backbone, 224 px, batch 64, lr 0.05 (cosine) and one of two caches of block 5's outputs (2 or 4
@@ -26,6 +27,8 @@ declare -A LEVERS=(
   [hc-v4-e8]="--variant ce ${HC[*]} --cache-views 4 --epochs 8"
   [hc-v8-e4]="--variant ce ${HC[*]} --cache-views 8 --epochs 4"
   [hc-v2-e4-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [mc-s288]="--variant mc ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
   [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
   [b5-v4-e8-mix]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --mixup 0.2"
@@ -33,7 +36,18 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 mc-s288 anchor-s288 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+
+if [ "${1:-}" = --crops ]; then
+  mkdir -p "$DOCS/runs/levers"
+  for model in cub-ce cub-mc-anchor; do
+    for px in 224 288; do
+      $MCVIZ eval "checkpoints/$model.safetensors" "${CUB[@]}" --crop $px --json | tail -1 \
+        > "$DOCS/runs/levers/$model.crop$px.json"
+    done
+  done
+  exit 0
+fi
 
 for name in "${@:-${ORDER[@]}}"; do
   args=${LEVERS[$name]:?unknown run $name}
@@ -48,6 +62,6 @@ for name in "${@:-${ORDER[@]}}"; do
   # the test split and its mirror through the frozen block 5 (built once, shared by every run)
   $MCVIZ cache "$out/last.safetensors" "${CUB[@]}" --flip
   $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | tail -1 > "$DOCS/runs/levers/$name.flip.json"
-  case $name in mc-*) $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | tail -1 \
-      > "$DOCS/runs/levers/$name.localize.json";; esac
+  $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | tail -1 \
+    > "$DOCS/runs/levers/$name.localize.json"
 done
