@@ -10,6 +10,9 @@ reuses them (system time 0.0 s at batch 16). The price is a resident size that s
 peak of the run, which a command that ends anyway, or a server that runs the same models
 again, pays already.
 
+The main thread gets this; a thread that glibc has moved to a secondary arena (under lock
+contention) keeps mapping blocks over that arena's 64 MiB heaps, whatever the setting.
+
 Only glibc has these knobs; elsewhere :func:`keep_freed_memory` does nothing. Anyone who tunes
 glibc through its own environment variables (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``...)
 keeps their settings.

@@ -78,6 +78,21 @@ def seed_pairs(by: dict) -> list[str]:
     return pairs
 
 
+def lever_sections() -> list[str]:
+    """Issue 19's tables: the CE levers, the test crops, the MC-Loss configurations."""
+    text: list[str] = []
+    levers = lever_rows()
+    if levers:
+        text += ["## Levers toward a fine-tuned network (CE, one at a time)", "", LEVER_TEXT, "", *levers, ""]
+    crops = crop_rows()
+    if crops:
+        text += [CROP_TEXT, "", *crops, ""]
+    configs = mc_config_rows()
+    if configs:
+        text += ["### MC-Loss as the paper fine-tunes it", "", MC_TEXT, "", *configs, ""]
+    return text
+
+
 def write_results(ckpts) -> None:
     """docs/results.md: accuracy, h and localisation of the models, beside the paper and the targets."""
     ckpts = sorted(ckpts, key=sort_key)
@@ -115,15 +130,7 @@ def write_results(ckpts) -> None:
     if pairs:
         text += ["### Two seeds", "", "| model | top-1 % seed 0 | seed 1 | mean | MC branch seed 0 | seed 1 | mean h |",
                  "|---|---|---|---|---|---|---|", *pairs, ""]
-    levers = lever_rows()
-    if levers:
-        text += ["## Levers toward a fine-tuned network (CE, one at a time)", "", LEVER_TEXT, "", *levers, ""]
-    crops = crop_rows()
-    if crops:
-        text += [CROP_TEXT, "", *crops, ""]
-    configs = mc_config_rows()
-    if configs:
-        text += ["### MC-Loss as the paper fine-tunes it", "", MC_TEXT, "", *configs, ""]
+    text += lever_sections()
     if cars:
         text += ["## Stanford Cars", "", *acc_table(cars), "",
                  "Paper, Stanford Cars (from scratch): VGG16 CE 76.59, MC-Loss 90.85; ResNet18 CE 79.12, "
