@@ -4,7 +4,7 @@ missed, by how much. Used by scripts/results.py.
 Two records are not in any checkpoint: docs/runs/eval-speed.json (the last line of
 `mcviz eval CKPT --dataset cub --root ... --no-cache --json` over the full test split, the speed
 target's measurement) and docs/runs/train-checkpoints.json (`{"wall_s": ...}`, written by
-scripts/train_checkpoints.sh when it rebuilds every model).
+scripts/train_checkpoints.sh when it rebuilds every model: run without names).
 """
 
 from __future__ import annotations

@@ -8,19 +8,22 @@
 # the seed change.
 #
 # Usage: scripts/train_checkpoints.sh [NAME ...]     (default: every model, one after the other)
-#   DATA=../shared/data RUNS=runs MCVIZ=mcviz      (environment, defaults shown)
+#   DATA=../shared/data RUNS=runs MCVIZ=mcviz SIZE=224   (environment, defaults shown; SIZE: crop in px,
+#   288 is the resolution lever of docs/results.md)
 # A killed run resumes from RUNS/NAME; a model already in checkpoints/ or whose run finished
 # is not trained again. Models ending in -s1 (second seeds) are reported in docs/runs/, not
 # shipped: they stay in RUNS/NAME. Every shipped CUB model gets its part profiles
 # (checkpoints/NAME.parts.json and .parts.png, `mcviz parts`) beside it, and every shipped
 # model its effect ranking (checkpoints/NAME.ranking.json, `mcviz rank`: the app's Channels page).
+# Run without names, it records its wall time in docs/runs/train-checkpoints.json.
 # Two streams can share the machine: OMP_NUM_THREADS=1 scripts/train_checkpoints.sh a b & ...
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
 MCVIZ=${MCVIZ:-mcviz}
+SIZE=${SIZE:-224}
 EPOCHS=4
-COMMON=(--backbone lite0 --pretrained --freeze head_conv --cache-layer block5 --image-size 224
+COMMON=(--backbone lite0 --pretrained --freeze head_conv --cache-layer block5 --image-size $SIZE
         --epochs $EPOCHS --batch-size 64 --lr 0.05 --schedule cosine --workers 1 --eval-every $EPOCHS
         --save-dtype float16)
 CUB=(--dataset cub --root "$DATA/CUB_200_2011")
@@ -98,5 +101,10 @@ rank() {  # name -> the effect ranking shipped beside a checkpoint (mcviz rank),
   fi
 }
 
+start=$(date +%s)
 for name in "${@:-${ORDER[@]}}"; do train "$name"; done
 atlas
+if [ $# -eq 0 ]; then  # the whole rebuild: its wall time goes to the targets table of docs/results.md
+  mkdir -p docs/runs
+  echo "{\"wall_s\": $(( $(date +%s) - start )), \"size\": $SIZE}" > docs/runs/train-checkpoints.json
+fi
