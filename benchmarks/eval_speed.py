@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from _timing import interleaved
 from mcviz import load_checkpoint
-from mcviz.core.folding import fold_batchnorm
+from mcviz.core.folding import for_inference
 from mcviz.core.models import channels_last
 from mcviz.evaluate import accuracy
 from mcviz.evaluate.accuracy import evaluate
@@ -51,7 +51,7 @@ def main() -> None:
     cached, after = eval_source(model, meta, "cub", root, limit=args.images)
     nchw = copy.deepcopy(model).eval()
     last = channels_last(copy.deepcopy(model).eval())
-    folded = channels_last(fold_batchnorm(last))
+    folded = for_inference(last)
 
     def run(m, ds, layer, to_last, keep=True):
         loader = DataLoader(ds, batch_size=args.batch, num_workers=0 if layer else args.workers)

@@ -57,6 +57,17 @@ def lever_record(name: str) -> Optional[tuple[dict, list[dict]]]:
     return cfg, rows
 
 
+def final_eval(cfg: dict, rows: list[dict]) -> Optional[dict]:
+    """The evaluated row of a run's last epoch; None while the run is unfinished."""
+    evald = [r for r in rows if "top1" in r]
+    return evald[-1] if evald and evald[-1]["epoch"] == cfg["epochs"] else None
+
+
+def train_minutes(rows: list[dict]) -> float:
+    """Training minutes of a run (its epochs' train_time_s; evaluation and caches excluded)."""
+    return sum(r["train_time_s"] for r in rows) / 60
+
+
 def _flip(name: str) -> Optional[float]:
     f = LEVER_DOC / f"{name}.flip.json"
     return json.loads(f.read_text())["top1"] if f.exists() else None
@@ -71,15 +82,14 @@ def lever_rows() -> list[str]:
         if found is None:
             continue
         cfg, rows = found
-        evald = [r for r in rows if "top1" in r]
-        last = rows[-1]
-        if not evald or evald[-1]["epoch"] != cfg["epochs"]:
+        final = final_eval(cfg, rows)
+        if final is None:
             out.append(f"| `{name}` | {lever} | – | – | – | (running: {len(rows)} of {cfg['epochs']} epochs) | – | – | – |")
             continue
         trained = TRAINED.get(cfg["freeze"], f"everything after {cfg['freeze']}")
-        minutes = sum(r["train_time_s"] for r in rows) / 60
         out.append(f"| `{name}` | {lever} | {trained} | {cfg['cache_views']} | {cfg['epochs']} | "
-                   f"{evald[-1]['top1']:.2f} | {fmt(_flip(name))} | {last['train_acc']:.3f} | {minutes:.0f} |")
+                   f"{final['top1']:.2f} | {fmt(_flip(name))} | {rows[-1]['train_acc']:.3f} | "
+                   f"{train_minutes(rows):.0f} |")
     return out if len(out) > 2 else []
 
 
@@ -113,16 +123,15 @@ def mc_config_rows() -> list[str]:
         if found is None:
             continue
         cfg, rows = found
-        evald = [r for r in rows if "top1" in r]
-        if not evald or evald[-1]["epoch"] != cfg["epochs"]:
+        final = final_eval(cfg, rows)
+        if final is None:
             continue
         loc = _localization(name)
         parts = f"{loc['distinct_parts']:.3f} ({loc['random_distinct_parts']:.2f})" if loc else "–"
         in_box = f"{loc['in_box']:.3f} ({loc['random_in_box']:.2f})" if loc else "–"
         xi = loc["xi"] if loc else "–"
-        minutes = sum(r["train_time_s"] for r in rows) / 60
-        out.append(f"| `{name}` | {what} | {mu} | {lam} | {evald[-1]['top1']:.2f} | {xi} | {parts} | {in_box} | "
-                   f"{minutes:.0f} |")
+        out.append(f"| `{name}` | {what} | {mu} | {lam} | {final['top1']:.2f} | {xi} | {parts} | {in_box} | "
+                   f"{train_minutes(rows):.0f} |")
     return out if len(out) > 3 else []
 
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from results_levers import LEVERS, MC_CONFIGS, lever_record
+from results_levers import LEVERS, final_eval, lever_record, train_minutes
 from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, soft_family
 
 CHECKPOINTS = REPO / "checkpoints"
@@ -23,7 +23,7 @@ def _minutes(name: str) -> Optional[float]:
     f = RUNS_DOC / f"{name}.metrics.jsonl"
     if not f.exists():
         return None
-    return sum(json.loads(line)["train_time_s"] for line in f.read_text().splitlines() if line.strip()) / 60
+    return train_minutes([json.loads(line) for line in f.read_text().splitlines() if line.strip()])
 
 
 def _map_side(meta) -> int:
@@ -32,13 +32,13 @@ def _map_side(meta) -> int:
 
 
 def _best_lever() -> Optional[tuple[str, float]]:
+    """The finished CE lever run with the highest top-1 (every row of the lever table is CE)."""
     best = None
-    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS]:
+    for name, _ in LEVERS:
         found = lever_record(name)
-        evald = [r for r in found[1] if "top1" in r] if found else []
-        if evald and evald[-1]["epoch"] == found[0]["epochs"] and not name.startswith("mc-"):
-            if best is None or evald[-1]["top1"] > best[1]:
-                best = (name, evald[-1]["top1"])
+        final = final_eval(*found) if found else None
+        if final is not None and (best is None or final["top1"] > best[1]):
+            best = (name, final["top1"])
     return best
 
 

@@ -34,15 +34,15 @@ def cmd_eval(args, argv) -> int:
     from torch.utils.data import DataLoader
 
     from .. import data as mdata
-    from ..core.folding import fold_batchnorm
-    from ..core.models import channels_last, resolve_device
+    from ..core.folding import for_inference
+    from ..core.models import resolve_device
     from ..data.transforms import resize_for
     from ..data.trunk_cache import eval_source
     from ..evaluate.accuracy import evaluate
 
     model, meta = load(args.checkpoint)
     device = resolve_device(args.device)
-    channels_last(model.to(device))
+    model.to(device)
     if args.predict:
         model.predict = args.predict
     if args.crop:
@@ -55,7 +55,7 @@ def cmd_eval(args, argv) -> int:
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
     start = time.perf_counter()
     # the cache is found by the original trunk's weights; the folded copy only runs the batches
-    r = evaluate(channels_last(fold_batchnorm(model)), loader, device, model.num_classes, after=after)
+    r = evaluate(for_inference(model), loader, device, model.num_classes, after=after)
     r["seconds"] = round(time.perf_counter() - start, 1)
     r["source"] = "cache" if after else "images"
     r["flip"] = args.flip

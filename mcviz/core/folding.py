@@ -16,7 +16,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fold_batchnorm"]
+from .models import channels_last
+
+__all__ = ["fold_batchnorm", "for_inference"]
 
 
 def _fold_children(parent: nn.Module) -> int:
@@ -55,3 +57,10 @@ def fold_batchnorm(model: nn.Module, check_size: int = 64, atol: float = 1e-3) -
     if not torch.allclose(a, b, atol=atol * max(1.0, float(a.abs().max())), rtol=0):
         return model
     return folded
+
+
+def for_inference(model: nn.Module) -> nn.Module:
+    """What the batch loops of ``eval``, ``localize``, ``parts``, ``atlas`` and the cache build
+    run: :func:`fold_batchnorm`'s copy in channels_last. Make it after any trunk-cache lookup,
+    which hashes the original weights."""
+    return channels_last(fold_batchnorm(model))

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .. import data as mdata
 from ..data.transforms import cell_centre
 from ..io.files import atomic_write_bytes
-from ..core.folding import fold_batchnorm
+from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
 from ..data.trunk_cache import eval_inputs
 from ..io.checkpoint import as_meta
@@ -40,7 +40,7 @@ def build_atlas(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, spl
     best_img = torch.full((n, top), -1, dtype=torch.long)
     best_loc = torch.zeros((n, top), dtype=torch.long)
     seen = 0
-    fast = channels_last(fold_batchnorm(model))  # after the cache lookup, which hashes the trunk's own weights
+    fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     hw = None
     loader = DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers)
     for x, _ in tqdm(loader, desc="atlas", file=sys.stderr):

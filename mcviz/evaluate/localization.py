@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..data import CUB, EvalTransform, random_subset
 from ..data.transforms import cell_centre
-from ..core.folding import fold_batchnorm
+from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
 from ..data.trunk_cache import find_cache
 from ..io.checkpoint import as_meta
@@ -128,7 +128,7 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
     tf = cub.transform
     g = torch.Generator().manual_seed(seed)
-    fast = channels_last(fold_batchnorm(model))  # after the cache lookup, which hashes the trunk's own weights
+    fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
     xi = 0
     for x, y, ann in tqdm(loader, desc="localize", disable=not progress, file=sys.stderr):

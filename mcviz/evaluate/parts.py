@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ..io.files import PARTS, file_sha256, load_side_file, side_path
-from ..core.folding import fold_batchnorm
+from ..core.folding import for_inference
 from ..core.models import channels_last
 from ..data.transforms import cell_centre
 
@@ -132,7 +132,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
     model, meta = load_checkpoint(checkpoint)
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
     crop = cub.transform.crop
-    fast = channels_last(fold_batchnorm(model))  # after the cache lookup, which hashes the trunk's own weights
+    fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     cats = [*cub.part_names, NO_PART, OFF_BIRD]
     n, n_cat = model.groups.num_channels, len(cats)
     own = torch.zeros(n, n_cat)
