@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results_models import (DATA_NAME, DOCS, RECIPE, REPO, RUNS_DOC, TERMS, fmt, localize_rows, localization,
-                            meets_target, options, rows, seed, shared, soft_family, sort_key,
-                            two_seed_rows)
+from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, fmt, frozen_rows, localize_rows, localization,
+                            meets_target, options, recipe, rows, seed, shared, shipped_crop, soft_family,
+                            sort_key, two_seed_rows)
 from results_levers import copy_lever_runs, crop_rows, lever_rows, mc_config_rows
 from results_targets import targets
 
@@ -43,6 +43,12 @@ CROP_TEXT = (
     "288 px). The 224 px column evaluates the shipped file; the training-time numbers above ran the "
     "float32 weights before they were stored as float16, hence `cub-ce`'s 67.22 here against 67.35. "
     "Training at 288 px (`hc-v2-e4-s288`) gains more.")
+
+
+FROZEN_TEXT = (
+    "The same recipe at 224 px (14x14 maps), trained in the sessions before; their records are in "
+    "`docs/runs/frozen-224/`. Training at 288 px is the lever of the table below that moved top-1 "
+    "(`hc-v2-e4-s288`); everything else shares the recipe.")
 
 
 MC_TEXT = (
@@ -105,6 +111,8 @@ def write_results(ckpts) -> None:
     ours = " | ".join(fmt(plain.get(v, {}).get("top1")) for v, _ in cols)
     ours_mc = " | ".join(fmt(plain.get(v, {}).get("top1_mc")) if v != "ce" else "–" for v, _ in cols)
     pairs = seed_pairs(by)
+    crop = shipped_crop(ckpts)
+    side = crop // 16
     text = [
         "# Results", "",
         "Everything here is produced by commands in this repository: the models by "
@@ -113,7 +121,7 @@ def write_results(ckpts) -> None:
         "(the official code reports the best epoch; we do not). The earlier 64 px from-scratch models and "
         "their numbers: `docs/from-scratch/`.", "",
         "## Recipe", "",
-        "No GPU was available to this work: every model was trained on the project's 2-core CPU. " + RECIPE +
+        "No GPU was available to this work: every model was trained on the project's 2-core CPU. " + recipe(crop) +
         " `python benchmarks/finetune_speed.py` times this recipe against fine-tuning the whole network. "
         "Within a table only the variant, its options and the seed change.", "",
         "## CUB-200-2011", "", *acc_table(cub), "",
@@ -121,7 +129,7 @@ def write_results(ckpts) -> None:
         "code reports):", "",
         "| | " + " | ".join(t for _, t in cols) + " |",
         "|---|" + "---|" * len(cols),
-        f"| ours, Lite0 ImageNet, 224 px, frozen trunk, 4 epochs (CE head) | {ours} |",
+        f"| ours, Lite0 ImageNet, {crop} px, frozen trunk, 4 epochs (CE head) | {ours} |",
         f"| ours, predicting from the MC branch | {ours_mc} |",
         "| paper, VGG16 from scratch, CUB | 28.53 | 65.98 | 65.20 | 64.52 | 63.36 | – |",
         "| paper, ResNet18 from scratch, CUB | 45.70 | 59.41 | – | – | – | – |",
@@ -130,6 +138,10 @@ def write_results(ckpts) -> None:
     if pairs:
         text += ["### Two seeds", "", "| model | top-1 % seed 0 | seed 1 | mean | MC branch seed 0 | seed 1 | mean h |",
                  "|---|---|---|---|---|---|---|", *pairs, ""]
+    frozen = frozen_rows(by)
+    if frozen:
+        text += ["### Frozen body at 224 px (the models shipped before the 288 px rebuild)", "", FROZEN_TEXT, "",
+                 *frozen, ""]
     text += lever_sections()
     if cars:
         text += ["## Stanford Cars", "", *acc_table(cars), "",
@@ -137,8 +149,8 @@ def write_results(ckpts) -> None:
                  "MC-Loss 87.47.", ""]
     text += [
         "## Do the channels find parts? (`mcviz localize`)", "",
-        "For each CUB test image (all 5,794) and its true class, each of the class's channels' peak (14x14 "
-        "maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
+        "For each CUB test image (all 5,794) and its true class, each of the class's channels' peak "
+        f"({side}x{side} maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
         "random peaks on the same grid, as many per image as the class has channels, give the chance level "
         "(soft-label classes own up to 6 channels: compare them with their own random column).", "",
         *localize_rows(cub), "",
@@ -157,6 +169,8 @@ def write_diversity(ckpts) -> None:
             "peaks near a part | distinct parts / image (of 3) | target met |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     base = (cub["cub-mc"][1].metrics.top1 if "cub-mc" in cub else None)
+    crop = shipped_crop(ckpts)
+    side = crop // 16
     tried = [n for n in cub if cub[n][1].variant in ("mc", "mc-no-div", "ce", "mc-v2", "mc-no-cwa")]
     tried.sort(key=lambda n: sort_key(cub[n]))
     rnd = None
@@ -193,7 +207,8 @@ def write_diversity(ckpts) -> None:
     marker = "<!-- generated below by scripts/results.py -->"
     head = keep.split(marker)[0].rstrip() if marker in keep else "# Do MC-Loss channels find parts?"
     text = [head, "", marker, "", "## Numbers", "",
-            "CUB test split (5,794 images), the true class's 3 channels, 14x14 maps at 224 px, hit radius 0.15 x "
+            f"CUB test split (5,794 images), the true class's 3 channels, {side}x{side} maps at {crop} px, hit "
+            "radius 0.15 x "
             "the box diagonal (`mcviz localize`); top-1 at the final epoch; h is always the paper's (all "
             "positions), whatever the model trained on. Target: at least 1.8 distinct parts per image, at "
             f"least 0.75 of the peaks in the box, top-1 no worse than plain MC-Loss's ({fmt(base)} %).", "",
@@ -264,7 +279,7 @@ def localize_missing(ckpts, data: Path) -> None:
 
 def write_checkpoints_readme(ckpts) -> None:
     lines = ["# Shipped checkpoints", "",
-             "Trained by `scripts/train_checkpoints.sh` on the 2-core CPU (no GPU was available). " + RECIPE +
+             "Trained by `scripts/train_checkpoints.sh` on the 2-core CPU (no GPU was available). " + recipe(shipped_crop(ckpts)) +
              " Stored in float16. Accuracy is the **final epoch** on the full test split (not the best epoch). "
              "Second seeds are reported in `docs/results.md` and `docs/runs/`, not shipped. Regenerate this "
              "table with `python scripts/results.py`.", "",

@@ -13,12 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from results_models import RUNS_DOC, fmt
+from results_models import FROZEN_224, RUNS_DOC, fmt
 
 LEVER_DOC = RUNS_DOC / "levers"
 # (run, what it changes from the row it follows); the first row is the shipped CE model.
 LEVERS: list[tuple[str, str]] = [
-    ("cub-ce", "the shipped recipe: body frozen through the head conv, 2 views (crop, mirror), 4 epochs"),
+    ("cub-ce", "the recipe before the rebuild: 224 px, body frozen through the head conv, 2 views (crop, "
+               "mirror), 4 epochs"),
     ("hc-v4-e4", "views: 4 per image (+ 2 random resized crops)"),
     ("hc-v4-e8", "epochs: 8"),
     ("hc-v8-e4", "views: 8 per image (`hc-v4-e4` with 6 random resized crops instead of 2)"),
@@ -45,8 +46,8 @@ def copy_lever_runs(runs_dir: Path) -> None:
 
 
 def lever_record(name: str) -> Optional[tuple[dict, list[dict]]]:
-    if name.startswith("cub-"):  # a shipped model: its run's files sit beside the other shipped runs
-        metrics, config = RUNS_DOC / f"{name}.metrics.jsonl", None
+    if name.startswith("cub-"):  # a model of the 224 px frozen-body set the levers started from
+        metrics, config = FROZEN_224 / f"{name}.metrics.jsonl", None
     else:
         metrics, config = LEVER_DOC / f"{name}.metrics.jsonl", LEVER_DOC / f"{name}.config.json"
     if not metrics.exists():
@@ -63,6 +64,15 @@ def final_eval(cfg: dict, rows: list[dict]) -> Optional[dict]:
     return evald[-1] if evald and evald[-1]["epoch"] == cfg["epochs"] else None
 
 
+def recorded(names):
+    """(name, config, metrics rows, final evaluated row or None while unfinished) of each of
+    ``names`` that has a record."""
+    for name in names:
+        found = lever_record(name)
+        if found is not None:
+            yield (name, *found, final_eval(*found))
+
+
 def train_minutes(rows: list[dict]) -> float:
     """Training minutes of a run (its epochs' train_time_s; evaluation and caches excluded)."""
     return sum(r["train_time_s"] for r in rows) / 60
@@ -77,12 +87,9 @@ def lever_rows() -> list[str]:
     """The markdown table (empty when no lever run is recorded)."""
     out = ["| run | lever (from the row above) | trained | views | epochs | top-1 % | top-1 % with flip | "
            "train acc | minutes |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, lever in LEVERS:
-        found = lever_record(name)
-        if found is None:
-            continue
-        cfg, rows = found
-        final = final_eval(cfg, rows)
+    levers = dict(LEVERS)
+    for name, cfg, rows, final in recorded(levers):
+        lever = levers[name]
         if final is None:
             out.append(f"| `{name}` | {lever} | – | – | – | (running: {len(rows)} of {cfg['epochs']} epochs) | – | – | – |")
             continue
@@ -97,8 +104,8 @@ def lever_rows() -> list[str]:
 # head conv's own 1280 channels split unevenly (Table II) while block 6 and the head conv train;
 # each at the paper's fine-tuning weight (mu = 0.005) and its from-scratch one (mu = 1.5).
 MC_CONFIGS: list[tuple[str, str, str, str]] = [
-    ("cub-ce", "CE reference of (a)", "–", "–"),
-    ("cub-mc", "(a) 1x1 MC layer, xi = 3", "1.5", "10"),
+    ("cub-ce", "CE reference of (a), 224 px", "–", "–"),
+    ("cub-mc", "(a) 1x1 MC layer, xi = 3, 224 px", "1.5", "10"),
     ("mc-a-mu0005", "(a) 1x1 MC layer, xi = 3", "0.005", "10"),
     ("b5-v4-e8", "CE reference of (b)", "–", "–"),
     ("mc-b-mu0005", "(b) head conv's 1280 channels, Table II split", "0.005", "10"),
@@ -110,7 +117,7 @@ MC_CONFIGS: list[tuple[str, str, str, str]] = [
 
 
 def _localization(name: str) -> Optional[dict]:
-    f = (RUNS_DOC if name.startswith("cub-") else LEVER_DOC) / f"{name}.localize.json"
+    f = (FROZEN_224 if name.startswith("cub-") else LEVER_DOC) / f"{name}.localize.json"
     return json.loads(f.read_text()) if f.exists() else None
 
 
@@ -118,14 +125,11 @@ def mc_config_rows() -> list[str]:
     """The MC-Loss configuration table (empty when none of its runs is recorded)."""
     out = ["| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
            "(random peaks) | peaks in the box (random) | minutes |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, what, mu, lam in MC_CONFIGS:
-        found = lever_record(name)
-        if found is None:
-            continue
-        cfg, rows = found
-        final = final_eval(cfg, rows)
+    configs = {name: rest for name, *rest in MC_CONFIGS}
+    for name, cfg, rows, final in recorded(configs):
         if final is None:
             continue
+        what, mu, lam = configs[name]
         loc = _localization(name)
         parts = f"{loc['distinct_parts']:.3f} ({loc['random_distinct_parts']:.2f})" if loc else "–"
         in_box = f"{loc['in_box']:.3f} ({loc['random_in_box']:.2f})" if loc else "–"

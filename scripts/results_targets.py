@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from results_levers import LEVERS, final_eval, lever_record, train_minutes
+from results_levers import LEVERS, recorded, train_minutes
 from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, soft_family
 
 CHECKPOINTS = REPO / "checkpoints"
@@ -34,9 +34,7 @@ def _map_side(meta) -> int:
 def _best_lever() -> Optional[tuple[str, float]]:
     """The finished CE lever run with the highest top-1 (every row of the lever table is CE)."""
     best = None
-    for name, _ in LEVERS:
-        found = lever_record(name)
-        final = final_eval(*found) if found else None
+    for name, _, _, final in recorded(dict(LEVERS)):
         if final is not None and (best is None or final["top1"] > best[1]):
             best = (name, final["top1"])
     return best
