@@ -112,7 +112,6 @@ def write_results(ckpts) -> None:
     ours_mc = " | ".join(fmt(plain.get(v, {}).get("top1_mc")) if v != "ce" else "–" for v, _ in cols)
     pairs = seed_pairs(by)
     crop = shipped_crop(ckpts)
-    side = crop // 16
     text = [
         "# Results", "",
         "Everything here is produced by commands in this repository: the models by "
@@ -150,7 +149,7 @@ def write_results(ckpts) -> None:
     text += [
         "## Do the channels find parts? (`mcviz localize`)", "",
         "For each CUB test image (all 5,794) and its true class, each of the class's channels' peak "
-        f"({side}x{side} maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
+        f"({crop // 16}x{crop // 16} maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
         "random peaks on the same grid, as many per image as the class has channels, give the chance level "
         "(soft-label classes own up to 6 channels: compare them with their own random column).", "",
         *localize_rows(cub), "",
