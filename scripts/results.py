@@ -16,10 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, fmt, frozen_rows, localize_rows, localization,
+from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, fmt, localize_rows, localization, map_side,
                             meets_target, options, recipe, rows, seed, shared, shipped_crop, soft_family,
                             sort_key, two_seed_rows)
-from results_levers import copy_lever_runs, crop_rows, lever_rows, mc_config_rows
+from results_levers import copy_lever_runs, crop_rows, frozen_rows, lever_rows, mc_config_rows
 from results_targets import targets
 
 
@@ -149,7 +149,7 @@ def write_results(ckpts) -> None:
     text += [
         "## Do the channels find parts? (`mcviz localize`)", "",
         "For each CUB test image (all 5,794) and its true class, each of the class's channels' peak "
-        f"({crop // 16}x{crop // 16} maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
+        f"({map_side(crop)}x{map_side(crop)} maps) is matched to the nearest visible annotated part within 0.15 x the bird box's diagonal; "
         "random peaks on the same grid, as many per image as the class has channels, give the chance level "
         "(soft-label classes own up to 6 channels: compare them with their own random column).", "",
         *localize_rows(cub), "",
@@ -169,7 +169,7 @@ def write_diversity(ckpts) -> None:
             "|---|---|---|---|---|---|---|---|---|---|"]
     base = (cub["cub-mc"][1].metrics.top1 if "cub-mc" in cub else None)
     crop = shipped_crop(ckpts)
-    side = crop // 16
+    side = map_side(crop)
     tried = [n for n in cub if cub[n][1].variant in ("mc", "mc-no-div", "ce", "mc-v2", "mc-no-cwa")]
     tried.sort(key=lambda n: sort_key(cub[n]))
     rnd = None
@@ -292,7 +292,7 @@ def write_checkpoints_readme(ckpts) -> None:
         met = m.metrics.as_dict()
         size = p.path.stat().st_size
         total += size
-        cells = m.input["crop"] // (16 if m.backbone != "small" else 8)
+        cells = map_side(m.input["crop"], m.backbone)
         lines.append(
             f"| `{p.path.name}` | {DATA_NAME.get(m.dataset, m.dataset)} | {m.backbone} "
             f"{'(ImageNet)' if m.hparam('pretrained') else ''} | {m.variant} | "

