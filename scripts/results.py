@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,8 @@ from results_targets import targets
 
 
 LEVER_TEXT = (
-    "The shipped models train a 1x1 layer and the head on a frozen body and memorise their training "
-    "views (train accuracy 0.99). Each row changes one thing of the row above it (or of the run it names), "
+    "Measured on the 224 px recipe the models were shipped with before (a 1x1 layer and the head "
+    "trained on a frozen body), which memorises its training views (train accuracy 0.99). Each row changes one thing of the row above it (or of the run it names), "
     "on cross-entropy alone; "
     "top-1 at the final epoch on the full test split. Views: cached views per training image (the "
     "evaluation crop, its mirror, then random resized crops and their mirrors). Minutes: training only, "
@@ -37,18 +38,20 @@ LEVER_TEXT = (
 
 
 CROP_TEXT = (
-    "Resolution is the one lever that moved top-1. Part of it needs no training: the shipped models, "
-    "trained on 224 px crops, already score higher on larger test crops of the same photos (`mcviz eval "
-    "CKPT --crop PX`; the frozen ImageNet body then sees each bird larger and gives finer maps, 18x18 at "
-    "288 px). The 224 px column evaluates the shipped file; the training-time numbers above ran the "
-    "float32 weights before they were stored as float16, hence `cub-ce`'s 67.22 here against 67.35. "
-    "Training at 288 px (`hc-v2-e4-s288`) gains more.")
+    "Resolution is the one lever that moved top-1. Part of it needs no training: the 224 px models "
+    "(the frozen-body table above), trained on 224 px crops, already score higher on larger test crops of "
+    "the same photos (`mcviz eval CKPT --crop PX`; the frozen ImageNet body then sees each bird larger and "
+    "gives finer maps, 18x18 at 288 px). The 224 px column evaluates the file shipped then; the "
+    "training-time numbers ran the float32 weights before they were stored as float16, hence `cub-ce`'s "
+    "67.22 here against 67.35. Training at 288 px (`hc-v2-e4-s288`) gains more, and every shipped model "
+    "is now trained that way.")
 
 
 FROZEN_TEXT = (
-    "The same recipe at 224 px (14x14 maps), trained in the sessions before; their records are in "
+    "The models shipped before the rebuild: the same recipe at 224 px (14x14 maps); their records are in "
     "`docs/runs/frozen-224/`. Training at 288 px is the lever of the table below that moved top-1 "
-    "(`hc-v2-e4-s288`); everything else shares the recipe.")
+    "(`hc-v2-e4-s288`); everything else is unchanged, so \"change\" is the resolution's gain, model by model. "
+    "Localisation at 224 px counts peaks on the 14x14 grid; the tables above and below count them on 18x18.")
 
 
 MC_TEXT = (
@@ -276,6 +279,13 @@ def localize_missing(ckpts, data: Path) -> None:
         loc.write_text(res.stdout.strip().splitlines()[-1] + "\n")
 
 
+def portable(command: str, name: str) -> str:
+    """A stored training command as train_checkpoints.sh runs it from the repository root: the data
+    under ../shared/data and the run in runs/NAME, whatever folders the machine that trained it used."""
+    command = re.sub(r"--root \S*/shared/data/", "--root ../shared/data/", command)
+    return re.sub(r"--out \S+", f"--out runs/{name}", command)
+
+
 def write_checkpoints_readme(ckpts) -> None:
     lines = ["# Shipped checkpoints", "",
              "Trained by `scripts/train_checkpoints.sh` on the 2-core CPU (no GPU was available). " + recipe(shipped_crop(ckpts)) +
@@ -299,7 +309,7 @@ def write_checkpoints_readme(ckpts) -> None:
             f"{options(m) or '–'} | {seed(m)} | {m.input['crop']} px | {cells}x{cells} | {met.get('epoch')} | "
             f"{met.get('top1', float('nan')):.2f} | {met.get('top1_mc', float('nan')):.2f} | "
             f"{met.get('mean_h', float('nan')):.3f} | {size / 1e6:.1f} MB | {TERMS.get(m.dataset, '')} |")
-        cmds.append(f"- `{p.path.name}`: `{m.command}`")
+        cmds.append(f"- `{p.path.name}`: `{portable(m.command, p.stem)}`")
     side = [f for f in (REPO / "checkpoints").iterdir() if f.suffix in (".json", ".png")]
     lines += ["", f"All {len(shipped)} files: {total / 1e6:.1f} MB.", "",
               "Beside each checkpoint: `NAME.ranking.json`, every channel's effect on every class (`mcviz rank`; "

@@ -116,7 +116,11 @@ MC_CONFIGS: list[tuple[str, str, str, str]] = [
     ("mc-b-mu15", "(b) head conv's 1280 channels, Table II split", "1.5", "10"),
     ("hc-v2-e4-s288", "CE reference at 288 px (18x18 maps)", "–", "–"),
     ("mc-s288", "(a) at 288 px (`cub-mc`'s recipe)", "1.5", "10"),
-    ("anchor-s288", "(a) + the anchored L_div at 288 px (`cub-mc-anchor`'s recipe, the app's default)", "1.5", "2"),
+    ("anchor-s288", "(a) + the anchored L_div at 288 px (the app's default before the mu sweep)", "1.5", "2"),
+    ("anchor-s288-mu05", "`anchor-s288` at a lower weight", "0.5", "2"),
+    ("anchor-s288-mu05-s1", "`anchor-s288-mu05`, seed 1", "0.5", "2"),
+    ("anchor-s288-mu015", "`anchor-s288` at a lower weight still", "0.15", "2"),
+    ("anchor-s288-mu015-s1", "`anchor-s288-mu015`, seed 1", "0.15", "2"),
 ]
 
 

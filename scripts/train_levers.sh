@@ -29,6 +29,10 @@ declare -A LEVERS=(
   [hc-v2-e4-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [mc-s288]="--variant mc ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [anchor-s288]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu05]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu015]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu05-s1]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
+  [anchor-s288-mu015-s1]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
   [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
   [b5-v4-e8-mix]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --mixup 0.2"
@@ -36,7 +40,7 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 mc-s288 anchor-s288 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
 
 if [ "${1:-}" = --crops ]; then
   mkdir -p "$DOCS/runs/levers"
