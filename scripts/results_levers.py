@@ -117,9 +117,10 @@ MC_CONFIGS: list[tuple[str, str, str, str]] = [
     ("hc-v2-e4-s288", "CE reference at 288 px (18x18 maps)", "–", "–"),
     ("mc-s288", "(a) at 288 px (`cub-mc`'s recipe)", "1.5", "10"),
     ("anchor-s288", "(a) + the anchored L_div at 288 px (the app's default before the mu sweep)", "1.5", "2"),
+    ("anchor-s288-s1", "`anchor-s288`, seed 1 (`cub-mc-anchor-s1` before the mu sweep)", "1.5", "2"),
     ("anchor-s288-mu05", "`anchor-s288` at a lower weight", "0.5", "2"),
     ("anchor-s288-mu05-s1", "`anchor-s288-mu05`, seed 1", "0.5", "2"),
-    ("anchor-s288-mu015", "`anchor-s288` at a lower weight still", "0.15", "2"),
+    ("anchor-s288-mu015", "`anchor-s288` at a lower weight still (`cub-mc-anchor`'s configuration)", "0.15", "2"),
     ("anchor-s288-mu015-s1", "`anchor-s288-mu015`, seed 1", "0.15", "2"),
 ]
 
@@ -183,3 +184,64 @@ def frozen_rows(now: dict) -> list[str]:
         out.append(f"| `{name}` | {final['top1']:.2f} | {fmt(final.get('top1_mc'))} | {h} | {where} | {fmt(new)} | "
                    f"{change} |")
     return out if len(out) > 2 else []
+
+
+SWEEP_TEXT = (
+    "The anchored variant at 288 px, at the recipe's mu = 1.5 (the app's default before this sweep) and at two "
+    "lower weights, two seeds each (`scripts/train_levers.sh`). `cub-mc-anchor` and `cub-mc-anchor-s1` are the "
+    "mu = 0.15 configuration trained again by `scripts/train_checkpoints.sh` on the same cache (the targets "
+    "table): at seed 0 it gives the lever run's weights exactly (69.66 %, the same loss at every epoch), at "
+    "seed 1 other weights from the first epoch on (70.71 % against 70.31 %; the cause is not found), so the "
+    "default's seed 1 is a third sample of the configuration. The mu = 0.5 and 0.15 runs were trained "
+    "on a rebuilt copy of the block-5 caches (a later session, another machine of the same kind), whose "
+    "features differ from the first copy's in the third digit (float rounding; correlation 0.99999): that moves "
+    "a run by a few tenths (`anchor-s288-mu015-s1`: 71.61 % with flip on the first copy, 71.40 % on the second), "
+    "the size of the seed-to-seed spread, so each weight's two seeds share one copy. A lower weight buys "
+    "accuracy with localisation: the MC branch's own top-1 and h fall with mu (the runs' records), and so do "
+    "the distinct parts.")
+
+
+# The anchored variant's MC-Loss weight, two seeds each: (mu, seed-0 run, seed-1 run).
+ANCHOR_SWEEP = (("1.5", "anchor-s288", "anchor-s288-s1"), ("0.5", "anchor-s288-mu05", "anchor-s288-mu05-s1"),
+                ("0.15", "anchor-s288-mu015", "anchor-s288-mu015-s1"))
+PARTS_FLOOR, BOX_FLOOR = 2.0, 0.80  # the default model's localisation targets (issue 19)
+
+
+def _sweep_point(seed0: str, seed1: str) -> Optional[tuple[list[float], float, float]]:
+    """(top-1 of each seed, mean distinct parts, mean peaks in the box) of a two-seed pair, or
+    None while one of its runs or localisations is missing."""
+    finals = {name: final for name, _, _, final in recorded((seed0, seed1))}
+    locs = [_localization(n) for n in (seed0, seed1)]
+    if any(finals.get(n) is None for n in (seed0, seed1)) or not all(locs):
+        return None
+    return ([finals[n]["top1"] for n in (seed0, seed1)], sum(r["distinct_parts"] for r in locs) / 2,
+            sum(r["in_box"] for r in locs) / 2)
+
+
+def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> list[str]:
+    """The anchored variant at each MC-Loss weight against ``ce_mean`` (CE's two-seed top-1) and
+    the rule that picks the shipped configuration: within 0.5 of CE on the mean of two seeds, at
+    least PARTS_FLOOR parts and BOX_FLOOR peaks in the box; then the most distinct parts.
+    ``default_mu``: the weight `cub-mc-anchor` was trained with, said beside the rule's pick."""
+    if ce_mean is None:
+        return []
+    out = ["| mu | top-1 % seed 0 | seed 1 | mean | mean - CE's | distinct parts / image (mean) | "
+           "peaks in the box (mean) | meets the rule's bars |", "|---|---|---|---|---|---|---|---|"]
+    passing = []
+    for mu, seed0, seed1 in ANCHOR_SWEEP:
+        point = _sweep_point(seed0, seed1)
+        if point is None:
+            continue
+        (a, b), parts, box = point
+        mean = (a + b) / 2
+        ok = mean >= ce_mean - 0.5 and parts >= PARTS_FLOOR and box >= BOX_FLOOR
+        if ok:
+            passing.append((parts, mu))
+        out.append(f"| {mu} | {a:.2f} | {b:.2f} | {mean:.2f} | {mean - ce_mean:+.2f} | {parts:.3f} | {box:.3f} | "
+                   f"{'yes' if ok else 'no'} |")
+    if len(out) == 2:
+        return []
+    pick = f"The rule picks mu = {max(passing)[1]}." if passing else "No weight meets the rule's bars."
+    if default_mu is not None:
+        pick += f" `cub-mc-anchor`, the app's default, is trained with mu = {default_mu:g}."
+    return [f"CE's two-seed mean: {ce_mean:.2f} %, so the bar is {ce_mean - 0.5:.2f} %.", "", *out, "", pick]

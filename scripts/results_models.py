@@ -54,8 +54,13 @@ OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standa
 
 
 def options(m: CheckpointMeta) -> str:
-    """The non-default diversity options of a run, in words ('' for the paper's loss)."""
-    return ", ".join(OPTION_WORDS[k].format(v) for k, v in m.diversity_options().items())
+    """The non-default diversity options of a run and an MC-Loss weight other than the recipe's
+    mu = 1.5, in words ('' for the paper's loss at that weight)."""
+    words = [OPTION_WORDS[k].format(v) for k, v in m.diversity_options().items()]
+    mu = float(m.hparams.get("mu", 1.5))
+    if m.variant != "ce" and mu != 1.5:
+        words.append(f"μ = {mu:g}")
+    return ", ".join(words)
 
 
 def seed(m: CheckpointMeta) -> int:
