@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, fmt, localize_rows, localization, map_side,
-                            meets_target, options, recipe, rows, seed, shared, shipped_crop, soft_family,
-                            sort_key, two_seed_rows)
+from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_model, fmt, localize_rows, localization,
+                            map_side, mean_top1, meets_target, options, recipe, rows, seed, shared, shipped_crop,
+                            soft_family, sort_key, two_seed_rows)
 from results_levers import (SWEEP_TEXT, anchor_sweep_rows, copy_lever_runs, crop_rows, frozen_rows, lever_rows,
                             mc_config_rows)
 from results_targets import targets
@@ -105,8 +105,7 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
     configs = mc_config_rows()
     if configs:
         text += ["### MC-Loss as the paper fine-tunes it", "", MC_TEXT, "", *configs, ""]
-    ce = [by[n]["top1"] for n in ("cub-ce", "cub-ce-s1") if "top1" in by.get(n, {})]
-    sweep = anchor_sweep_rows(sum(ce) / 2 if len(ce) == 2 else None, default_mu)
+    sweep = anchor_sweep_rows(mean_top1(by, ["cub-ce", "cub-ce-s1"]), default_mu)
     if sweep:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
     return text
@@ -154,7 +153,7 @@ def write_results(ckpts) -> None:
     if frozen:
         text += ["### Frozen body at 224 px (the models shipped before the 288 px rebuild)", "", FROZEN_TEXT, "",
                  *frozen, ""]
-    text += lever_sections(by, next((m.hparams.get("mu") for p, m in ckpts if p.stem == "cub-mc-anchor"), None))
+    text += lever_sections(by, next((m.hparams.get("mu") for p, m in ckpts if p.stem == default_model()), None))
     if cars:
         text += ["## Stanford Cars", "", *acc_table(cars), "",
                  "Paper, Stanford Cars (from scratch): VGG16 CE 76.59, MC-Loss 90.85; ResNet18 CE 79.12, "

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from results_models import FROZEN_224, RUNS_DOC, fmt
+from results_models import BOX_FLOOR, FROZEN_224, PARTS_FLOOR, RUNS_DOC, fmt
 
 LEVER_DOC = RUNS_DOC / "levers"
 # (run, what it changes from the row it follows); the first row is the shipped CE model.
@@ -204,7 +204,6 @@ SWEEP_TEXT = (
 # The anchored variant's MC-Loss weight, two seeds each: (mu, seed-0 run, seed-1 run).
 ANCHOR_SWEEP = (("1.5", "anchor-s288", "anchor-s288-s1"), ("0.5", "anchor-s288-mu05", "anchor-s288-mu05-s1"),
                 ("0.15", "anchor-s288-mu015", "anchor-s288-mu015-s1"))
-PARTS_FLOOR, BOX_FLOOR = 2.0, 0.80  # the default model's localisation targets (issue 19)
 
 
 def _sweep_point(seed0: str, seed1: str) -> Optional[tuple[list[float], float, float]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from mcviz.core.variants import TABLE_ORDER, order_key
+from mcviz.train.config import TrainConfig
 from mcviz.io import CheckpointMeta, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,12 +54,18 @@ OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standa
                 "div_anchor_sd": "region at mean + {:g} sd", "lam": "λ = {:g}"}
 
 
+# The default model's localisation targets (issue 19).
+PARTS_FLOOR, BOX_FLOOR = 2.0, 0.80
+# The MC-Loss weight every model trains with unless its command says otherwise.
+RECIPE_MU = TrainConfig.__dataclass_fields__["mu"].default
+
+
 def options(m: CheckpointMeta) -> str:
     """The non-default diversity options of a run and an MC-Loss weight other than the recipe's
-    mu = 1.5, in words ('' for the paper's loss at that weight)."""
+    (RECIPE_MU), in words ('' for the paper's loss at that weight)."""
     words = [OPTION_WORDS[k].format(v) for k, v in m.diversity_options().items()]
-    mu = float(m.hparams.get("mu", 1.5))
-    if m.variant != "ce" and mu != 1.5:
+    mu = float(m.hparams.get("mu", RECIPE_MU))
+    if m.variant != "ce" and mu != RECIPE_MU:
         words.append(f"μ = {mu:g}")
     return ", ".join(words)
 

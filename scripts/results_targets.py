@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from results_levers import LEVERS, recorded, train_minutes
-from results_models import REPO, RUNS_DOC, mean_top1, default_model, localization, map_side, soft_family
+from results_models import (BOX_FLOOR, PARTS_FLOOR, REPO, RUNS_DOC, mean_top1, default_model, localization, map_side,
+                            soft_family)
 
 CHECKPOINTS = REPO / "checkpoints"
 
@@ -87,10 +88,10 @@ def _explanation_rows(t: _Table, by: dict, cub) -> None:
     default = default_model()
     loc = {p.stem: localization(p) for p, _ in cub}.get(default)
     if loc:
-        t.row("default model: >= 2.0 distinct parts per image", f"{loc['distinct_parts']:.3f}",
-              loc["distinct_parts"] >= 2.0, f"{2.0 - loc['distinct_parts']:.3f}")
-        t.row("default model: >= 0.80 of the peaks in the box", f"{loc['in_box']:.3f}", loc["in_box"] >= 0.80,
-              f"{0.80 - loc['in_box']:.3f}")
+        t.row(f"default model: >= {PARTS_FLOOR:.1f} distinct parts per image", f"{loc['distinct_parts']:.3f}",
+              loc["distinct_parts"] >= PARTS_FLOOR, f"{PARTS_FLOOR - loc['distinct_parts']:.3f}")
+        t.row(f"default model: >= {BOX_FLOOR:.2f} of the peaks in the box", f"{loc['in_box']:.3f}",
+              loc["in_box"] >= BOX_FLOOR, f"{BOX_FLOOR - loc['in_box']:.3f}")
     fam, base = soft_family(cub), by.get("cub-mc", {}).get("top1")
     if fam:
         name, f, soft_top1 = fam

@@ -21,6 +21,8 @@ COMMON=(--backbone lite0 --pretrained --image-size 224 --batch-size 64 --lr 0.05
         --save-dtype float16)
 HC=(--freeze head_conv --cache-layer block5)
 B5=(--freeze block5 --body-lr 0.2)
+# the anchored L_div of the app's default (docs/diversity.md)
+ANCHOR=(--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2)
 
 declare -A LEVERS=(
   [hc-v4-e4]="--variant ce ${HC[*]} --cache-views 4 --epochs 4"
@@ -28,11 +30,11 @@ declare -A LEVERS=(
   [hc-v8-e4]="--variant ce ${HC[*]} --cache-views 8 --epochs 4"
   [hc-v2-e4-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [mc-s288]="--variant mc ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
-  [anchor-s288]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
-  [anchor-s288-mu05]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
-  [anchor-s288-mu015]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
-  [anchor-s288-mu05-s1]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
-  [anchor-s288-mu015-s1]="--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
+  [anchor-s288]="${ANCHOR[*]} ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu05]="${ANCHOR[*]} --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu015]="${ANCHOR[*]} --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu05-s1]="${ANCHOR[*]} --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
+  [anchor-s288-mu015-s1]="${ANCHOR[*]} --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
   [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
   [b5-v4-e8-mix]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --mixup 0.2"
