@@ -14,7 +14,7 @@ from mcviz.serving import serving_threads
 APP_DIR = Path(__file__).resolve().parent
 REPO = APP_DIR.parent
 
-# MC-Loss with the anchored diversity term at mu = 0.15 on the pretrained EfficientNet-Lite0:
+# MC-Loss with the anchored diversity term at mu = 0.3 on the pretrained EfficientNet-Lite0:
 # the MC-Loss model that matches cross-entropy's accuracy (within 0.5, two seeds) while its
 # channels still peak on different parts of the bird (docs/results.md, docs/diversity.md),
 # which is what the app is for.

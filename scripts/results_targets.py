@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from results_levers import LEVERS, recorded, train_minutes
-from results_models import (BOX_FLOOR, PARTS_FLOOR, REPO, RUNS_DOC, mean_top1, default_model, localization, map_side,
+from results_models import (BOX_FLOOR, OWN_FLOOR, PARTS_FLOOR, REPO, RUNS_DOC, mean_top1, default_model, localization, map_side,
                             soft_family)
 
 CHECKPOINTS = REPO / "checkpoints"
@@ -92,6 +92,11 @@ def _explanation_rows(t: _Table, by: dict, cub) -> None:
               loc["distinct_parts"] >= PARTS_FLOOR, f"{PARTS_FLOOR - loc['distinct_parts']:.3f}")
         t.row(f"default model: >= {BOX_FLOOR:.2f} of the peaks in the box", f"{loc['in_box']:.3f}",
               loc["in_box"] >= BOX_FLOOR, f"{BOX_FLOOR - loc['in_box']:.3f}")
+    faith = RUNS_DOC / f"{default}.faithfulness.json"
+    if faith.exists():  # issue 20's target, measured by scripts/faithfulness.py
+        own = json.loads(faith.read_text())["in-sample"]["own_in_top10"]["effect"]
+        t.row(f"default model: >= {OWN_FLOOR} of a class's own channels in its top 10 by effect (issue 20)",
+              f"{own:.2f}", own >= OWN_FLOOR, f"{OWN_FLOOR - own:.2f}")
     fam, base = soft_family(cub), by.get("cub-mc", {}).get("top1")
     if fam:
         name, f, soft_top1 = fam

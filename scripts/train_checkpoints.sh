@@ -39,13 +39,13 @@ declare -A MODELS=(
   [cub-mc-soft]="${CUB[*]} --variant mc-soft --soft-norm --seed 0"
   # the paper's Eq. 10-11 as written (reported in docs/soft-labels.md, not shipped)
   [cub-mc-soft-paper]="${CUB[*]} --variant mc-soft --seed 0"
-  [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 --seed 0"
+  [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
   [cars-ce]="${CARS[*]} --variant ce --seed 0"
   [cars-mc]="${CARS[*]} --variant mc --seed 0"
   # Second seeds (not shipped)
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
-  [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.15 --seed 1"
+  [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
 )
 ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc
        cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-soft-paper)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains the runs of docs/results.md's lever and MC-Loss configuration tables (issue 19) into
-# RUNS/levers/NAME, measures their localisation and their top-1 with test-time mirroring, and
+# RUNS/levers/NAME, measures their localisation, their top-1 with test-time mirroring and
+# how many of a class's own channels its top 10 by effect holds (MC-Loss runs), and
 # leaves the records where scripts/results.py copies them from.
 #
 # Usage: scripts/train_levers.sh [NAME ...]     (default: every run, one after the other)
@@ -10,7 +11,7 @@
 # backbone, 224 px, batch 64, lr 0.05 (cosine) and one of two caches of block 5's outputs (2 or 4
 # views per training image); the names say what changes: hc = body frozen through the head conv,
 # b5 = through block 5 (block 6 and the head conv train at 0.2 x the lr), vN = N views, eN = epochs,
-# sN = N px crops instead of 224.
+# sN = N px crops instead of 224, lite2 = EfficientNet-Lite2 instead of Lite0.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
@@ -29,10 +30,15 @@ declare -A LEVERS=(
   [hc-v4-e8]="--variant ce ${HC[*]} --cache-views 4 --epochs 8"
   [hc-v8-e4]="--variant ce ${HC[*]} --cache-views 8 --epochs 4"
   [hc-v2-e4-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [lite2-s288]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --backbone lite2"
+  [lite2-s288-s1]="--variant ce ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --backbone lite2 --seed 1"
+  [lite2-anchor-s288-mu03]="${ANCHOR[*]} --mu 0.3 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --backbone lite2"
   [mc-s288]="--variant mc ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [anchor-s288]="${ANCHOR[*]} ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [anchor-s288-mu05]="${ANCHOR[*]} --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
   [anchor-s288-mu015]="${ANCHOR[*]} --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu03]="${ANCHOR[*]} --mu 0.3 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288"
+  [anchor-s288-mu03-s1]="${ANCHOR[*]} --mu 0.3 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [anchor-s288-mu05-s1]="${ANCHOR[*]} --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [anchor-s288-mu015-s1]="${ANCHOR[*]} --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
@@ -42,7 +48,7 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 lite2-s288 lite2-s288-s1 lite2-anchor-s288-mu03 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 anchor-s288-mu03 anchor-s288-mu03-s1 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
 
 if [ "${1:-}" = --crops ]; then
   mkdir -p "$DOCS/runs/levers"
@@ -70,4 +76,8 @@ for name in "${@:-${ORDER[@]}}"; do
   $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | tail -1 > "$DOCS/runs/levers/$name.flip.json"
   $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | tail -1 \
     > "$DOCS/runs/levers/$name.localize.json"
+  # own channels in each class's top 10 by effect (issue 20; the MC-Loss runs only)
+  case $args in *"--variant ce"*) ;; *)
+    $MCVIZ rank "$out/last.safetensors" "${CUB[@]}" --json | tail -1 > "$DOCS/runs/levers/$name.rank.json" ;;
+  esac
 done

@@ -10,8 +10,8 @@ from mcviz.io.checkpoint import load_checkpoint
 from mcviz.cli import main
 from mcviz.explain import top_channels
 from mcviz.explain.effect import HeadAblation, PooledSet, channel_effects, pooled_inputs
-from mcviz.explain.rankings import (EffectRanking, available_rankings, load_effect_ranking, own_in_top,
-                                    ranking_path, save_effect_ranking)
+from mcviz.explain.rankings import (EffectRanking, available_rankings, linearised_head_scores, load_effect_ranking,
+                                    own_in_top, ranking_path, save_effect_ranking)
 from mcviz.evaluate.faithfulness import deletion_curves
 from mcviz.core.groups import ChannelGroups
 
@@ -135,6 +135,20 @@ def _ckpt(path, classes, head="official"):
                               "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
                                         "std": [0.229, 0.224, 0.225]}})
     return path
+
+
+def test_rank_command_json_records_the_own_channels_of_its_ranking(tmp_path, capsys):
+    """`mcviz rank --json` ends with the own-channel counts the lever script records: the saved
+    effect ranking's, and the linearised head's."""
+    root = make_cub(tmp_path / "CUB")
+    ck = _ckpt(tmp_path / "m.safetensors", [f"Bird {i}" for i in range(3)])
+    assert main(["rank", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model, _ = load_checkpoint(ck)
+    r = load_effect_ranking(ck)
+    assert d["split"] == "test" and d["images"] == r.images
+    assert d["own_in_top10"]["effect"] == pytest.approx(own_in_top(r.effects, model))
+    assert d["own_in_top10"]["linearised-head"] == pytest.approx(own_in_top(linearised_head_scores(model), model))
 
 
 def test_rank_command_writes_a_versioned_file_that_top_channels_reads(tmp_path, capsys):

@@ -242,6 +242,7 @@ def add_rank(sub) -> None:
                                     "(writes NAME.ranking.json)")
     checkpoint_and_data(p)
     cache_options(p)
+    p.add_argument("--json", action="store_true", help="end with one JSON line: own channels in the top 10")
     p.set_defaults(func=cmd_rank)
 
 
@@ -261,8 +262,11 @@ def cmd_rank(args, argv) -> int:
     out = save_effect_ranking(r, args.checkpoint)
     print(f"effect ranking of {r.effects.shape[1]} channels for {r.effects.shape[0]} classes over {r.images} "
           f"{args.split} images ({time.perf_counter() - start:.0f} s) -> {out}")
-    print(f"own channels in the top 10, mean over classes: by effect {own_in_top(r.effects, model):.2f}, "
-          f"by the linearised head {own_in_top(linearised_head_scores(model), model):.2f}")
+    own = {"effect": own_in_top(r.effects, model), "linearised-head": own_in_top(linearised_head_scores(model), model)}
+    print(f"own channels in the top 10, mean over classes: by effect {own['effect']:.2f}, "
+          f"by the linearised head {own['linearised-head']:.2f}")
+    if args.json:
+        print(json.dumps({"split": args.split, "images": r.images, "own_in_top10": own}))
     return 0
 
 

@@ -7,6 +7,8 @@ import copy
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from .. import data as mdata
 from ..core.models import MCNet, input_norm
 from ..data.trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_folder, default_cache_dir
@@ -49,7 +51,10 @@ def trunk_caches(cfg: TrainConfig, model: MCNet, evaltf, progress: bool = True):
         tf = ViewTransform(evaltf, views)
         what = {"dataset": cfg.dataset, "split": split, "backbone": cfg.backbone, "layer": layer}
         folder = cache_folder(root, ds, trunk, tf, what)
-        build_cache(ds, trunk, tf, folder, batch_size=cfg.batch_size, workers=cfg.workers, progress=progress)
+        # the build's DataLoader draws from the global RNG: keep the training stream (CWA masks,
+        # shuffles) the same whether this run builds the cache or finds it
+        with torch.random.fork_rng(devices=[]):
+            build_cache(ds, trunk, tf, folder, batch_size=cfg.batch_size, workers=cfg.workers, progress=progress)
         out.append(CachedFeatures(folder, ds.classes, seed=cfg.seed))
     return out[0], out[1]
 
