@@ -76,12 +76,15 @@ def _accuracy_rows(t: _Table, by: dict, cub) -> None:
         t.row("CUB: every model's maps 14x14 or finer", f"coarsest: `{worst}` {sides[worst]}x{sides[worst]}",
               sides[worst] >= 14, f"{14 - sides[worst]} cells")
     _parity_row(t, by, default)
-    cars_ce, cars_mc = by.get("cars-ce", {}).get("top1"), by.get("cars-mc", {}).get("top1")
+    cars_ce = by.get("cars-ce", {}).get("top1")
+    cars_mc = {n: by[n]["top1"] for n in ("cars-mc-anchor", "cars-mc") if "top1" in by.get(n, {})}
     if cars_ce is not None:
         t.row("Stanford Cars: CE >= 80 % top-1", f"{cars_ce:.2f} %", cars_ce >= 80, f"{80 - cars_ce:.2f}")
-        if cars_mc is not None:
-            t.row("Stanford Cars: MC-Loss >= CE - 0.5", f"{cars_mc:.2f} % vs {cars_ce:.2f} % ({cars_mc - cars_ce:+.2f})",
-                  cars_mc >= cars_ce - 0.5, f"{cars_ce - 0.5 - cars_mc:.2f}")
+        if cars_mc:
+            best = max(cars_mc.values())
+            t.row("Stanford Cars: MC-Loss >= CE - 0.5", "; ".join(f"`{n}` {v:.2f} % ({v - cars_ce:+.2f})" for n, v in
+                                                                   cars_mc.items()) + f"; CE {cars_ce:.2f} %",
+                  best >= cars_ce - 0.5, f"{cars_ce - 0.5 - best:.2f}")
 
 
 def _explanation_rows(t: _Table, by: dict, cub) -> None:
