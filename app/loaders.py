@@ -17,7 +17,7 @@ import settings
 from mcviz.data.images import ImageError, open_image
 from mcviz.explain import Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
-from mcviz.explain.rankings import available_rankings, class_channel_scores, load_effect_ranking
+from mcviz.explain.rankings import available_rankings, load_effect_ranking, ranking_scores
 from mcviz.io import ATLAS, PARTS, RANKING, CheckpointError, CheckpointMeta, read_metadata, side_path
 from mcviz.serving import SerialWork
 
@@ -101,7 +101,7 @@ def _decoded(data: bytes, name: str):
     return img
 
 
-def _digest(data: bytes) -> str:
+def digest(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
@@ -109,7 +109,7 @@ def _digest(data: bytes) -> str:
 def _channel_maps(path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str,
                   layer: Optional[str]):
     img, ex = _decoded(data, name), _explainer(path, mtime)
-    key = ("maps", path, mtime, _digest(data), classes, method, layer)
+    key = ("maps", path, mtime, digest(data), classes, method, layer)
     return work_queue().run(key, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer))
 
 
@@ -121,7 +121,7 @@ def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], m
 @st.cache_data(show_spinner=False, max_entries=128)
 def _predictions(path: str, mtime: float, data: bytes, name: str, k: int):
     img, ex = _decoded(data, name), _explainer(path, mtime)
-    return work_queue().run(("predict", path, mtime, _digest(data), k), lambda: ex.predict(img, k))
+    return work_queue().run(("predict", path, mtime, digest(data), k), lambda: ex.predict(img, k))
 
 
 def predictions(path: Path, data: bytes, name: str, k: int):
@@ -132,7 +132,7 @@ def predictions(path: Path, data: bytes, name: str, k: int):
 @st.cache_data(show_spinner=False, max_entries=128)
 def _pooled(path: str, mtime: float, data: bytes, name: str):
     img, ex = _decoded(data, name), _explainer(path, mtime)
-    return work_queue().run(("pooled", path, mtime, _digest(data)), lambda: ex.pooled(img)).numpy()
+    return work_queue().run(("pooled", path, mtime, digest(data)), lambda: ex.pooled(img)).numpy()
 
 
 def pooled(path: Path, data: bytes, name: str):
@@ -162,9 +162,10 @@ def part_profiles(path: Path):
 
 
 def channel_labels(path: Path, channels) -> Optional[list[str]]:
-    """Each channel's part over its own class's images ("crown 46 %"), when a profile exists."""
+    """The part each channel usually looks at over its own class's images, said as an average
+    ("usually the crown, 46 %"; "mostly off the bird, ..." where that dominates), when a profile exists."""
     prof = part_profiles(path)
-    return [prof.own[c].label() for c in channels] if prof else None
+    return [prof.own[c].usual() for c in channels] if prof else None
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -200,18 +201,19 @@ def rankings(path: Path) -> list[str]:
 
 
 @st.cache_data(show_spinner="Ranking channels...", max_entries=32)
-def _scores_matrix(path: str, mtime: float):
-    found = effect_ranking(Path(path))
-    if found is not None:
-        return found.effects.numpy(), "effect on the class's logit"
+def _scores_matrix(path: str, mtime: float, by: str):
     ex = _explainer(path, mtime)
-    scores, source = work_queue().run(("scores", path, mtime), lambda: class_channel_scores(ex.model, ex.meta))
+    effect = effect_ranking(Path(path))
+    scores, source = work_queue().run(("scores", path, mtime, by), lambda: ranking_scores(by, ex.model, ex.meta, effect))
     return scores.numpy(), source
 
 
-def scores_matrix(path: Path):
-    """The class x channel matrix of the default ranking that needs no images, and its name."""
-    return _scores_matrix(str(path), _mtime(path))
+def scores_matrix(path: Path, by: str):
+    """The class x channel matrix of ranking ``by`` and its name; None for the activation ranking,
+    which is measured one class at a time."""
+    if by == "activation":
+        return None
+    return _scores_matrix(str(path), _mtime(path), by)
 
 
 def ranking(path: Path, class_index: int, k: int = 10, by: Optional[str] = None):

@@ -20,7 +20,10 @@ REPO = APP_DIR.parent
 # which is what the app is for.
 DEFAULT_CHECKPOINT = "cub-mc-anchor.safetensors"
 ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Streamlit's server.maxUploadSize (.streamlit/config.toml, scripts/start.sh) is set to the same
+# number, so the uploader's own "Limit 25MB per file" is the one the app enforces.
+MAX_UPLOAD_MB = 25
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 # Photos are decoded no larger than this on their shorter side: enough for a 448 px model
 # (squashed to 512) and for display; a 48-megapixel JPEG then decodes at 1/8 scale.
 # MCVIZ_FULL_DECODE=1 decodes every photo whole (benchmarks/app_load.py --compare measures the difference).

@@ -45,13 +45,20 @@ def sidebar_settings() -> None:
 
 
 def label(path: Path) -> str:
-    """``"name — data set variant, top-1 x%"`` for the pickers."""
+    """``"name · 69.8 %"`` for the pickers: short enough for the sidebar (the variant in words is
+    the picker's caption, :func:`describe`)."""
     meta, _ = loaders.metadata(path)
     if not meta:
         return f"{path.stem} (unreadable)"
     acc = meta.metrics.top1
-    acc_s = f", top-1 {acc:.1f}%" if isinstance(acc, (int, float)) else ""
-    return f"{path.stem} — {meta.dataset or '?'} {meta.variant or '?'}{acc_s}"
+    return f"{path.stem} · {acc:.1f} %" if isinstance(acc, (int, float)) else path.stem
+
+
+def describe(meta: CheckpointMeta) -> str:
+    """The model in words: data set, loss (the anchored L_div told from plain MC-Loss), head."""
+    from mcviz.io.describe import dataset_name, head_name, variant_name
+
+    return f"{dataset_name(meta)} · {variant_name(meta)} · {head_name(meta)}"
 
 
 def _require_checkpoints() -> list[Path]:
@@ -63,36 +70,80 @@ def _require_checkpoints() -> list[Path]:
     return ckpts
 
 
-def choose_checkpoint(key: str) -> tuple[Path, CheckpointMeta]:
-    """Sidebar model picker; stops the page with a message when nothing usable is there."""
-    path = st.sidebar.selectbox("Model", _require_checkpoints(), format_func=label, key=key)
+MODEL_KEY = "model"  # the one model choice of Explore, Compare, Channels and Models
+_KEPT = "_model"  # survives pages that do not draw the picker (Streamlit drops a widget's state there)
+
+
+def _keep_model() -> None:
+    st.session_state[_KEPT] = st.session_state[MODEL_KEY]
+
+
+def choose_checkpoint() -> tuple[Path, CheckpointMeta]:
+    """The sidebar's model picker, one choice shared by every page; stops the page with a message
+    when nothing usable is there."""
+    ckpts = _require_checkpoints()
+    kept = st.session_state.get(_KEPT)
+    if kept in ckpts:
+        st.session_state[MODEL_KEY] = kept
+    path = st.sidebar.selectbox("Model", ckpts, format_func=label, key=MODEL_KEY, on_change=_keep_model)
+    st.session_state[_KEPT] = path
     meta, err = loaders.metadata(path)
     if err:
         st.error(f"This checkpoint cannot be loaded: {err}")
         st.stop()
+    st.sidebar.caption(describe(meta))
     return path, meta
 
 
-def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 6) -> list[Path]:
-    """The Compare page's default models: the app's default model, then the seed-0 models
-    of ``dataset`` in the paper's Fig. 7 order."""
+def follow(key: str, context, value) -> None:
+    """Set widget ``key`` to ``value`` whenever ``context`` (the photo, the model...) differs
+    from the last run's, so that a widget never shows a choice made for another photo or model;
+    within one context the visitor's pick stands. Call it before drawing the widget."""
+    ctx_key = f"_{key}_context"
+    if st.session_state.get(ctx_key) != context:
+        st.session_state[ctx_key] = context
+        st.session_state[key] = value
+
+
+def image_id() -> Optional[str]:
+    """A digest of the current photo (None before there is one)."""
+    data, _ = st.session_state.get("image", (None, ""))
+    return None if data is None else loaders.digest(data)
+
+
+def current_photo(where=None) -> None:
+    """The photo the page works on, as a thumbnail with its name and where it came from."""
+    data, name = st.session_state.get("image", (None, ""))
+    if data is None:
+        return
+    img, err = loaders.decode(data, name)
+    if err:
+        return
+    origin = "CUB test image" if st.session_state.get("image_path") else "uploaded"
+    (where or st).image(img, caption=f"current photo: {name} ({origin})", width=160)
+
+
+def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 6,
+                     first: Optional[Path] = None) -> list[Path]:
+    """The Compare page's default models: ``first`` (the sidebar's model), the app's default
+    model, then the seed-0 models of ``dataset`` in the paper's Fig. 7 order."""
     def key(p: Path):
         meta = loaders.metadata(p)[0]
         extra = bool(meta.diversity_options())
         rank = len(FIGURE_ORDER) if extra else order_key(meta.variant, FIGURE_ORDER)
-        return (meta.seed != 0, p.name != settings.DEFAULT_CHECKPOINT, rank, str(p))
+        return (p != first, meta.seed != 0, p.name != settings.DEFAULT_CHECKPOINT, rank, str(p))
 
     same = [p for p in readable if loaders.metadata(p)[0] is not None and loaders.metadata(p)[0].dataset == dataset]
     return sorted(same, key=key)[:k]
 
 
-def choose_checkpoints(key: str) -> list[Path]:
-    """The Compare page's multi-model picker (readable checkpoints; the defaults preselected);
-    stops the page when there is nothing to compare."""
+def choose_checkpoints(key: str, model: Path, meta: CheckpointMeta) -> list[Path]:
+    """The Compare page's multi-model picker (readable checkpoints), preset to the defaults of the
+    sidebar's ``model`` and its data set whenever that model changes; stops the page when there
+    is nothing to compare."""
     readable = [p for p in _require_checkpoints() if loaders.metadata(p)[1] is None]
-    default_ds = loaders.metadata(readable[0])[0].dataset if readable else None
-    chosen = st.multiselect("Models", readable, default=compare_defaults(readable, default_ds), format_func=label,
-                            key=key)
+    follow(key, str(model), compare_defaults(readable, meta.dataset, first=model))
+    chosen = st.multiselect("Models", readable, format_func=label, key=key)
     if not chosen:
         st.info("Pick at least one model.")
         st.stop()
@@ -102,7 +153,9 @@ def choose_checkpoints(key: str) -> list[Path]:
 def image_source(key: str) -> tuple[Optional[bytes], str]:
     """Upload or gallery pick; the choice is kept across pages in session state (a gallery
     pick also keeps its file path in ``image_path``, for its part annotations)."""
-    up = st.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP)", type=settings.ACCEPTED, key=f"upload_{key}")
+    # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
+    # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
+    up = st.file_uploader("Upload a photo", type=settings.ACCEPTED, key=f"upload_{key}")
     if up is not None:
         data = up.getvalue()
         if st.session_state.get("image_sig") != (up.name, len(data), hash(data)):
@@ -113,6 +166,9 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
     items = loaders.gallery(str(root)) if root else []
     if items:
         labels = ["—"] + [lbl for lbl, _ in items]
+        # the picker shows the current gallery photo, whichever page picked it, and "—" otherwise
+        by_path = {p: lbl for lbl, p in items}
+        follow(f"gallery_{key}", image_id(), by_path.get(st.session_state.get("image_path") or "", "—"))
         pick = st.selectbox("...or pick a CUB test image", labels, key=f"gallery_{key}")
         if pick != "—":
             path = dict(items)[pick]
@@ -135,6 +191,14 @@ def require_image(key: str, prompt: str):
         st.error(f"Cannot use this file: {err}")
         st.stop()
     return data, name, img
+
+
+def warn_if_small(img, meta: CheckpointMeta) -> None:
+    """A photo smaller than the model's crop is upscaled: its maps show less than they seem to."""
+    crop = int(meta.input.get("crop") or 0)
+    if min(img.size) < crop:
+        st.warning(f"This photo is {img.width} x {img.height} px, smaller than the {crop} px the model looks at: "
+                   "it is upscaled, so the prediction and the maps rest on little detail.")
 
 
 def current_annotation(meta: CheckpointMeta):

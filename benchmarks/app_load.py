@@ -5,8 +5,10 @@ chromium (Playwright), lets one warm-up upload load the model, then has every pa
 its own file at once and times each from the upload to its heat maps drawn (the figure of
 that file, as tests/test_browser.py does). Scenarios: N different CUB test photos, and N
 48-megapixel JPEGs generated here (each with its own bytes, so none is served from another
-session's result). Prints the slowest and median times and the server's resident memory
-(baseline before, peak during), polled from /proc every 50 ms. Loopback only; bounded by
+session's result). Prints the slowest and median times, the server's resident memory
+(baseline before, peak during, polled from /proc every 50 ms), the server's CPU seconds per
+upload, and each tab's main-thread time per upload (Chromium's TaskDuration, read through the
+DevTools protocol before the upload and half a second after its maps are drawn). Loopback only; bounded by
 --timeout per scenario.
 
     python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--compare]
@@ -28,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app_process
@@ -133,12 +136,29 @@ async def open_pages(browser, url: str, n: int):
     return pages
 
 
-async def upload_all(pages, files: list[Path], timeout_s: float) -> list[float]:
+async def main_thread_s(page) -> float:
+    """The tab's main-thread busy time so far (Chromium's TaskDuration, through the DevTools protocol)."""
+    cdp = getattr(page, "_mcviz_cdp", None)
+    if cdp is None:
+        cdp = page._mcviz_cdp = await page.context.new_cdp_session(page)
+        await cdp.send("Performance.enable")
+    metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
+    return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+
+async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Optional[list] = None) -> list[float]:
+    """Each page uploads its file at once; the wall time of each until its maps are drawn. With
+    ``main_thread`` (a list), each tab's main-thread seconds for its upload are appended to it."""
     async def one(page, f: Path) -> float:
+        busy0 = await main_thread_s(page) if main_thread is not None else 0.0
         t0 = time.perf_counter()
         await page.locator("input[type=file]").first.set_input_files(str(f))
         await page.wait_for_function(DRAWN, arg=f.name, timeout=timeout_s * 1000, polling=50)
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        if main_thread is not None:
+            await asyncio.sleep(0.5)  # the tab finishes laying out what it drew
+            main_thread.append(await main_thread_s(page) - busy0)
+        return wall
     return list(await asyncio.gather(*(one(p, f) for p, f in zip(pages, files))))
 
 
@@ -207,14 +227,16 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
             print(f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
                   f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s")
             for name, files in scenarios.items():
-                base, cpu0 = rss_mb(proc.pid), cpu_s(proc.pid)
+                base, cpu0, busy = rss_mb(proc.pid), cpu_s(proc.pid), []
                 with MemoryWatch(proc.pid) as mem:
-                    times = await upload_all(pages, files, args.timeout)
+                    times = await upload_all(pages, files, args.timeout, busy)
                 cpu = cpu_s(proc.pid) - cpu0
                 mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
                 print(f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
                       f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
-                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s")
+                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s "
+                      f"({cpu / len(files):.3f} s per upload); a tab's main thread per upload: median "
+                      f"{statistics.median(busy):.3f} s, most {max(busy):.3f} s")
                 out[name] = (max(times), mem.peak)
                 await asyncio.sleep(2)
             await browser.close()

@@ -123,7 +123,8 @@ def running_app_process(app: Path, env: Optional[dict] = None,
         [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        # from the repository root, where Streamlit reads .streamlit/config.toml (the upload limit)
+        cwd=str(Path(app).resolve().parent.parent), start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

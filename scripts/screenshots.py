@@ -55,7 +55,7 @@ def main() -> None:
         page.get_by_text("Switch channels off").scroll_into_view_if_needed()
         page.screenshot(path=str(out / "explore-switch-off.png"))
         for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
-                             ("Models", "Checkpoints from")):
+                             ("Models", "Every checkpoint this app finds")):
             page.get_by_role("link", name=name).click()
             page.get_by_text(marker).first.wait_for(timeout=60_000)
             page.wait_for_timeout(1000)

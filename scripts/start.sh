@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# .streamlit/config.toml (read from here, the repository root) sets the upload limit and the rest
 exec .venv/bin/streamlit run app/main.py --server.port "${PORT:-8501}" --browser.gatherUsageStats false "$@"

@@ -24,6 +24,10 @@ HC=(--freeze head_conv --cache-layer block5)
 B5=(--freeze block5 --body-lr 0.2)
 # the anchored L_div of the app's default (docs/diversity.md)
 ANCHOR=(--variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2)
+# issue 31's class-connected heads on the shipped recipe (288 px, the block-5 cache, 2 views)
+S288=(--cache-views 2 --epochs 4 --image-size 288)
+CCA=(--head class-connected-avg)
+CCM=(--head class-connected-max)
 
 declare -A LEVERS=(
   [hc-v4-e4]="--variant ce ${HC[*]} --cache-views 4 --epochs 4"
@@ -41,6 +45,17 @@ declare -A LEVERS=(
   [anchor-s288-mu03-s1]="${ANCHOR[*]} --mu 0.3 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [anchor-s288-mu05-s1]="${ANCHOR[*]} --mu 0.5 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
   [anchor-s288-mu015-s1]="${ANCHOR[*]} --mu 0.15 ${HC[*]} --cache-views 2 --epochs 4 --image-size 288 --seed 1"
+  [cc-avg-x3-anchor-mu03]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]}"
+  [cc-max-x3-anchor-mu03]="${CCM[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]}"
+  [cc-avg-x5-anchor-mu03]="${CCA[*]} --xi 5 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]}"
+  [cc-avg-x10-anchor-mu03]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]}"
+  [cc-avg-x10-anchor-mu03-s1]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]} --seed 1"
+  [cc-avg-x10-anchor-mu15]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x10-mc-mu15]="${CCA[*]} --xi 10 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x10-mc-mu03]="${CCA[*]} --xi 10 --variant mc --mu 0.3 ${HC[*]} ${S288[*]}"
+  [cc-avg-x5-mc-mu15]="${CCA[*]} --xi 5 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x3-mc-mu15]="${CCA[*]} --xi 3 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x10-ce]="${CCA[*]} --xi 10 --variant ce ${HC[*]} ${S288[*]}"
   [b5-v4-e8]="--variant ce ${B5[*]} --cache-views 4 --epochs 8"
   [b5-v4-e8-ls]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --label-smoothing 0.1"
   [b5-v4-e8-mix]="--variant ce ${B5[*]} --cache-views 4 --epochs 8 --mixup 0.2"
@@ -48,7 +63,7 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 lite2-s288 lite2-s288-s1 lite2-anchor-s288-mu03 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 anchor-s288-mu03 anchor-s288-mu03-s1 b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 lite2-s288 lite2-s288-s1 lite2-anchor-s288-mu03 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 anchor-s288-mu03 anchor-s288-mu03-s1 cc-avg-x10-anchor-mu03 cc-avg-x3-anchor-mu03 cc-max-x3-anchor-mu03 cc-avg-x5-anchor-mu03 cc-avg-x10-anchor-mu03-s1 cc-avg-x10-mc-mu15 cc-avg-x10-anchor-mu15 cc-avg-x10-mc-mu03 cc-avg-x5-mc-mu15 cc-avg-x3-mc-mu15 cc-avg-x10-ce b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
 
 if [ "${1:-}" = --crops ]; then
   mkdir -p "$DOCS/runs/levers"
@@ -79,5 +94,10 @@ for name in "${@:-${ORDER[@]}}"; do
   # own channels in each class's top 10 by effect (issue 20; the MC-Loss runs only)
   case $args in *"--variant ce"*) ;; *)
     $MCVIZ rank "$out/last.safetensors" "${CUB[@]}" --json | tail -1 > "$DOCS/runs/levers/$name.rank.json" ;;
+  esac
+  # issue 31: the class-connected runs' deletion check (own channels against as many random ones)
+  case $name in cc-*)
+    $MCVIZ faithfulness "$out/last.safetensors" "${CUB[@]}" --k 3 5 10 --json | tail -1 \
+      > "$DOCS/runs/levers/$name.faithfulness.json" ;;
   esac
 done

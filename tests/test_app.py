@@ -254,7 +254,9 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     titles = [a["text"] for a in spec["layout"]["annotations"]]
     cls = at.selectbox(key="explore_class").value
-    assert titles[0] == f"channel {3 * cls} · part{(3 * cls) % 15} 50 %"
+    # an average over the class's test images, and said to be one
+    assert titles[0] == f"channel {3 * cls} · usually the part{(3 * cls) % 15}, 50 %"
+    assert any("average, not this photo" in c.value for c in at.caption)
     # this image's annotated parts: each channel's peak is named
     said = [m.value for m in at.markdown if "In this image" in m.value]
     assert said and said[0].count("peaks ") == 3
@@ -264,7 +266,7 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert "· part" in spec["layout"]["annotations"][0]["text"]
+    assert "· usually the part" in spec["layout"]["annotations"][0]["text"]
     assert any("In this image:" in c.value for c in at.caption)
     # Channels: the part bars and the class x part matrix
     at.switch_page("pages/channels.py").run()
@@ -290,7 +292,7 @@ def test_switching_channels_off_changes_the_probability(app):
     metrics_before = len(at.metric)
     at = off.set_value([0, 1, 2]).run()
     assert not at.exception
-    assert len(at.metric) == metrics_before + 2
+    assert len(at.metric) == metrics_before + 3  # probability, exact score, prediction
     prob = next(m for m in at.metric if m.label.startswith("P("))
     assert prob.delta is not None and prob.delta != "+0.0 points"
     assert "3 channel(s) off: ch 0, ch 1, ch 2" in [c.value for c in at.caption]
@@ -314,7 +316,7 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     _save(other / "zz-elsewhere.safetensors", "mc", 2)
     at.session_state["extra_checkpoint_dir"] = str(other)
     at.run()
-    assert "zz-elsewhere" not in str(at.sidebar.selectbox(key="explore_model").options)
+    assert "zz-elsewhere" not in str(at.sidebar.selectbox(key="model").options)
 
     monkeypatch.setenv(settings.FOLDERS_ENV, "1")
     at = AppTest.from_file(APP, default_timeout=180)
@@ -323,4 +325,4 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     assert {"extra_checkpoint_dir", "data_dir"} <= inputs
     at.text_input(key="extra_checkpoint_dir").input(str(other)).run()
     assert not at.exception
-    assert any("zz-elsewhere" in o for o in at.sidebar.selectbox(key="explore_model").options)
+    assert any("zz-elsewhere" in o for o in at.sidebar.selectbox(key="model").options)

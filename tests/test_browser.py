@@ -127,3 +127,43 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.get_by_text("Cannot use this file").wait_for(timeout=60_000)
     page.screenshot(path=str(out / "bad-upload.png"), full_page=True)
     page.close()
+
+
+def test_state_follows_the_photo_and_the_model_in_a_browser(server, browser, tmp_path):
+    """Issue 32's state bugs as a user meets them: a class picked for one photo is not kept for the
+    next, and the model picked on Explore is still the model after a visit to another page."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.goto(server)
+    page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
+    name, data = real_photo()
+    first = tmp_path / f"first-{name}"
+    first.write_bytes(data)
+    page.locator("input[type=file]").first.set_input_files(str(first))
+    page.get_by_text(f"Maps computed for {first.name}").wait_for(timeout=120_000)
+    box = page.locator("[data-testid=stSelectbox]").filter(has_text="Class to explain")
+    predicted = page.locator("[data-testid=stTable] td").first.inner_text()
+    assert predicted in box.inner_text()
+    box.click()
+    page.keyboard.type("Blue Jay")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Blue Jay: 3 channels").wait_for(timeout=60_000)
+    # a new photo: its own top class, not Blue Jay
+    second = tmp_path / f"second-{name}"
+    second.write_bytes(data + b"\0")
+    page.locator("input[type=file]").first.set_input_files(str(second))
+    page.get_by_text(f"Maps computed for {second.name}").wait_for(timeout=120_000)
+    assert "Blue Jay" not in box.inner_text() or predicted == "Blue Jay"
+    assert predicted in box.inner_text()
+    # a model picked on Explore is the model on Models and back on Explore
+    model = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").filter(has_text="·").first
+    model.click()
+    page.get_by_role("option").filter(has_text="cars-mc-anchor").click()
+    page.get_by_text("Stanford Cars · MC-Loss, anchored L_div").wait_for(timeout=120_000)
+    page.get_by_role("link", name="Models").click()
+    page.get_by_text("Every checkpoint this app finds").wait_for(timeout=60_000)
+    assert "cars-mc-anchor" in model.inner_text()
+    page.get_by_role("link", name="Explore").click()
+    page.get_by_text(f"Maps computed for {second.name}").wait_for(timeout=120_000)
+    assert "cars-mc-anchor" in model.inner_text()
+    assert "Blue Jay" not in box.inner_text()
+    page.close()

@@ -127,3 +127,46 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         save_checkpoint(p, build_model("small", 3, xi=4), META)
     assert p.read_bytes() == before
     assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def _lite_meta():
+    return {**META, "backbone": "lite0", "hparams": {"freeze": "head_conv", "pretrained": True}}
+
+
+def test_a_frozen_packaged_body_is_left_out_and_rebuilt_from_its_package(tmp_path):
+    torch.manual_seed(0)
+    m = build_model("lite0", 3, ChannelGroups.uniform(3, 2), pretrained=True, head="class-connected-avg").eval()
+    with torch.no_grad():  # the trained layers, unlike the body, are not the package's
+        m.mc_layer[0].weight.normal_()
+        m.head[-1].weight.uniform_(-1, 1)
+    slim, whole = tmp_path / "slim.safetensors", tmp_path / "whole.safetensors"
+    save_checkpoint(slim, m, _lite_meta(), packaged_body="head_conv")
+    save_checkpoint(whole, m, _lite_meta())
+    assert os.path.getsize(slim) < 0.2 * os.path.getsize(whole)
+    from safetensors import safe_open
+
+    with safe_open(str(slim), "pt") as f:
+        assert not any(k.startswith("model.body.") for k in f.keys())
+    loaded, meta = load_checkpoint(slim)
+    assert meta.raw["packaged_body"]["through"] == "head_conv"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), m(x))
+    # a body that is not the package's is never passed off as one
+    with torch.no_grad():
+        m.body.stem[0].weight.add_(1e-3)
+    tampered = tmp_path / "tampered.safetensors"
+    save_checkpoint(tampered, m, _lite_meta(), packaged_body="head_conv")
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(tampered))
+    bad = dict(read_metadata(tampered).raw)
+    bad["packaged_body"] = {"through": "head_conv", "sha256": "0" * 64}
+    save_file(tensors, str(tampered), metadata={"mcviz": json.dumps(bad)})
+    with pytest.raises(CheckpointError, match="differs from the installed weights package"):
+        load_checkpoint(tampered)
+
+
+def test_packaged_body_needs_a_packaged_backbone(tmp_path):
+    with pytest.raises(ValueError, match="no packaged weights"):
+        save_checkpoint(tmp_path / "m.safetensors", _model(), META, packaged_body="stage2")

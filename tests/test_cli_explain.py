@@ -29,7 +29,7 @@ def test_explain_writes_panels_and_skips_bad_files(tmp_path, capsys):
     rc = main(["explain", str(ck), str(imgs), "--out", str(tmp_path / "out"), "--top-k", "2"])
     out, err = capsys.readouterr()
     assert rc == 0
-    assert "2 image(s) explained" in out and "2 unreadable skipped" in out
+    assert "2 image(s) explained" in out and "2 missing or unreadable skipped" in out
     assert "notes.png" in err and "cut.jpg" in err
     js = json.loads((tmp_path / "out" / "cmyk.json").read_text())
     assert len(js["predictions"]) == 2 and len(js["classes"]) == 2 and len(js["classes"][0]["channels"]) == 3
@@ -55,6 +55,41 @@ def test_explain_chosen_classes_by_name_or_index(tmp_path, capsys):
     assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "albatross"]) == 2
     assert "matches 3 classes" in capsys.readouterr().err
     assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "7"]) == 2
+    capsys.readouterr()
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "Cro"]) == 0
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "Laysen Albatros"]) == 2
+    assert "did you mean 'Laysan Albatross' or" in capsys.readouterr().err
+
+
+def test_explain_reports_a_missing_path_and_goes_on(tmp_path, capsys):
+    ck = _ckpt(tmp_path / "m.safetensors", ["A", "B", "C", "D"])
+    name, data, _ = bad_files()["cmyk"]
+    (tmp_path / name).write_bytes(data)
+    rc = main(["explain", str(ck), str(tmp_path / "gone.jpg"), str(tmp_path / name), "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == 0 and (tmp_path / "o" / "cmyk.png").exists()
+    assert "gone.jpg: no such file or folder" in err and "1 missing or unreadable skipped" in out
+    assert main(["explain", str(ck), str(tmp_path / "gone.jpg"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_explain_names_the_usual_part_of_each_channel(tmp_path, capsys):
+    from .test_app import NAMES, _profile_for, _save
+
+    ck = tmp_path / "parts.safetensors"
+    _save(ck, "mc", 0)
+    name, data, _ = bad_files()["cmyk"]
+    (tmp_path / name).write_bytes(data)
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "plain"), "--class", "0"]) == 0
+    _profile_for(ck)
+    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "0"]) == 0
+    js = json.loads((tmp_path / "o" / "cmyk.json").read_text())
+    assert js["classes"][0]["usual_parts"] == ["usually the part0, 50 %", "usually the part1, 50 %",
+                                               "usually the part2, 50 %"]
+    assert "usual_parts" not in json.loads((tmp_path / "plain" / "cmyk.json").read_text())["classes"][0]
+    # the panel grew the lines that name the parts
+    from PIL import Image
+
+    assert Image.open(tmp_path / "o" / "cmyk.png").height > Image.open(tmp_path / "plain" / "cmyk.png").height
 
 
 def test_localize_on_fixture_and_its_arithmetic(tmp_path, capsys):

@@ -199,6 +199,6 @@ def test_faithfulness_command(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     js = json.loads(out.strip().splitlines()[-1])
-    assert set(js["drops"]) == {"effect", "linearised-head", "activation", "random"}
+    assert set(js["drops"]) == {"effect", "linearised-head", "activation", "own-channels", "random"}
     assert js["ks"] == [1, 3] and "| effect |" in out
     assert main(["faithfulness", str(ck), "--dataset", "cub", "--root", str(tmp_path / "nowhere")]) == 2

@@ -42,4 +42,4 @@ def test_app_opens_on_its_default_model():
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
     at.run()
     assert not at.exception
-    assert at.selectbox(key="explore_model").value.name == DEFAULT_CHECKPOINT
+    assert at.selectbox(key="model").value.name == DEFAULT_CHECKPOINT

@@ -6,25 +6,34 @@ import loaders
 import widgets
 from mcviz.evaluate.parts import peak_parts
 from mcviz.explain.render import class_maps_figure
+from mcviz.io.describe import head_name, variant_name
 
 st.title("Compare models on one image")
 st.caption("One row per model: its prediction and h, then the channel maps of the same class and their merged "
-           "map, each titled with the part its peaks land on most often (when the model has part profiles). "
-           "Compare MC-Loss with cross-entropy and the ablations to see what L_div and CWA change. "
-           "All maps share one colour scale, from 0 (blue) to 1 (red).")
+           "map, each titled with the part its peaks usually land on over its class's test images (when the model "
+           "has part profiles: an average, not this photo). Compare MC-Loss with cross-entropy and the ablations to "
+           "see what L_div and CWA change. All maps share one colour scale, from 0 (blue) to 1 (red).")
 widgets.sidebar_settings()
-chosen = widgets.choose_checkpoints("compare_models")
+model, meta0 = widgets.choose_checkpoint()
+chosen = widgets.choose_checkpoints("compare_models", model, meta0)
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="compare_opacity")
 data, name, img = widgets.require_image("compare", "Upload a photo, or pick one from the gallery.")
+widgets.current_photo()
+widgets.warn_if_small(img, meta0)
 
-names = loaders.explainer(chosen[0]).class_names
-top = loaders.predictions(chosen[0], data, name, 1)[0]
-choice = st.selectbox("Class", range(len(names)), index=top.index, format_func=lambda i: names[i], key="compare_class")
-ann = widgets.current_annotation(loaders.metadata(chosen[0])[0])
+# the class comes from the sidebar's model where it is compared, else from the first model
+lead = model if model in chosen else chosen[0]
+names = loaders.explainer(lead).class_names
+top = loaders.predictions(lead, data, name, 1)[0]
+widgets.follow("compare_class", (widgets.image_id(), str(lead)), top.index)
+choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="compare_class",
+                      help=f"preset to {lead.stem}'s prediction for this photo")
+ann = widgets.current_annotation(loaders.metadata(lead)[0])
 for path in chosen:
     meta, _ = loaders.metadata(path)
     info, maps = st.columns([1, 4], vertical_alignment="center")
-    info.markdown(f"**{path.stem}**  \n{meta.variant or '?'} · {meta.backbone}")
+    cc = " · **class-connected**" if meta.head.startswith("class-connected") else ""
+    info.markdown(f"**{path.stem}**  \n{variant_name(meta)} · {head_name(meta)}{cc}")
     ex = loaders.explainer(path)
     if ex.class_names != names:
         info.warning("This model has other classes; it is left out.")

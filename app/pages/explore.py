@@ -19,68 +19,70 @@ st.caption(
     "different places."
 )
 widgets.sidebar_settings()
-path, meta = widgets.choose_checkpoint("explore_model")
-methods = ["activation", "contribution", *CAM_CLASSES]
-method = st.sidebar.selectbox("Map method", methods, key="explore_method",
-                              help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
-                                   "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
-                                   "before the MC features.")
-ex = loaders.explainer(path)
-layer = None
-if method in CAM_CLASSES:
-    layers = ex.layers()
-    layer = st.sidebar.selectbox("Layer", layers, index=layers.index(ex.model.default_cam_layer()), key="explore_layer")
+path, meta = widgets.choose_checkpoint()
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
 data, name, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.")
-
-preds = loaders.predictions(path, data, name, top_k)
+widgets.warn_if_small(img, meta)
+ex = loaders.explainer(path)
+names = ex.class_names
+preds = loaders.predictions(path, data, name, max(top_k, 2))
 left, right = st.columns([1, 2])
 with left:
     st.image(img, caption=name, width="stretch")
 with right:
     st.subheader("Predictions")
     # a static table: lighter in the browser than an interactive data grid
-    st.table({"class": [p.name for p in preds], "probability": [f"{p.prob:.1%}" for p in preds]})
+    st.table({"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]})
+photo = (widgets.image_id(), str(path))  # what every choice below is made for
 
-names = ex.class_names
-choice = st.selectbox("Class to explain", range(len(names)), index=preds[0].index, format_func=lambda i: names[i],
-                      key="explore_class")
-cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
-cls = cm.classes[0]
-st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
-c1, c2 = st.columns(2)
-c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
-c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
-if cm.note:
-    st.warning(cm.note)
-labels = loaders.channel_labels(path, cls.channels)
-fig = class_maps_figure(cls, cm.image, opacity, labels=labels)
-fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
-st.plotly_chart(fig, width="stretch", key="explore_fig")
-st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
-           "The + marks each channel's peak."
-           + (" Each channel's title names the CUB part its peaks land on most often over its class's test "
-              "images, with that share (`mcviz parts`)." if labels else ""))
-ann = widgets.current_annotation(meta)
-if ann is not None:
-    hits = peak_parts(cls.peaks, ann)
-    st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {widgets.where(part)}"
-                                                  for ch, part in zip(cls.channels, hits)))
-    if st.toggle("Show the annotated parts on the photo", key="explore_show_parts"):
-        st.image(photo_with_parts(cm.image, ann, cls.peaks),
-                 caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
-                         "(red +, numbered in channel order), on the model's crop")
-st.subheader("Switch channels off")
-ab = loaders.ablation(path)
-if ab is None:
-    st.info("This model's head keeps no channel means; `mcviz rank` stores them beside the checkpoint.")
-else:
+
+def _where_in_photo(cls, ann) -> list[str]:
+    """The part under each channel's peak in this photo (gallery images: CUB's annotations)."""
+    return [widgets.where(p) for p in peak_parts(cls.peaks, ann)] if ann is not None else []
+
+
+@st.fragment
+def evidence_section(cls, labels) -> None:
+    """A class-connected model: the predicted class and the runner-up as their channels' evidence."""
+    from mcviz.explain.evidence import class_evidence
+
+    st.subheader("Why this prediction: each channel's evidence")
+    st.caption("This model is **class-connected**: a class's score is its bias plus the evidence of its own channels "
+               "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
+               "decision, not an estimate of it.")
+    pooled = loaders.pooled(path, data, name)
+    usual = dict(zip(cls.channels, labels or []))
+    prof = loaders.part_profiles(path)
+    cols = st.columns(2)
+    for col, pred, title in zip(cols, preds[:2], ("predicted", "runner-up")):
+        ev = class_evidence(ex.model, pooled, pred.index)
+        col.markdown(f"**{title}: {pred.name}** ({pred.prob:.1%})")
+        parts = [usual.get(ch) or (prof.own[ch].usual() if prof else "–") for ch in ev.channels]
+        col.table({"channel": [f"ch {ch}" for ch in ev.channels], "part (its usual one)": parts,
+                   "pooled": [f"{v:+.3f}" for v in ev.pooled], "weight": [f"{w:+.3f}" for w in ev.weights],
+                   "evidence": [f"{v:+.3f}" for v in ev.values]})
+        col.caption(f"bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; the model's score "
+                    f"is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e}).")
+
+
+@st.fragment
+def switch_off_section(cls, labels) -> None:
+    """Switching channels off reruns only the head, and only this section."""
+    st.subheader("Switch channels off")
+    ab = loaders.ablation(path)
+    if ab is None:
+        st.info("This model's head keeps no channel means, so a channel cannot be switched off to its mean; "
+                "`mcviz rank` measures and stores them beside the checkpoint.")
+        return
     effect = loaders.effect_ranking(path)
     top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
     off_labels = dict(zip(cls.channels, labels or [""] * len(cls.channels)))
     o1, o2 = st.columns([2, 1])
+    # a choice made for one class, photo or model is never shown for another
+    widgets.follow("explore_off", (*photo, cls.class_index), [])
+    widgets.follow("explore_off_top", (*photo, cls.class_index), False)
     picked = o1.multiselect(f"Channels of {cls.class_name} to switch off", cls.channels, key="explore_off",
                             format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""))
     with_top = o2.toggle("and its top 10 channels by effect", key="explore_off_top", disabled=not top10,
@@ -88,19 +90,84 @@ else:
     off = sorted(set(picked) | (set(top10) if with_top else set()))
     st.caption("Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
                "average over the training images), as in the effect ranking; only the head runs again.")
-    if off:
-        before, after = (p.numpy() for p in ab.probabilities(loaders.pooled(path, data, name), off))
-        c = cls.class_index
-        m1, m2 = st.columns(2)
-        m1.metric(f"P({cls.class_name})", f"{after[c]:.1%}", delta=f"{100 * (after[c] - before[c]):+.1f} points",
-                  help=f"{before[c]:.1%} with every channel on")
-        now, was = int(after.argmax()), int(before.argmax())
-        m2.metric("prediction", names[now], delta="unchanged" if now == was else f"was {names[was]}",
-                  delta_color="off" if now == was else "inverse", delta_arrow="off")
-        st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
-d1, d2 = st.columns(2)
-# The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
-d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity),
-                   file_name=f"{path.stem}-maps.png", mime="image/png", on_click="ignore")
-d2.download_button("Download numbers (JSON)", json.dumps(cm.record(preds, checkpoint=path.name), indent=2),
-                   file_name=f"{path.stem}-maps.json", mime="application/json", on_click="ignore")
+    if not off:
+        return
+    pooled = loaders.pooled(path, data, name)
+    before, after = (p.numpy() for p in ab.probabilities(pooled, off))
+    c = cls.class_index
+    change = round(100 * (after[c] - before[c]), 1)
+    m1, m2, m3 = st.columns(3)
+    # no arrow for no change: a green up-arrow on "+0.0" reads as a gain
+    m1.metric(f"P({cls.class_name})", f"{after[c]:.1%}", delta=f"{change:+.1f} points" if change else None,
+              help=f"{before[c]:.1%} with every channel on")
+    import torch
+
+    p = torch.as_tensor(pooled)[None]
+    mask = torch.zeros(p.shape[1], dtype=torch.bool)
+    mask[off] = True
+    s_before, s_after = float(ab.logits(p)[0, c]), float(ab.logits(p, mask)[0, c])
+    m2.metric(f"score of {cls.class_name}", f"{s_after:.4f}",
+              delta=f"{s_after - s_before:+.4f}" if round(s_after - s_before, 4) else None,
+              help=f"{s_before:.4f} with every channel on" + (" (exact: the head is class-connected)"
+                                                               if ex.model.class_connected else ""))
+    now, was = int(after.argmax()), int(before.argmax())
+    m3.metric("prediction", names[now], delta="unchanged" if now == was else f"was {names[was]}",
+              delta_color="off" if now == was else "inverse", delta_arrow="off")
+    st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
+
+
+@st.fragment
+def class_section() -> None:
+    """The maps of one class by one method: a class or method change reruns this section only."""
+    m1, m2, m3 = st.columns([2, 1, 1])
+    # the class to explain is the top prediction of each new photo and model, unless picked for this one
+    widgets.follow("explore_class", photo, preds[0].index)
+    choice = m1.selectbox("Class to explain", range(len(names)), format_func=lambda i: names[i], key="explore_class")
+    methods = ["activation", "contribution", *CAM_CLASSES]
+    method = m2.selectbox("Map method", methods, key="explore_method",
+                          help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
+                               "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
+                               "before the MC features.")
+    layer = None
+    if method in CAM_CLASSES:
+        layers = ex.layers()
+        widgets.follow("explore_layer", str(path), ex.model.default_cam_layer())
+        layer = m3.selectbox("Layer", layers, key="explore_layer")
+    cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
+    cls = cm.classes[0]
+    st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
+    c1, c2 = st.columns(2)
+    c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
+    c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
+    if cm.note:
+        st.warning(cm.note)
+    labels = loaders.channel_labels(path, cls.channels)
+    fig = class_maps_figure(cls, cm.image, opacity, labels=labels)
+    fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
+    st.plotly_chart(fig, width="stretch", key="explore_fig")
+    st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
+               "The + marks each channel's peak."
+               + (" A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
+                  "its class's test images, with that share (`mcviz parts`)." if labels else ""))
+    ann = widgets.current_annotation(meta)
+    if ann is not None:
+        st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {w}"
+                                                      for ch, w in zip(cls.channels, _where_in_photo(cls, ann))))
+        if st.toggle("Show the annotated parts on the photo", key="explore_show_parts"):
+            st.image(photo_with_parts(cm.image, ann, cls.peaks),
+                     caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
+                             "(red +, numbered in channel order), on the model's crop")
+    if ex.model.class_connected:
+        evidence_section(cls, labels)
+    switch_off_section(cls, labels)
+    d1, d2 = st.columns(2)
+    by_channel = dict(zip(cls.channels, labels)) if labels else None
+    # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
+    d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity, labels=by_channel),
+                       file_name=f"{path.stem}-maps.png", mime="image/png", on_click="ignore")
+    d2.download_button("Download numbers (JSON)",
+                       json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
+                       file_name=f"{path.stem}-maps.json", mime="application/json", on_click="ignore")
+
+
+class_section()

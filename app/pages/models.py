@@ -5,11 +5,20 @@ import streamlit as st
 import loaders
 import widgets
 from mcviz.io import PARTS_PLOT, side_path
+from mcviz.io.describe import dataset_name, head_name, variant_name, xi_text
 
 st.title("Models")
-st.caption("Checkpoints from " + ", ".join(f"`{d}`" for d in widgets.checkpoint_dirs()))
+st.caption("Every checkpoint this app finds: the shipped ones, and those of the folders the operator added. "
+           "Accuracy is the final epoch's on the full test split.")
 widgets.sidebar_settings()
-rows, errors = [], []
+current, _ = widgets.choose_checkpoint()
+
+
+def _round(v, digits: int):
+    return round(v, digits) if isinstance(v, (int, float)) else None
+
+
+rows, errors, commands = [], [], []
 for path in widgets.checkpoints():
     meta, err = loaders.metadata(path)
     if err:
@@ -17,13 +26,20 @@ for path in widgets.checkpoints():
         continue
     m = meta.metrics
     rows.append({
-        "file": path.name, "data set": meta.dataset, "backbone": meta.backbone, "variant": meta.variant,
-        "input": meta.input.get("crop"), "epochs": m.epoch, "top-1 %": m.top1, "MC-branch top-1 %": m.top1_mc,
-        "mean h": m.mean_h, "ξ": meta.xi, "size MB": round(path.stat().st_size / 1e6, 1), "command": meta.command,
-        "lr": meta.hparam("lr"),
+        "": "▶" if path == current else "", "file": path.name, "data set": dataset_name(meta), "backbone": meta.backbone,
+        "loss": variant_name(meta), "head": head_name(meta), "input px": meta.input.get("crop"), "epochs": m.epoch,
+        # test accuracies over a few thousand images carry two decimals; h and the size one or two
+        "top-1 %": _round(m.top1, 2), "MC-branch top-1 %": _round(m.top1_mc, 2), "mean h": _round(m.mean_h, 2),
+        "ξ": xi_text(meta), "size MB": round(path.stat().st_size / 1e6, 1),
     })
+    commands.append((path.name, meta.command))
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption("▶ the model chosen in the sidebar (shared by every page).")
+    with st.expander("The command that trained each model"):
+        for file, command in commands:
+            st.markdown(f"**{file}**")
+            st.code(command or "(not recorded)", language="bash", wrap_lines=True)
 else:
     st.info("No loadable checkpoint.")
 for err in errors:

@@ -42,14 +42,19 @@ def load(path: str):
         raise UserError(str(exc)) from None
 
 
-def image_files(inputs: Sequence[str]) -> list[Path]:
+def image_files(inputs: Sequence[str], missing_ok: bool = False):
+    """The image files named or found in the folders named. A missing path is an error, or with
+    ``missing_ok`` is returned beside them: ``(files, missing)``, to report and skip."""
     out: list[Path] = []
+    missing: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
         elif p.exists():
             out.append(p)
+        elif missing_ok:
+            missing.append(p)
         else:
             raise UserError(f"{p}: no such file or folder")
-    return out
+    return (out, missing) if missing_ok else out

@@ -26,6 +26,14 @@ def add_explain(sub) -> None:
     p.set_defaults(func=cmd_explain)
 
 
+def _suggest(word: str, names: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=3, cutoff=0.6)
+    by_lower = {n.lower(): n for n in names}
+    return f"; did you mean {' or '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+
+
 def _resolve_classes(wanted: list[str], names: list[str]) -> list[int]:
     out = []
     for w in wanted:
@@ -39,7 +47,7 @@ def _resolve_classes(wanted: list[str], names: list[str]) -> list[int]:
                [i for i, n in enumerate(names) if w.lower() in n.lower()]
         if len(hits) != 1:
             shown = ", ".join(names[i] for i in hits[:5]) + (" ..." if len(hits) > 5 else "")
-            raise UserError(f"class {w!r} matches {len(hits)} classes" + (f": {shown}" if hits else "")
+            raise UserError(f"class {w!r} matches {len(hits)} classes" + (f": {shown}" if hits else _suggest(w, names))
                             + "; give an index or a longer name")
         out.append(hits[0])
     return out
@@ -49,6 +57,7 @@ def cmd_explain(args, argv) -> int:
     from tqdm import tqdm
 
     from ..data.images import ImageError, open_image
+    from ..evaluate.parts import load_part_profiles
     from ..explain import Explainer
     from ..explain.render import panel_png
 
@@ -56,13 +65,17 @@ def cmd_explain(args, argv) -> int:
     ex = Explainer(model, meta)
     if args.layer and args.layer not in ex.layers():
         raise UserError(f"unknown layer {args.layer!r}; choose one of {', '.join(ex.layers())}")
-    files = image_files(args.images)
+    files, missing = image_files(args.images, missing_ok=True)
+    for m in missing:
+        print(f"skipped: {m}: no such file or folder", file=sys.stderr)
     if not files:
         raise UserError("no image files found")
     chosen = _resolve_classes(args.classes, ex.class_names) if args.classes else None
+    # the part each channel usually looks at, where the checkpoint ships its part profiles
+    profiles = load_part_profiles(args.checkpoint)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    failed = 0
+    failed = len(missing)
     for f in tqdm(files, desc="explain", file=sys.stderr):
         try:
             img = open_image(f, min_side=ex.transform.resize)
@@ -72,8 +85,11 @@ def cmd_explain(args, argv) -> int:
             continue
         preds = ex.predict(img, args.top_k)
         cm = ex.channel_maps(img, chosen or [p.index for p in preds], method=args.method, layer=args.layer)
+        labels = {ch: profiles.own[ch].usual() for c in cm.classes for ch in c.channels} if profiles else None
         stem = out / f.stem
-        stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity))
-        stem.with_suffix(".json").write_text(json.dumps(cm.record(preds, image=str(f)), indent=2))
-    print(f"{len(files) - failed} image(s) explained into {out}" + (f", {failed} unreadable skipped" if failed else ""))
-    return 1 if failed == len(files) else 0
+        stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity,
+                                                       labels=labels))
+        stem.with_suffix(".json").write_text(json.dumps(cm.record(preds, labels, image=str(f)), indent=2))
+    done = len(files) + len(missing) - failed
+    print(f"{done} image(s) explained into {out}" + (f", {failed} missing or unreadable skipped" if failed else ""))
+    return 1 if done == 0 else 0

@@ -18,14 +18,15 @@ import torchvision
 from torchvision.models.resnet import BasicBlock
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .class_head import CLASS_HEADS, ClassConnected, class_connected_head
 from .groups import ChannelGroups
 from .loss import discriminality_logits
 from .pretrained import LITE_MEAN, LITE_STD, PretrainedUnavailable, efficientnet_lite
 
 __all__ = ["BACKBONES", "HEADS", "MCNet", "PretrainedUnavailable", "build_model", "channels_last", "input_norm"]
 
-Head = Literal["official", "gap"]
-HEADS: tuple[str, ...] = ("official", "gap")
+Head = Literal["official", "gap", "class-connected-max", "class-connected-avg"]
+HEADS: tuple[str, ...] = ("official", "gap", *CLASS_HEADS)
 PREDICT: tuple[str, ...] = ("head", "mc")
 
 
@@ -144,13 +145,14 @@ def _pretrained_weights(backbone: str):
 @dataclass(frozen=True)
 class HeadParts:
     """The CE head split by role. ``pool``: ``(B, N, H, W)`` -> ``(B, N)`` (GMP or GAP, flatten);
-    ``classifier``: ``(B, N)`` -> logits (official: BN, FC, BN, ELU, FC; GAP head: one linear);
-    ``out``: the last linear layer; ``bn1``, ``fc1``, ``bn2``: the official head's first layers
-    (None for the GAP head)."""
+    ``classifier``: ``(B, N)`` -> logits (official: BN, FC, BN, ELU, FC; GAP head: one linear;
+    class-connected: BN, :class:`ClassConnected`); ``out``: the last layer; ``bn1``: the first
+    BatchNorm (official and class-connected heads); ``fc1``, ``bn2``: the official head's next
+    layers (None for the others)."""
 
     pool: nn.Module
     classifier: nn.Module
-    out: nn.Linear
+    out: nn.Module
     bn1: Optional[nn.BatchNorm1d] = None
     fc1: Optional[nn.Linear] = None
     bn2: Optional[nn.BatchNorm1d] = None
@@ -208,8 +210,22 @@ class MCNet(nn.Module):
                 nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.BatchNorm1d(n), nn.Linear(n, hidden),
                 nn.BatchNorm1d(hidden), nn.ELU(inplace=True), nn.Linear(hidden, num_classes),
             )
+        elif head in CLASS_HEADS:
+            self.head = class_connected_head(head, groups)
         else:
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(n, num_classes))
+
+    @property
+    def class_connected(self) -> bool:
+        """True when each class's score is read from its own channels alone (:mod:`.class_head`)."""
+        return self.head_kind in CLASS_HEADS
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The head on (SE-weighted, for soft labels) features. With soft labels a class-connected
+        head is connected through the current soft labels, which training updates in place."""
+        if self.soft and self.class_connected:
+            self.head[-1].connection = self.soft_labels.float()
+        return self.head(features)
 
     @property
     def num_classes(self) -> int:
@@ -218,6 +234,10 @@ class MCNet(nn.Module):
     def head_parts(self) -> "HeadParts":
         """The CE head's layers by role (the one place that knows their positions)."""
         h = self.head
+        if self.class_connected:
+            if self.soft:
+                h[-1].connection = self.soft_labels.float()
+            return HeadParts(pool=h[:2], classifier=h[2:], out=h[3], bn1=h[2])
         if self.head_kind == "official":
             return HeadParts(pool=h[:2], classifier=h[2:], out=h[6], bn1=h[2], fc1=h[3], bn2=h[4])
         return HeadParts(pool=h[:2], classifier=h[2:], out=h[2])
@@ -254,7 +274,7 @@ class MCNet(nn.Module):
         """The CE stream; with soft labels the head sees the SE-weighted features."""
         if self.soft:
             features = features * self.se(features)[:, :, None, None].to(features.dtype)
-        return self.head(features)
+        return self.classify(features)
 
     def logits_from_features(self, features: torch.Tensor, predict: Optional[str] = None) -> torch.Tensor:
         predict = predict or self.predict

@@ -16,6 +16,7 @@ import torch
 
 from ..explain.effect import HeadAblation, PooledSet, collect_pooled
 from ..explain.rankings import effect_scores, linearised_head_scores, soft_label_scores
+from ..core.class_head import membership
 from ..core.models import MCNet
 from ..io.meta import CheckpointMeta
 
@@ -109,6 +110,8 @@ def ranking_scores(model: MCNet, meta: CheckpointMeta, ranked: PooledSet) -> dic
         scores["soft-labels"] = soft
     scores["linearised-head"] = linearised_head_scores(model)
     scores["activation"] = class_mean_activation(ranked, model.num_classes)
+    # the class's own group first (all of it at k = xi): does the model use the channels it owns?
+    scores["own-channels"] = membership(model.groups)
     return scores
 
 

@@ -60,6 +60,17 @@ class ChannelParts:
         """``"crown 46 %"``, or ``"no part"`` when none stands out."""
         return f"{self.top} {100 * self.confidence:.0f} %" if self.top else "no part"
 
+    def usual(self) -> str:
+        """What the channel's peaks usually land on over its class's images, said as an average
+        (``"usually the throat, 30 %"``), led by the off-the-bird share where that is larger
+        (``"mostly off the bird, 61 %; else the nape, 3 %"``): a title that reads as a fact about
+        one photo would mislead."""
+        off = self.shares.get(OFF_BIRD, 0.0)
+        part = f"the {self.top}, {100 * self.confidence:.0f} %" if self.top else "no one part"
+        if off > self.confidence:
+            return f"mostly off the bird, {100 * off:.0f} %; else {part}"
+        return f"usually {part}"
+
 
 @dataclass
 class PartProfiles:

@@ -10,7 +10,8 @@ is how far that drops the class's logit, averaged over the class's images.
 Only the head runs again, never the trunk. For the official head (BN, FC, BN, ELU, FC)
 switching one channel off is a rank-one change of the hidden layer, so the effects of every
 channel on every image come out of one batched product (:func:`channel_effects`); the
-GAP + linear head is linear, and its effects are exact in closed form.
+GAP + linear and the class-connected heads are linear, and their effects are exact in closed
+form (for a class-connected head a channel outside the class's group has no effect at all).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..core.class_head import CLASS_HEADS
 from ..core.models import HeadParts, MCNet, channels_last
 from ..io.meta import CheckpointMeta
 
@@ -40,7 +42,7 @@ class HeadAblation:
 
     parts: HeadParts  # the head's layers; ``parts.classifier``: pooled (B, N) -> logits (B, classes)
     means: torch.Tensor  # (N,) pooled value of a channel switched off
-    kind: str  # "official" or "gap"
+    kind: str  # "official", "gap" or a class-connected head
     chunk: int = 16  # images per batched product in :meth:`effects`
 
     @property
@@ -93,6 +95,10 @@ class HeadAblation:
         delta = self.means - p  # (B, N): the change of each pooled value when switched off
         if self.kind == "gap":
             return -delta * self.parts.out.weight[class_index].float()
+        if self.kind in CLASS_HEADS:  # BN then a fixed connection: linear, exact in closed form
+            bn = self.parts.bn1
+            scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).float()
+            return -delta * scale * self.parts.out.class_weights()[class_index].float()
         bn1, fc1, bn2, fc2 = self.parts.bn1, self.parts.fc1, self.parts.bn2, self.parts.out
         scale1 = bn1.weight / torch.sqrt(bn1.running_var + bn1.eps)
         scale2 = bn2.weight / torch.sqrt(bn2.running_var + bn2.eps)

@@ -64,17 +64,22 @@ class ChannelMaps:
                 return c
         raise KeyError(class_index)
 
-    def record(self, predictions: Sequence[Prediction], **context: Any) -> dict[str, Any]:
+    def record(self, predictions: Sequence[Prediction], labels: Optional[dict[int, str]] = None,
+               **context: Any) -> dict[str, Any]:
         """The numbers behind the maps, JSON-ready (``mcviz explain``'s ``.json``, the app's
         download): ``context`` first (the image, the checkpoint), then the method, the
-        predictions and each class's channels, h, peaks and raw maxima."""
-        return {
-            **context, "method": self.method, "layer": self.layer,
-            "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in predictions],
-            "classes": [{"class": c.class_name, "index": c.class_index, "h": round(c.h, 4), "channels": c.channels,
-                         "peaks_xy": [list(map(int, pk)) for pk in c.peaks],
-                         "raw_max": [float(r.max()) for r in c.raw]} for c in self.classes],
-        }
+        predictions and each class's channels, h, peaks and raw maxima; with ``labels``
+        (channel -> the part it usually looks at) each class also lists ``usual_parts``."""
+        def one(c: ClassMaps) -> dict[str, Any]:
+            out = {"class": c.class_name, "index": c.class_index, "h": round(c.h, 4), "channels": c.channels,
+                   "peaks_xy": [list(map(int, pk)) for pk in c.peaks], "raw_max": [float(r.max()) for r in c.raw]}
+            if labels:
+                out["usual_parts"] = [labels.get(ch) for ch in c.channels]
+            return out
+
+        return {**context, "method": self.method, "layer": self.layer,
+                "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in predictions],
+                "classes": [one(c) for c in self.classes]}
 
 
 @dataclass

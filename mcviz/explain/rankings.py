@@ -33,8 +33,8 @@ from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
 from ..io.meta import CheckpointMeta
 
 __all__ = ["RANKINGS", "ChannelRanking", "EffectRanking", "available_rankings", "class_channel_scores",
-           "compute_effect_ranking", "linearised_head_scores", "load_effect_ranking", "own_in_top", "ranking_path",
-           "save_effect_ranking", "soft_label_scores", "top_channels"]
+           "compute_effect_ranking", "evidence_scores", "linearised_head_scores", "load_effect_ranking", "own_in_top",
+           "ranking_path", "ranking_scores", "save_effect_ranking", "soft_label_scores", "top_channels"]
 
 RANKING_FORMAT = "mcviz-ranking/1"
 # name -> what the score means, in one line (the app shows it)
@@ -46,6 +46,8 @@ RANKINGS: dict[str, str] = {
     "linearised-head": "the classifier's weights, linearised (the official head's BNs folded in, its ELU taken as "
                        "identity; exact for a GAP + linear head)",
     "activation": "the channel's mean activation over the class's images",
+    "evidence": "the channel's evidence for the class (its normalised pooled value times its weight, a term of "
+                "the class's score), averaged over the class's test images; class-connected heads only",
 }
 
 Checkpoint = Union[str, Path, MCNet, tuple[MCNet, dict]]
@@ -164,10 +166,13 @@ def linearised_head_scores(model: MCNet) -> torch.Tensor:
     parts = model.head_parts()
     if parts.bn1 is None:
         return parts.out.weight.detach().float().clone()
-    bn1, fc1, bn2, fc2 = parts.bn1, parts.fc1, parts.bn2, parts.out
 
     def bn_scale(bn):
         return (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+
+    if model.class_connected:  # exact: a class's weights on the pooled inputs, zero off its channels
+        return (parts.out.class_weights().detach() * bn_scale(parts.bn1)[None, :]).float()
+    bn1, fc1, bn2, fc2 = parts.bn1, parts.fc1, parts.bn2, parts.out
 
     w = fc2.weight.detach() @ torch.diag(bn_scale(bn2)) @ fc1.weight.detach() @ torch.diag(bn_scale(bn1))
     return w.float()
@@ -208,16 +213,34 @@ def _load(checkpoint: Checkpoint) -> tuple[MCNet, CheckpointMeta, Optional[Path]
     return checkpoint, as_meta({}, checkpoint), None
 
 
+def evidence_scores(model: MCNet, effect: EffectRanking) -> torch.Tensor:
+    """``(classes, N)``: each channel's mean evidence for each class over the class's images, from
+    the effect ranking. For a class-connected head the effect is ``W * s * (mean p - m)`` (``s``
+    the BatchNorm's scale, ``m`` the switched-off value), so the mean evidence
+    ``W * BN(mean p)`` is the effect plus ``W * BN(m)``: exact, with no pass over the images."""
+    if not model.class_connected:
+        raise ValueError("only a class-connected head has per-channel evidence")
+    parts = model.head_parts()
+    bn = parts.bn1
+    with torch.no_grad():
+        at_mean = bn.eval()(effect.means.float()[None])[0]
+        w = parts.out.class_weights().float()
+    return effect.effects.float() + w * at_mean[None, :]
+
+
 def available_rankings(model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking]) -> list[str]:
-    """The rankings this model offers, the default first: effect where its file exists, then the
-    soft labels where the model has them."""
-    out = ["effect"] if effect is not None else []
+    """The rankings this model offers, the default first: for a class-connected model its channels'
+    evidence, then the effect where its file exists, then the soft labels where the model has them."""
+    out = ["evidence"] if effect is not None and model.class_connected else []
+    out += ["effect"] if effect is not None else []
     if soft_label_scores(model, meta) is not None:
         out.append("soft-labels")
     return out + ["linearised-head", "activation"]
 
 
 def _default_ranking(model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset) -> str:
+    if effect is not None and model.class_connected:
+        return "evidence"
     if effect is not None:
         return "effect"
     if dataset is not None:
@@ -228,6 +251,10 @@ def _default_ranking(model: MCNet, meta: CheckpointMeta, effect: Optional[Effect
 def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset,
             class_index: int) -> tuple[torch.Tensor, str]:
     """``(classes, N)`` scores of ranking ``by`` and their source in words."""
+    if by == "evidence":
+        if effect is None:
+            raise ValueError("the evidence ranking is made from the effect ranking: `mcviz rank CHECKPOINT --root ...`")
+        return evidence_scores(model, effect), f"evidence: {RANKINGS['evidence']} ({effect.split} split)"
     if by == "effect":
         if effect is None:
             raise ValueError("no effect ranking for this checkpoint: make one with `mcviz rank CHECKPOINT --root ...`")
@@ -240,6 +267,8 @@ def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[Effect
     if by == "linearised-head":
         if model.head_kind == "gap":
             return linearised_head_scores(model), "the GAP+linear classifier's weights (exact)"
+        if model.class_connected:
+            return linearised_head_scores(model), "the class-connected head's weights, its BatchNorm folded in (exact)"
         return linearised_head_scores(model), f"linearised head: {RANKINGS['linearised-head']}"
     if by == "activation":
         if dataset is None:
@@ -249,6 +278,13 @@ def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[Effect
             dataset = Subset(dataset, [i for i, t in enumerate(targets) if t == class_index])
         return activation_scores(model, dataset), "mean activation over the class's images"
     raise ValueError(f"unknown ranking {by!r}; choose one of {', '.join(RANKINGS)}")
+
+
+def ranking_scores(by: str, model: MCNet, meta: CheckpointMeta,
+                   effect: Optional[EffectRanking] = None) -> tuple[torch.Tensor, str]:
+    """The ``(classes, N)`` matrix of ranking ``by`` (any but ``activation``, which is measured per
+    class) and its source in words."""
+    return _scores(by, model, meta, effect, None, 0)
 
 
 def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=None,
@@ -264,7 +300,7 @@ def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=
     model, meta, path = _load(checkpoint)
     if not 0 <= class_index < model.num_classes:
         raise ValueError(f"class {class_index} out of range 0..{model.num_classes - 1}")
-    if effect is None and path is not None and by in (None, "effect"):
+    if effect is None and path is not None and by in (None, "effect", "evidence"):
         effect = load_effect_ranking(path)
     by = by or _default_ranking(model, meta, effect, dataset)
     scores, source = _scores(by, model, meta, effect, dataset, class_index)

@@ -7,6 +7,7 @@ One colour scale everywhere: maps are in [0, 1] and drawn with the same colour m
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,8 +26,9 @@ def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.nda
 
 
 def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str = "", opacity: float = 0.5,
-              dpi: int = 110) -> bytes:
-    """A PNG: per class a row with the image, each channel's overlay and the merged map."""
+              dpi: int = 110, labels: Optional[dict] = None) -> bytes:
+    """A PNG: per class a row with the image, each channel's overlay and the merged map;
+    ``labels`` (channel -> text, e.g. the part it usually looks at) go under the channel titles."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -35,7 +37,8 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
     rows = channel_maps.classes
     cols = 2 + max((len(c.channels) for c in rows), default=0)
     probs = {p.index: p.prob for p in (predictions or [])}
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.15 * len(rows) + 0.4), squeeze=False)
+    tall = 0.45 if labels else 0.0  # room for the part lines
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, (2.15 + tall) * len(rows) + 0.4), squeeze=False)
     img = channel_maps.image
     for r, cm in enumerate(rows):
         ax = axes[r][0]
@@ -47,7 +50,8 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
             a.imshow(overlay(img, cm.maps[j], opacity))
             px, py = cm.peaks[j]
             a.plot([px], [py], marker="+", color="white", markersize=8, mew=1.5)
-            a.set_title(f"channel {ch}\nmax {cm.raw[j].max():.3g}", fontsize=8)
+            extra = f"\n{textwrap.fill(labels[ch], 24)}" if labels and labels.get(ch) else ""
+            a.set_title(f"channel {ch}\nmax {cm.raw[j].max():.3g}{extra}", fontsize=7 if extra else 8)
         a = axes[r][1 + len(cm.channels)]
         a.imshow(overlay(img, cm.merged, opacity))
         a.set_title("merged (max)", fontsize=8)
@@ -173,20 +177,31 @@ def ranking_figure(ranking, owner_names: Sequence[str]):
     labels = [f"ch {c}" for c in ranking.channels]
     colors = ["#d62728" if o == ranking.class_index else "#7f7f7f" for o in ranking.owners]
     fig = go.Figure(go.Bar(x=labels, y=ranking.scores, marker_color=colors,
-                           customdata=[owner_names[o] if o >= 0 else "-" for o in ranking.owners],
+                           customdata=[owner_names[o] if o >= 0 else "no class" for o in ranking.owners],
                            hovertemplate="%{x}<br>score %{y:.3g}<br>group of %{customdata}<extra></extra>"))
     fig.update_layout(height=300, margin=dict(l=5, r=5, t=30, b=5), title="top channels (red: the class's own group)")
     return fig
 
 
-def score_matrix_figure(scores: np.ndarray, class_names: Sequence[str], what: str = "importance"):
-    """Class x channel matrix of a ranking's scores (``what`` names them in the title)."""
+def score_matrix_figure(scores: np.ndarray, class_names: Sequence[str], what: str = "importance", groups=None):
+    """Class x channel matrix of a ranking's scores (``what`` names them in the title). With
+    ``groups`` the channels are ordered by the class that owns them (unowned ones last), so a
+    model that uses its classes' own channels shows a bright diagonal."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=scores, y=list(class_names), colorscale="Viridis",
-                               hovertemplate="class %{y}<br>channel %{x}<br>score %{z:.3g}<extra></extra>"))
-    fig.update_layout(height=520, margin=dict(l=5, r=5, t=30, b=5), title=f"class x channel: {what}",
-                      yaxis=dict(showticklabels=len(class_names) <= 40))
+    scores = np.asarray(scores)
+    order = np.arange(scores.shape[1])
+    if groups is not None:
+        owner = np.asarray(groups.owner())
+        order = np.argsort(np.where(owner < 0, len(class_names), owner), kind="stable")
+    z = _round_sig(scores[:, order].astype(np.float32), 3)
+    fig = go.Figure(go.Heatmap(z=z, x=[f"ch {c}" for c in order], y=list(class_names), colorscale="Viridis",
+                               colorbar=dict(title=dict(text="score")),
+                               hovertemplate="%{y}<br>%{x}<br>score %{z:.3g}<extra></extra>"))
+    xtitle = "channel, grouped by the class that owns it" if groups is not None else "channel"
+    fig.update_layout(height=520, margin=dict(l=5, r=5, t=40, b=40), title=f"class x channel: {what}",
+                      xaxis=dict(title=xtitle, showticklabels=False),
+                      yaxis=dict(title="class", showticklabels=len(class_names) <= 40, autorange="reversed"))
     return fig
 
 
@@ -215,9 +230,11 @@ def part_matrix_png(profiles, population: str = "own") -> bytes:
     return buf.getvalue()
 
 
-# One colour per category of a part profile: 15 parts, then "near no part" (grey) and "off" (black).
-_PART_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-                 "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#b0b0b0", "#303030"]
+# One colour per category of a part profile: 15 parts, then "near no part" (light grey) and "off
+# the bird" (black). The 15 are Kelly's colours of maximum contrast (without white and black), so
+# that neighbours in the stack and in the legend can be told apart.
+_PART_COLOURS = ["#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856",
+                 "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#8DB600", "#DCDCDC", "#222222"]
 
 
 def part_bars_figure(profiles, channels: Sequence[int], population: str = "own"):
@@ -232,9 +249,11 @@ def part_bars_figure(profiles, channels: Sequence[int], population: str = "own")
                          x=[round(items[c].shares[cat], 3) for c in channels],
                          marker=dict(color=_PART_COLOURS[k % len(_PART_COLOURS)]),
                          hovertemplate=f"{cat}: %{{x:.0%}}<extra>%{{y}}</extra>"))
-    layout = dict(barmode="stack", height=60 + 28 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
+    # the whole legend under the bars, in rows: a legend beside them is cut off and scrolls
+    layout = dict(barmode="stack", height=170 + 28 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
                   xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
-                  legend=dict(font=dict(size=10)), title="where each channel's peaks land (its class's test images)")
+                  legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.12, x=0, traceorder="normal"),
+                  title="where each channel's peaks land (its class's test images)")
     return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
@@ -250,6 +269,44 @@ def class_parts_figure(profiles, channels: Sequence[int], class_name: str):
     return go.Figure(fig, _validate=False)
 
 
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(draw, points, avoid, size) -> list[tuple[float, float, tuple]]:
+    """``(x, y, box)`` for each ``(px, py, text)`` label: the first of a ring of spots around its
+    point, ever farther out, where it overlaps no label placed before, none of ``avoid`` (the dots)
+    and stays inside ``size``. Greedy, in the order given: CUB's 15 parts crowd the head, and
+    labels at one fixed offset land on each other ("beak" under "throat")."""
+    width, height = size
+    placed: list[tuple] = []
+    out = []
+    for px, py, text in points:
+        l, t, r, b = draw.textbbox((0, 0), text, stroke_width=2)
+        w, h = r - l, b - t
+        best = None
+        for reach in (6, 14, 24, 36, 50):
+            for dx, dy in ((reach, -h / 2), (-reach - w, -h / 2), (-w / 2, -reach - h), (-w / 2, reach),
+                           (reach, -reach - h), (-reach - w, -reach - h), (reach, reach), (-reach - w, reach)):
+                x, y = px + dx, py + dy
+                box = (x - 1, y - 1, x + w + 1, y + h + 1)
+                if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:
+                    continue
+                if any(_overlaps(box, o) for o in placed) or any(_overlaps(box, o) for o in avoid):
+                    continue
+                best = (x - l, y - t, box)
+                break
+            if best:
+                break
+        if best is None:  # nowhere free: the first spot, clamped into the picture
+            x = min(max(px + 6, 0), max(width - w, 0))
+            y = min(max(py - h / 2, 0), max(height - h, 0))
+            best = (x - l, y - t, (x, y, x + w, y + h))
+        placed.append(best[2])
+        out.append(best)
+    return out
+
+
 def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[float]] = ()):
     """The crop (PIL) with the annotated parts (dots and names), the box, and the channels' peaks
     (red +, numbered); ``ann``: ``{"box", "parts", "part_names"}`` in the crop's pixels."""
@@ -261,11 +318,14 @@ def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[floa
     d = ImageDraw.Draw(img)
     x, y, w, h = [v * scale for v in ann["box"]]
     d.rectangle([x, y, x + w, y + h], outline=(255, 255, 0), width=2)
-    for (px, py, vis), name in zip(ann["parts"], ann["part_names"]):
-        if vis > 0:
-            px, py = px * scale, py * scale
-            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(0, 200, 255), outline=(0, 0, 0))
-            d.text((px + 6, py - 6), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    visible = [(px * scale, py * scale, name) for (px, py, vis), name in zip(ann["parts"], ann["part_names"]) if vis > 0]
+    for px, py, _ in visible:
+        d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(0, 200, 255), outline=(0, 0, 0))
+    dots = [(px - 4, py - 4, px + 4, py + 4) for px, py, _ in visible]
+    for (px, py, name), (tx, ty, box) in zip(visible, place_labels(d, visible, dots, img.size)):
+        if abs(tx - px) > 14 or abs(ty - py) > 14:  # moved away from its dot: a leader line says whose it is
+            d.line([px, py, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2], fill=(0, 200, 255), width=1)
+        d.text((tx, ty), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     for k, (px, py) in enumerate(peaks):
         px, py = px * scale, py * scale
         d.line([px - 7, py, px + 7, py], fill=(255, 60, 60), width=3)

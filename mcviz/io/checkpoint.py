@@ -9,6 +9,7 @@ with ``os.replace``, so a killed run leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -17,11 +18,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from ..core.models import MCNet, build_model
+from ..core.models import MCNet, PretrainedUnavailable, build_model
 from .files import PathLike, atomic_write_bytes
 from .meta import FORMAT, CheckpointMeta
 
-__all__ = ["CheckpointError", "FORMAT", "as_meta", "load_checkpoint", "read_metadata", "save_checkpoint"]
+__all__ = ["CheckpointError", "FORMAT", "as_meta", "body_digest", "load_checkpoint", "packaged_keys", "read_metadata",
+           "save_checkpoint"]
 
 _META_KEY = "mcviz"
 
@@ -55,12 +57,41 @@ def as_meta(meta: Union[CheckpointMeta, Mapping[str, Any]], model: MCNet) -> Che
     return out
 
 
+def packaged_keys(model: MCNet, through: str) -> list[str]:
+    """The state-dict keys of the body steps up to and including ``through``."""
+    steps = [n for n, _ in model.body.named_children()]
+    if through not in steps:
+        raise ValueError(f"unknown body step {through!r}; choose one of {', '.join(steps)}")
+    keep = steps[: steps.index(through) + 1]
+    return [k for k in model.state_dict() if k.startswith("body.") and k.split(".")[1] in keep]
+
+
+def body_digest(model: MCNet, through: str) -> str:
+    """SHA-256 of the floating tensors of the body up to ``through``, as float32: what a
+    checkpoint that leaves them out records, so that a rebuilt body is checked, not trusted."""
+    state = model.state_dict()
+    h = hashlib.sha256()
+    for k in packaged_keys(model, through):
+        v = state[k]
+        if v.is_floating_point():
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _is_packaged(backbone: str) -> bool:
+    from ..core.models import BACKBONES, _PACKAGED
+
+    return BACKBONES.get(backbone, (None, None))[1] is _PACKAGED
+
+
 def save_checkpoint(
     path: PathLike,
     model: MCNet,
     meta: Union[CheckpointMeta, Mapping[str, Any]],
     dtype: Optional[torch.dtype] = None,
     extra_tensors: Optional[dict[str, torch.Tensor]] = None,
+    packaged_body: Optional[str] = None,
 ) -> None:
     """Save ``model`` and ``meta`` atomically to ``path`` (a ``.safetensors`` file).
 
@@ -68,6 +99,11 @@ def save_checkpoint(
     input size, variant, metrics...); the model's own config (groups, head) is added.
     ``dtype=torch.float16`` halves the file (floating tensors only; loading restores
     float32). ``extra_tensors`` are stored beside the weights under ``extra.<name>``.
+
+    ``packaged_body=LAYER`` (a model trained with ``--freeze LAYER`` on a backbone whose ImageNet
+    weights come from a registry package) leaves the body up to LAYER out of the file and records
+    its digest; loading rebuilds it from the package and refuses it if it differs. A frozen Lite0
+    body is three quarters of a shipped checkpoint.
     """
     if isinstance(meta, CheckpointMeta):
         meta = meta.to_dict()
@@ -80,8 +116,16 @@ def save_checkpoint(
     full["format"] = FORMAT
     full["mcviz_version"] = __version__
     full["storage_dtype"] = str(dtype or torch.float32).replace("torch.", "")
+    skip: set[str] = set()
+    if packaged_body:
+        if not _is_packaged(meta["backbone"]):
+            raise ValueError(f"backbone {meta['backbone']!r} has no packaged weights to rebuild its body from")
+        skip = set(packaged_keys(model, packaged_body))
+        full["packaged_body"] = {"through": packaged_body, "sha256": body_digest(model, packaged_body)}
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
+        if k in skip:
+            continue
         v = v.detach().cpu()
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
@@ -166,14 +210,28 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # safetensors reports truncation on access
             raise CheckpointError(f"{path}: cannot read the weights (truncated or corrupt?): {exc}") from None
+    packaged = meta.raw.get("packaged_body")
     try:
-        model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=False,
+        model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=bool(packaged),
                             mc_layer=meta.mc_layer, head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel,
                             soft=meta.soft)
+    except PretrainedUnavailable as exc:
+        raise CheckpointError(f"{path}: its frozen body comes from a weights package that is missing ({exc})") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     own = model.state_dict()
+    if packaged:
+        try:
+            through, digest = packaged["through"], packaged["sha256"]
+            keys = packaged_keys(model, through)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: the metadata's packaged_body is not usable ({exc})") from None
+        if body_digest(model, through) != digest:
+            raise CheckpointError(
+                f"{path}: the body this model was trained on (through {through}) differs from the installed "
+                f"weights package's; install the package version it was trained with")
+        own = {k: v for k, v in own.items() if k not in set(keys)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items() if k in state and state[k].shape != v.shape]
@@ -191,7 +249,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
             f"as its metadata says: " + "; ".join(parts)
         )
     state = {k: v.to(own[k].dtype) for k, v in state.items()}
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not packaged)
     model.eval().to(device)
     meta.extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, meta

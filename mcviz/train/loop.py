@@ -65,8 +65,8 @@ class _TrainForward(nn.Module):
             # channels at weight 1, and their gradient let into the backbone blew the features
             # up (docs/soft-labels.md). Same values as w; only the graph differs.
             w_aux = self.model.se(feats.detach())
-            return feats, self.model.head(feats * w[:, :, None, None].to(feats.dtype)), w_aux
-        return feats, self.model.head(feats), None
+            return feats, self.model.classify(feats * w[:, :, None, None].to(feats.dtype)), w_aux
+        return feats, self.model.classify(feats), None
 
 
 def _make_schedule(opt, cfg: TrainConfig):
@@ -334,7 +334,9 @@ def _end_epoch(run: _Run, epoch: int, sums: dict[str, float], steps: int, train_
     tqdm.write(msg + f"  [{train_time:.0f}s]", file=sys.stderr)
     meta = checkpoint_meta(cfg, run.classes, run.evaltf, row, epoch + 1, metrics.get("per_class"))
     save_dtype = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}[cfg.save_dtype]
-    save_checkpoint(out / "last.safetensors", model, meta, dtype=save_dtype)
+    # a frozen packaged body is rebuilt from its weights package on load, not stored
+    packaged = cfg.freeze if cfg.freeze and cfg.pretrained and cfg.backbone.startswith("lite") else None
+    save_checkpoint(out / "last.safetensors", model, meta, dtype=save_dtype, packaged_body=packaged)
     return row
 
 

@@ -1,0 +1,199 @@
+"""The app's state follows the photo and the model (issue 32): no widget shows a choice made for
+another photo or model, one model choice is shared by the pages, Compare and Channels say which
+photo they use, and the labels say what they are. Each test failed on the app before the fix."""
+
+import io
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from mcviz import build_model, save_checkpoint
+
+from .conftest import REPO, SHARED_DATA
+from .test_app import APP, NAMES, _save, real_photo, upload
+
+
+def _jpeg(seed: int, size=(320, 320)) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    # smooth blobs rather than noise, so that different seeds give different predictions
+    small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+    Image.fromarray(small).resize(size, Image.BILINEAR).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _cars_model(path) -> None:
+    torch.manual_seed(3)
+    m = build_model("small", 196, xi=3).eval()
+    save_checkpoint(path, m, {"backbone": "small", "class_names": [f"Car {i}" for i in range(196)],
+                              "dataset": "folder", "variant": "mc", "hparams": {"seed": 0},
+                              "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
+                                        "std": [0.229, 0.224, 0.225]},
+                              "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1},
+                              "command": "mcviz train --dataset folder --root ../shared/data/stanford_cars"},
+                    dtype=torch.float16)
+
+
+@pytest.fixture(scope="module")
+def two_data_sets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("state-ckpts")
+    _save(d / "aa-bird-mc.safetensors", "mc", 0)
+    _save(d / "ab-bird-ce.safetensors", "ce", 1)
+    _cars_model(d / "ba-car-mc.safetensors")
+    return d
+
+
+@pytest.fixture
+def app(two_data_sets, monkeypatch):
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(two_data_sets))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _photo_captions(at: AppTest) -> list[str]:
+    return [c for im in at.get("image") for c in im.captions]
+
+
+def _pick_model(at: AppTest, stem: str) -> AppTest:
+    box = at.sidebar.selectbox(key="model")
+    folder = box.value.parent
+    return box.set_value(folder / f"{stem}.safetensors").run()
+
+
+def _top(at: AppTest) -> str:
+    return at.table[0].value["class"].iloc[0]
+
+
+def _explained(at: AppTest) -> str:
+    return next(s.value for s in at.subheader if ": " in s.value and "channels" in s.value).split(":")[0]
+
+
+def _photos_with_other_tops(at: AppTest):
+    """Two photos that the first model predicts differently."""
+    at = upload(at, "one.jpg", _jpeg(0))
+    first = _top(at)
+    for seed in range(1, 30):
+        at = upload(at, f"other{seed}.jpg", _jpeg(seed))
+        if _top(at) != first:
+            return at, first
+    pytest.fail("no two photos with different predictions")
+
+
+def test_the_class_to_explain_is_each_new_photos_top_prediction(app):
+    at, first = _photos_with_other_tops(app)
+    assert _explained(at) == _top(at) != first
+    # a pick holds for this photo...
+    at.selectbox(key="explore_class").set_value(17).run()
+    assert _explained(at) == "Bird 17"
+    at.selectbox(key="explore_method").set_value("contribution").run()
+    assert _explained(at) == "Bird 17"
+    # ...and not for the next one
+    at = upload(at, "third.jpg", _jpeg(99))
+    assert _explained(at) == _top(at)
+    assert at.selectbox(key="explore_class").value == NAMES.index(_top(at))
+
+
+def test_a_model_switch_relabels_everything(app):
+    at = upload(app, *real_photo())
+    at.selectbox(key="explore_class").set_value(17).run()
+    at.multiselect(key="explore_off").set_value([51]).run()
+    at = _pick_model(at, "ba-car-mc")
+    assert not at.exception
+    assert _top(at).startswith("Car ") and _explained(at) == _top(at)
+    assert at.selectbox(key="explore_class").value == int(_top(at).split()[1])
+    assert at.multiselect(key="explore_off").value == []
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception
+    assert all(n.startswith("Car ") for n in at.dataframe[0].value["group of"] if n != "no class")
+
+
+def test_one_model_choice_across_pages(app):
+    app = _pick_model(app, "ab-bird-ce")
+    chosen = app.sidebar.selectbox(key="model").value
+    for page in ("pages/models.py", "pages/channels.py", "pages/compare.py", "pages/explore.py"):
+        app.switch_page(page).run()
+        assert not app.exception
+        assert app.sidebar.selectbox(key="model").value == chosen, page
+    app.switch_page("pages/models.py").run()
+    marked = [r["file"] for r in app.dataframe[0].value.to_dict("records") if r[""] == "▶"]
+    assert marked == [chosen.name]
+
+
+def test_compare_shows_its_photo_and_starts_from_the_sidebars_model(app):
+    at = upload(app, "car.jpg", _jpeg(5))
+    at = _pick_model(at, "ba-car-mc")
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert [p.stem for p in at.multiselect(key="compare_models").value] == ["ba-car-mc"]
+    assert "current photo: car.jpg (uploaded)" in _photo_captions(at)
+    assert not any("belly" in str(c.proto) for c in at.get("plotly_chart"))
+    # back to a bird model: the bird models are the defaults again, the sidebar's first
+    at = _pick_model(at, "ab-bird-ce")
+    assert [p.stem for p in at.multiselect(key="compare_models").value][0] == "ab-bird-ce"
+    assert {p.stem for p in at.multiselect(key="compare_models").value} == {"aa-bird-mc", "ab-bird-ce"}
+
+
+def test_channels_starts_on_the_current_photos_class(app):
+    at = upload(app, *real_photo())
+    top = NAMES.index(_top(at))
+    at.switch_page("pages/channels.py").run()
+    assert at.selectbox(key="channels_class").value == top
+    assert "current photo: bird.jpg (uploaded)" in _photo_captions(at)
+
+
+def test_the_gallery_picker_shows_the_photo_in_use(app, monkeypatch):
+    cub = SHARED_DATA / "CUB_200_2011"
+    if not cub.exists():
+        pytest.skip("needs the CUB gallery")
+    monkeypatch.setenv("MCVIZ_DATA", str(SHARED_DATA))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    pick = at.selectbox(key="gallery_explore").options[2]
+    at.selectbox(key="gallery_explore").set_value(pick).run()
+    at.switch_page("pages/compare.py").run()
+    assert at.selectbox(key="gallery_compare").value == pick
+    at = upload(at, "mine.jpg", _jpeg(1))
+    assert at.selectbox(key="gallery_compare").value == "—"
+
+
+def test_one_upload_limit_and_one_list_of_formats(app):
+    import settings
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == settings.MAX_UPLOAD_MB
+    assert settings.MAX_UPLOAD_BYTES == settings.MAX_UPLOAD_MB * 2**20
+    up = app.get("file_uploader")[0]
+    assert up.proto.label == "Upload a photo"  # the formats come from `type`, listed once by Streamlit
+    assert sorted(up.proto.type) == sorted(f".{s}" for s in settings.ACCEPTED)
+
+
+def test_a_tiny_photo_is_warned_about(app):
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(buf, format="PNG")
+    at = upload(app, "dot.png", buf.getvalue(), "image/png")
+    assert not at.exception
+    assert any("1 x 1 px, smaller than the 64 px" in w.value for w in at.warning)
+    at = upload(at, *real_photo())
+    assert not any("smaller than" in w.value for w in at.warning)
+
+
+def test_part_labels_never_overlap():
+    from PIL import Image as PILImage, ImageDraw
+
+    from mcviz.explain.render import _overlaps, place_labels
+
+    names = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
+             "right eye", "right leg", "right wing", "tail", "throat"]
+    rng = np.random.default_rng(0)
+    points = [(140 + rng.integers(0, 25), 140 + rng.integers(0, 25), n) for n in names]  # a crowded head
+    draw = ImageDraw.Draw(PILImage.new("RGB", (288, 288)))
+    boxes = [b for _, _, b in place_labels(draw, points, [], (288, 288))]
+    assert not any(_overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(0 <= b[0] and 0 <= b[1] and b[2] <= 288 and b[3] <= 288 for b in boxes)
