@@ -23,6 +23,7 @@ from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_mode
                             soft_family, sort_key, two_seed_rows)
 from results_levers import (SWEEP_TEXT, anchor_sweep_rows, backbone_text, copy_lever_runs, crop_rows, frozen_rows,
                             lever_rows, mc_config_rows)
+from results_class_head import CC_TEXT, cc_rows, cc_rule
 from results_targets import targets
 
 
@@ -111,6 +112,9 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
     sweep = anchor_sweep_rows(ce_mean, default_mu)
     if sweep:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
+    cc = cc_rows()
+    if cc:
+        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean), ""]
     return text
 
 
@@ -301,7 +305,9 @@ def portable(command: str, name: str) -> str:
 def write_checkpoints_readme(ckpts) -> None:
     lines = ["# Shipped checkpoints", "",
              "Trained by `scripts/train_checkpoints.sh` on the 2-core CPU (no GPU was available). " + recipe(shipped_crop(ckpts)) +
-             " Stored in float16. Accuracy is the **final epoch** on the full test split (not the best epoch). "
+             " Stored in float16 and without the frozen body (three quarters of the network): loading rebuilds it "
+             "from the weights package and refuses it unless its digest matches the one recorded at training "
+             "(`packaged_body` in the metadata). Accuracy is the **final epoch** on the full test split (not the best epoch). "
              "Second seeds are reported in `docs/results.md` and `docs/runs/`, not shipped. Regenerate this "
              "table with `python scripts/results.py`.", "",
              "| file | data set | backbone | variant | options | seed | input | maps | epochs | top-1 % | "

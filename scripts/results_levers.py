@@ -42,7 +42,10 @@ TRAINED = {"head_conv": "1x1 layer + head", "block5": "block 6 + head conv + 1x1
 def copy_lever_runs(runs_dir: Path) -> None:
     """runs/levers/NAME/{config.json, metrics.jsonl} -> docs/runs/levers/NAME.*, where present."""
     LEVER_DOC.mkdir(parents=True, exist_ok=True)
-    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS]:
+    from results_class_head import CC_RUNS
+
+    cc = [n for run in CC_RUNS for n in run[:2]]
+    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS] + cc:
         src = runs_dir / "levers" / name
         for f in ("config.json", "metrics.jsonl"):
             if (src / f).exists():

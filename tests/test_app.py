@@ -255,7 +255,7 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     titles = [a["text"] for a in spec["layout"]["annotations"]]
     cls = at.selectbox(key="explore_class").value
     # an average over the class's test images, and said to be one
-    assert titles[0] == f"channel {3 * cls} · usually the part{(3 * cls) % 15}, 50 %"
+    assert titles[0] == f"channel {3 * cls}<br>usually the part{(3 * cls) % 15}, 50 %"
     assert any("average, not this photo" in c.value for c in at.caption)
     # this image's annotated parts: each channel's peak is named
     said = [m.value for m in at.markdown if "In this image" in m.value]
@@ -266,7 +266,7 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert "· usually the part" in spec["layout"]["annotations"][0]["text"]
+    assert "<br>usually the part" in spec["layout"]["annotations"][0]["text"]
     assert any("In this image:" in c.value for c in at.caption)
     # Channels: the part bars and the class x part matrix
     at.switch_page("pages/channels.py").run()

@@ -162,3 +162,18 @@ def test_evidence_ranking_from_the_effect_file_is_the_mean_evidence():
         assert torch.allclose(scores[c], slow, atol=1e-4)
     meta = as_meta({"backbone": "small"}, model)
     assert available_rankings(model, meta, effect)[:2] == ["evidence", "effect"]
+
+
+def test_a_deeper_mc_layer_round_trips(tmp_path):
+    groups = GROUPS["uniform"]
+    torch.manual_seed(0)
+    m = build_model("small", 4, groups, head="class-connected-avg", mc_hidden=16).eval()
+    assert [type(l).__name__ for l in m.mc_layer][:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert m.mc_layer[0].out_channels == 16 and m.mc_layer[3].out_channels == groups.num_channels
+    path = tmp_path / "deep.safetensors"
+    save_checkpoint(path, m, {"backbone": "small"})
+    loaded, meta = load_checkpoint(path)
+    assert meta.raw["mc_hidden"] == 16
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), m(x), atol=1e-5)

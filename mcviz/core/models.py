@@ -173,6 +173,7 @@ class MCNet(nn.Module):
         hidden: int = 512,
         mc_kernel: int = 3,
         soft: bool = False,
+        mc_hidden: int = 0,
     ) -> None:
         super().__init__()
         if groups.num_classes != num_classes:
@@ -185,7 +186,16 @@ class MCNet(nn.Module):
         if mc_kernel not in (1, 3):
             raise ValueError(f"mc_kernel must be 1 or 3, got {mc_kernel}")
         self.mc_kernel = mc_kernel
-        if mc_layer:
+        self.mc_hidden = int(mc_hidden)
+        if mc_layer and mc_hidden:
+            # a deeper MC layer: a shared hidden 1x1 layer first, so that a class-connected head's
+            # constraint (a class reads only its own channels) sits at the last step only
+            self.mc_layer = nn.Sequential(
+                nn.Conv2d(body_channels, mc_hidden, 1, bias=False), nn.BatchNorm2d(mc_hidden), nn.ReLU(inplace=True),
+                nn.Conv2d(mc_hidden, n, mc_kernel, padding=mc_kernel // 2, bias=False),
+                nn.BatchNorm2d(n), nn.ReLU(inplace=True),
+            )
+        elif mc_layer:
             self.mc_layer = nn.Sequential(
                 nn.Conv2d(body_channels, n, mc_kernel, padding=mc_kernel // 2, bias=False),
                 nn.BatchNorm2d(n), nn.ReLU(inplace=True),
@@ -298,6 +308,7 @@ def build_model(
     predict: Literal["head", "mc"] = "head",
     mc_kernel: Optional[int] = None,
     soft: bool = False,
+    mc_hidden: int = 0,
 ) -> MCNet:
     """Build an :class:`MCNet`.
 
@@ -308,6 +319,8 @@ def build_model(
 
     ``mc_kernel`` is the MC layer's kernel: 3 as in the official code, except for the
     ``small`` and ``lite*`` CPU backbones, where a 1x1 layer (default) costs a ninth as much.
+
+    ``mc_hidden=H`` puts a shared 1x1 layer of H channels (BN, ReLU) before the MC layer.
 
     ``soft=True`` adds the SE block and the class x channel soft labels of paper Sec. IV-E
     (see :mod:`mcviz.core.soft_labels`).
@@ -325,7 +338,7 @@ def build_model(
     if mc_kernel is None:
         mc_kernel = 1 if backbone == "small" or backbone.startswith("lite") else 3
     return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
-                 mc_kernel=mc_kernel, soft=soft)
+                 mc_kernel=mc_kernel, soft=soft, mc_hidden=mc_hidden)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:

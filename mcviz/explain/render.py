@@ -86,7 +86,9 @@ def coarse(a: np.ndarray, max_side: int = MAX_GRID) -> np.ndarray:
 def _panel_titles(channels: Sequence[int], compact: bool, labels: Optional[Sequence[str]]) -> list[str]:
     titles = [f"{'ch' if compact else 'channel'} {ch}" for ch in channels]
     if labels:
-        titles = [f"{t} · {lbl}" if lbl else t for t, lbl in zip(titles, labels)]
+        # the label on lines of its own under the channel: beside it, four titles run into each other
+        titles = [f"{t}<br>" + "<br>".join(textwrap.wrap(lbl, 26 if compact else 30)) if lbl else t
+                  for t, lbl in zip(titles, labels)]
     return titles + ["merged" if compact else "merged (max)"]
 
 
@@ -114,7 +116,9 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     hgap, vgap = 0.02, (0.08 if rows > 1 else 0.0)
     cw = (1 - hgap * (per_row - 1)) / per_row
     rh = (1 - vgap * (rows - 1)) / rows
-    data, layout = [], {"height": height * rows, "margin": dict(l=5, r=5, t=30, b=5), "showlegend": False,
+    lines = max(t.count("<br>") + 1 for t in titles)
+    data, layout = [], {"height": height * rows + 16 * (lines - 1),
+                        "margin": dict(l=5, r=5, t=14 + 17 * lines, b=5), "showlegend": False,
                         "annotations": [], "images": []}
     for j, (norm, raw) in enumerate(stacks):
         r, c = divmod(j, per_row)
@@ -129,7 +133,8 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
         layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False, scaleanchor=f"x{n}", scaleratio=1,
                                    range=[ih - 0.5, -0.5], constrain="domain")
         layout["annotations"].append(dict(text=titles[j], x=x0 + cw / 2, y=y1, xref="paper", yref="paper",
-                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))
+                                          xanchor="center", yanchor="bottom", showarrow=False,
+                                          font=dict(size=13 if lines > 1 else 14)))
         layout["images"].append(dict(source=photo, xref=f"x{n}", yref=f"y{n}", x=-0.5, y=-0.5, sizex=iw, sizey=ih,
                                      sizing="stretch", layer="below"))
         z, cd = coarse(norm), coarse(raw)

@@ -42,6 +42,7 @@ def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
         "head": model.head_kind,
         "predict": model.predict,
         "mc_kernel": model.mc_kernel,
+        "mc_hidden": model.mc_hidden,
         "soft": model.soft,
     }
 
@@ -214,7 +215,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     try:
         model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=bool(packaged),
                             mc_layer=meta.mc_layer, head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel,
-                            soft=meta.soft)
+                            soft=meta.soft, mc_hidden=int(meta.raw.get("mc_hidden") or 0))
     except PretrainedUnavailable as exc:
         raise CheckpointError(f"{path}: its frozen body comes from a weights package that is missing ({exc})") from None
     except (KeyError, ValueError, TypeError) as exc:

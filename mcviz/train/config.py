@@ -60,6 +60,8 @@ class TrainConfig:
     xi: int = _opt(3, "channels per class (MC layer sets N = classes x xi)")
     uneven: bool = _opt(False, "no MC layer: split the backbone's own channels over the classes (paper Table II)")
     head: str = _opt("official", hparam=False, choices=_heads)
+    mc_hidden: int = _opt(0, "a shared 1x1 layer of H channels before the MC layer (0: none)", hparam=False,
+                          metavar="H")
     predict: str = _opt("head", "predict from the CE head or from the MC branch (GAP of cross-channel max)",
                         hparam=False, choices=["head", "mc"])
     mu: float = _opt(1.5, "weight of the MC-Loss (Eq. 2)")

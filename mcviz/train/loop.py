@@ -145,7 +145,8 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     train_ds, test_ds, evaltf = build_datasets(cfg)
     classes = list(train_ds.classes)
     model = build_model(cfg.backbone, len(classes), pretrained=cfg.pretrained and state is None, xi=cfg.xi,
-                        mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict, soft=cfg.variant == "mc-soft")
+                        mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict, soft=cfg.variant == "mc-soft",
+                        mc_hidden=cfg.mc_hidden)
     if state is not None:
         model.load_state_dict(state["model"])  # before caching: the cache key hashes the trunk's weights
     model = channels_last(model.to(device))
