@@ -143,7 +143,7 @@ async def main_thread_s(page) -> float:
         cdp = page._mcviz_cdp = await page.context.new_cdp_session(page)
         await cdp.send("Performance.enable")
     metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
-    return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+    return next(entry["value"] for entry in metrics if entry["name"] == "TaskDuration")
 
 
 async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Optional[list] = None) -> list[float]:

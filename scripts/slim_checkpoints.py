@@ -32,7 +32,7 @@ def slim(path: str) -> str:
         return "not a frozen packaged body: kept whole"
     new = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=True, mc_layer=meta.mc_layer,
                       head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel, soft=meta.soft,
-                      mc_hidden=int(meta.raw.get("mc_hidden") or 0)).eval()
+                      mc_hidden=meta.mc_hidden).eval()
     dtype = getattr(torch, meta.storage_dtype)
     old_state, new_state = old.state_dict(), new.state_dict()
     for k in packaged_keys(new, layer):

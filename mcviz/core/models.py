@@ -142,6 +142,18 @@ def _pretrained_weights(backbone: str):
     return weights
 
 
+def _mc_layer(cin: int, n: int, kernel: int, hidden: int) -> nn.Sequential:
+    """Conv + BN + ReLU to the N grouped channels; with ``hidden`` a shared 1x1 layer of that many
+    channels comes first, so that a class-connected head's constraint (a class reads only its own
+    channels) sits at the last step only."""
+    steps: list[nn.Module] = []
+    if hidden:
+        steps += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
+        cin = hidden
+    steps += [nn.Conv2d(cin, n, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(n), nn.ReLU(inplace=True)]
+    return nn.Sequential(*steps)
+
+
 @dataclass(frozen=True)
 class HeadParts:
     """The CE head split by role. ``pool``: ``(B, N, H, W)`` -> ``(B, N)`` (GMP or GAP, flatten);
@@ -187,19 +199,8 @@ class MCNet(nn.Module):
             raise ValueError(f"mc_kernel must be 1 or 3, got {mc_kernel}")
         self.mc_kernel = mc_kernel
         self.mc_hidden = int(mc_hidden)
-        if mc_layer and mc_hidden:
-            # a deeper MC layer: a shared hidden 1x1 layer first, so that a class-connected head's
-            # constraint (a class reads only its own channels) sits at the last step only
-            self.mc_layer = nn.Sequential(
-                nn.Conv2d(body_channels, mc_hidden, 1, bias=False), nn.BatchNorm2d(mc_hidden), nn.ReLU(inplace=True),
-                nn.Conv2d(mc_hidden, n, mc_kernel, padding=mc_kernel // 2, bias=False),
-                nn.BatchNorm2d(n), nn.ReLU(inplace=True),
-            )
-        elif mc_layer:
-            self.mc_layer = nn.Sequential(
-                nn.Conv2d(body_channels, n, mc_kernel, padding=mc_kernel // 2, bias=False),
-                nn.BatchNorm2d(n), nn.ReLU(inplace=True),
-            )
+        if mc_layer:
+            self.mc_layer = _mc_layer(body_channels, n, mc_kernel, self.mc_hidden)
         else:
             groups.check(body_channels)
             self.mc_layer = nn.Identity()

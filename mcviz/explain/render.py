@@ -117,9 +117,8 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     cw = (1 - hgap * (per_row - 1)) / per_row
     rh = (1 - vgap * (rows - 1)) / rows
     lines = max(t.count("<br>") + 1 for t in titles)
-    data, layout = [], {"height": height * rows + 16 * (lines - 1),
-                        "margin": dict(l=5, r=5, t=14 + 17 * lines, b=5), "showlegend": False,
-                        "annotations": [], "images": []}
+    data, layout = [], {"height": height * rows + 16 * (lines - 1), "margin": dict(l=5, r=5, t=14 + 17 * lines, b=5),
+                        "showlegend": False, "annotations": [], "images": []}
     for j, (norm, raw) in enumerate(stacks):
         r, c = divmod(j, per_row)
         n = "" if j == 0 else str(j + 1)

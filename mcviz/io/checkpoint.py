@@ -215,7 +215,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     try:
         model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=bool(packaged),
                             mc_layer=meta.mc_layer, head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel,
-                            soft=meta.soft, mc_hidden=int(meta.raw.get("mc_hidden") or 0))
+                            soft=meta.soft, mc_hidden=meta.mc_hidden)
     except PretrainedUnavailable as exc:
         raise CheckpointError(f"{path}: its frozen body comes from a weights package that is missing ({exc})") from None
     except (KeyError, ValueError, TypeError) as exc:

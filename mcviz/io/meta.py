@@ -58,6 +58,7 @@ class CheckpointMeta:
     predict: str = "head"
     mc_kernel: Optional[int] = None
     soft: bool = False
+    mc_hidden: int = 0
     class_names: list[str] = field(default_factory=list)
     dataset: Optional[str] = None
     input: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_INPUT))
@@ -77,7 +78,7 @@ class CheckpointMeta:
         return cls(
             backbone=d["backbone"], num_classes=int(d["num_classes"]), groups=d["groups"],
             mc_layer=bool(d.get("mc_layer", True)), head=d.get("head", "official"), predict=d.get("predict", "head"),
-            mc_kernel=d.get("mc_kernel"), soft=bool(d.get("soft", False)), class_names=list(d.get("class_names") or []),
+            mc_kernel=d.get("mc_kernel"), soft=bool(d.get("soft", False)), mc_hidden=int(d.get("mc_hidden") or 0), class_names=list(d.get("class_names") or []),
             dataset=d.get("dataset"), input=dict(d.get("input") or DEFAULT_INPUT), variant=d.get("variant"),
             hparams=dict(d.get("hparams") or {}), metrics=Metrics.from_dict(d.get("metrics")),
             command=d.get("command") or "", format=d.get("format", FORMAT), mcviz_version=d.get("mcviz_version"),
