@@ -20,6 +20,7 @@ from results_models import BOX_FLOOR, PARTS_FLOOR
 CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
     ("cc-avg-x10-h512-anchor-mu03", "cc-avg-x10-h512-anchor-mu03-s1", "avg", 10, "anchored", 0.3),
     ("cc-avg-x10-anchor-mu03-e8", "cc-avg-x10-anchor-mu03-e8-s1", "avg", 10, "anchored", 0.3),
+    ("cc-avg-x3-anchor-mu03-e8", "cc-avg-x3-anchor-mu03-e8-s1", "avg", 3, "anchored", 0.3),
     ("cc-avg-x10-anchor-mu03", "cc-avg-x10-anchor-mu03-s1", "avg", 10, "anchored", 0.3),
     ("cc-avg-x3-anchor-mu03", "cc-avg-x3-anchor-mu03-s1", "avg", 3, "anchored", 0.3),
     ("cc-max-x3-anchor-mu03", "cc-max-x3-anchor-mu03-s1", "max", 3, "anchored", 0.3),

@@ -44,12 +44,16 @@ declare -A MODELS=(
   [cars-mc]="${CARS[*]} --variant mc --seed 0"
   # the app default's configuration on Cars (plain MC-Loss at mu = 1.5 stays 5 points below CE there)
   [cars-mc-anchor]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
+  # issue 31: the class-connected head (docs/results.md, "The class-connected head"), shipped beside the default
+  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --seed 0"
+  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --seed 0"
   # Second seeds (not shipped)
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
 )
 ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc cars-mc-anchor
+       cub-mc-cc cars-mc-cc
        cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-soft-paper)
 
 finished() {  # run folder -> true when its last epoch is done

@@ -197,3 +197,35 @@ def test_part_labels_never_overlap():
     boxes = [b for _, _, b in place_labels(draw, points, [], (288, 288))]
     assert not any(_overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     assert all(0 <= b[0] and 0 <= b[1] and b[2] <= 288 and b[3] <= 288 for b in boxes)
+
+
+def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp_path, monkeypatch):
+    """Issue 31: the predicted class and the runner-up as their channels' evidence, which adds up
+    to their scores (within 1e-4, said on the page); other heads keep the measured effect."""
+    import re
+
+    torch.manual_seed(0)
+    m = build_model("small", 200, xi=3, head="class-connected-avg").eval()
+    with torch.no_grad():
+        m.head[-1].weight.uniform_(-2, 2)
+        m.head[-1].bias.uniform_(-1, 1)
+    save_checkpoint(tmp_path / "cc.safetensors", m,
+                    {"backbone": "small", "class_names": NAMES, "dataset": "cub", "variant": "mc",
+                     "hparams": {"seed": 0}, "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
+                                                       "std": [0.229, 0.224, 0.225]},
+                     "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"})
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at = upload(at, *real_photo())
+    assert not at.exception
+    assert any("each channel's evidence" in s.value for s in at.subheader)
+    sums = [c.value for c in at.caption if "bias" in c.value and "the model's score" in c.value]
+    assert len(sums) == 2  # the predicted class and the runner-up
+    for text in sums:
+        total, score, gap = re.search(r"= \*\*(-?[\d.]+)\*\*; the model's score is (-?[\d.]+) \(they differ by ([\d.e+-]+)\)",
+                                      text).groups()
+        assert abs(float(total) - float(score)) <= 1e-4 and float(gap) <= 1e-4
+    tables = [t.value for t in at.table if "evidence" in t.value.columns]
+    assert len(tables) == 2 and all(len(t) == 3 for t in tables)  # xi = 3 own channels each
