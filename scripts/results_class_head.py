@@ -105,3 +105,27 @@ def cc_rule(ce_mean: Optional[float]) -> str:
     if single:
         said += f" (measured on one seed only: {', '.join(f'`{n}`' for n in single)})"
     return said + ". The app's default stays `cub-mc-anchor` (official head)."
+
+
+SHIPPED_CC = {"cub-mc-cc": "cc-avg-x3-anchor-mu03"}  # shipped class-connected model -> its lever run
+
+
+def cc_target_rows(t, by: dict, ce_mean: Optional[float]) -> None:
+    """Issue 31's targets in the targets table (``t``: its rows; ``by``: name -> metrics)."""
+    cc = {n: by[n]["top1"] for n in ("cub-mc-cc", "cub-mc-cc-s1") if "top1" in by.get(n, {})}
+    if ce_mean is not None and cc:
+        mean = sum(cc.values()) / len(cc)
+        seeds = "mean of two seeds" if len(cc) == 2 else "seed 0 only"
+        t.row("CUB: the app's default is class-connected, top-1 >= CE - 0.5 (issue 31)",
+              f"best class-connected model `cub-mc-cc` {mean:.2f} % ({seeds}) against CE {ce_mean:.2f} %; the default "
+              "stays `cub-mc-anchor`", mean >= ce_mean - 0.5, f"{ce_mean - 0.5 - mean:.2f}")
+    for name, run in SHIPPED_CC.items():
+        faith = _faith(run, 3)
+        if faith:
+            ratio = faith[0] / max(faith[1], 1e-9)
+            t.row(f"`{name}`: its own channels off drop a class's accuracy >= 5x as many random ones",
+                  f"{faith[0]:.1f} against {faith[1]:.1f} points ({ratio:.0f}x)", ratio >= 5, "")
+    cars_ce, cars_cc = by.get("cars-ce", {}).get("top1"), by.get("cars-mc-cc", {}).get("top1")
+    if cars_ce is not None and cars_cc is not None:
+        t.row("Stanford Cars: class-connected MC-Loss >= CE - 0.5", f"`cars-mc-cc` {cars_cc:.2f} % ({cars_cc - cars_ce:+.2f})",
+              cars_cc >= cars_ce - 0.5, f"{cars_ce - 0.5 - cars_cc:.2f}")

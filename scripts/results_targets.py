@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from results_class_head import cc_target_rows
 from results_levers import LEVERS, recorded, train_minutes
 from results_models import (BOX_FLOOR, OWN_FLOOR, PARTS_FLOOR, REPO, RUNS_DOC, mean_top1, default_model, localization, map_side,
                             soft_family)
@@ -76,6 +77,7 @@ def _accuracy_rows(t: _Table, by: dict, cub) -> None:
         t.row("CUB: every model's maps 14x14 or finer", f"coarsest: `{worst}` {sides[worst]}x{sides[worst]}",
               sides[worst] >= 14, f"{14 - sides[worst]} cells")
     _parity_row(t, by, default)
+    cc_target_rows(t, by, mean_top1(by, ["cub-ce", "cub-ce-s1"]))
     cars_ce = by.get("cars-ce", {}).get("top1")
     cars_mc = {n: by[n]["top1"] for n in ("cars-mc-anchor", "cars-mc") if "top1" in by.get(n, {})}
     if cars_ce is not None:

@@ -6,7 +6,6 @@ import streamlit as st
 
 import loaders
 import widgets
-from mcviz.explain import RANKINGS
 from mcviz.explain.render import score_matrix_figure, class_parts_figure, part_bars_figure, ranking_figure
 from mcviz.io.describe import dataset_name
 
@@ -33,12 +32,17 @@ root = widgets.data_dir()
 offered = [r for r in loaders.rankings(path) if r != "activation" or loaders.class_images_available(meta, root)]
 widgets.follow("channels_source", str(path), offered[0])
 by = st.radio("Rank channels by", offered, format_func=LABELS.get, key="channels_source", horizontal=True)
+# a class-connected model's class reads its own channels only: every other channel scores exactly 0
+connected = ex.model.class_connected and by != "activation"
+k = len(ex.groups.channels(int(choice))) if connected else 10
 if by == "activation":
-    r = loaders.activation_ranking(path, root, int(choice), 10)
+    r = loaders.activation_ranking(path, root, int(choice), k)
 else:
-    r = loaders.ranking(path, int(choice), 10, by=by)
-st.caption(f"**Score:** {RANKINGS[by]}. "
-           f"★ and red bars: channels of the class's own group ({len(ex.groups.channels(int(choice)))} channels).")
+    r = loaders.ranking(path, int(choice), k, by=by)
+st.caption(f"**Score:** {r.source}. "
+           f"★ and red bars: channels of the class's own group ({len(ex.groups.channels(int(choice)))} channels)."
+           + (" This model is **class-connected**: a class's score reads its own channels only, so they are all "
+              "its channels that matter, ranked." if connected else ""))
 if "effect" not in offered:
     st.info(f"No effect ranking ships with {path.name}. `mcviz rank` on this checkpoint, with its data set "
             f"({dataset_name(meta)}: `--dataset {meta.dataset or 'NAME'} --root` and the data set's folder), measures "
