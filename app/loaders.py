@@ -163,7 +163,7 @@ def part_profiles(path: Path):
 
 def channel_labels(path: Path, channels) -> Optional[list[str]]:
     """The part each channel usually looks at over its own class's images, said as an average
-    ("usually the crown, 46 %"; "mostly off the bird, ..." where that dominates), when a profile exists."""
+    ("usually the crown, 46 %"; "most often off the bird, ..." where that dominates), when a profile exists."""
     prof = part_profiles(path)
     return [prof.own[c].usual() for c in channels] if prof else None
 

@@ -112,9 +112,9 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
     sweep = anchor_sweep_rows(ce_mean, default_mu)
     if sweep:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
-    cc = cc_rows()
+    cc = cc_rows(by)
     if cc:
-        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean), ""]
+        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean, by), ""]
     return text
 
 

@@ -53,34 +53,63 @@ def _faith(name: str, k: int) -> Optional[tuple[float, float]]:
     return (100 * own[0], 100 * rnd[0]) if own and rnd else None
 
 
-def cc_rows() -> list[str]:
-    """One row per recorded class-connected run (both seeds where measured)."""
-    out = ["| run | pool | ξ | L_div | μ | seed | top-1 % | MC-branch top-1 % | mean h | distinct parts / image | "
-           "peaks in the box | own channels in the top 10 | own off / random off (acc. points) | minutes |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+SHIPPED_CC = {"cub-mc-cc": "cc-avg-x3-anchor-mu03"}  # shipped class-connected model -> its lever run
+
+
+def _flip(name: str) -> Optional[dict]:
+    f = LEVER_DOC / f"{name}.flip.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def _final(name: str, by: dict) -> tuple[Optional[dict], Optional[float]]:
+    """``(final evaluated row, training minutes)`` of a lever run: its own record, else the metrics of
+    the shipped checkpoint trained with the same configuration (a machine rebuild loses ``runs/``)."""
+    for n, _, rows, final in recorded((name,)):
+        if final is not None:
+            return final, train_minutes(rows)
+    shipped = {run: model for model, run in SHIPPED_CC.items()}.get(name)
+    return (by.get(shipped), None) if shipped and "top1" in by.get(shipped, {}) else (None, None)
+
+
+def cc_rows(by: Optional[dict] = None) -> list[str]:
+    """One row per class-connected run with any record (both seeds where measured); ``by``: shipped
+    model -> its metrics. A run whose training record was lost keeps its other records and shows
+    "–" where the record is missing."""
+    by = by or {}
+    out = ["| run | pool | ξ | L_div | μ | seed | top-1 % | with flip % | MC-branch top-1 % | mean h | "
+           "distinct parts / image | peaks in the box | own channels in the top 10 | "
+           "own off / random off (acc. points) | minutes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for seed0, seed1, pool, xi, div, mu in CC_RUNS:
-        for seed, (name, cfg, rows, final) in enumerate(recorded((seed0, seed1))):
-            if final is None:
+        for seed, name in enumerate((seed0, seed1)):
+            (final, minutes), flip = _final(name, by), _flip(name)
+            if final is None and flip is None:
                 continue
-            seed = cfg.get("seed", seed)
             loc, own, faith = _localization(name), _own(name), _faith(name, xi)
             where = f"{loc['distinct_parts']:.2f} | {loc['in_box']:.2f}" if loc else "– | –"
             f_cell = f"{faith[0]:.1f} / {faith[1]:.1f} ({faith[0] / max(faith[1], 1e-9):.0f}x)" if faith else "–"
-            out.append(f"| `{name}` | {pool} | {xi} | {div} | {mu:g} | {seed} | {final['top1']:.2f} | "
-                       f"{final['top1_mc']:.2f} | {final['mean_h']:.2f} | {where} | "
-                       f"{'–' if own is None else f'{own:.2f}'} | {f_cell} | {train_minutes(rows):.0f} |")
+            acc = (f"{final['top1']:.2f} | {fmt_or_dash(flip, 'top1')} | {final['top1_mc']:.2f} | {final['mean_h']:.2f}"
+                   if final else f"– | {fmt_or_dash(flip, 'top1')} | – | –")
+            out.append(f"| `{name}` | {pool} | {xi} | {div} | {mu:g} | {seed} | {acc} | {where} | "
+                       f"{'–' if own is None else f'{own:.2f}'} | {f_cell} | "
+                       f"{'–' if minutes is None else f'{minutes:.0f}'} |")
     return out if len(out) > 2 else []
 
 
-def cc_rule(ce_mean: Optional[float]) -> str:
+def fmt_or_dash(record: Optional[dict], key: str) -> str:
+    return f"{record[key]:.2f}" if record and key in record else "–"
+
+
+def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
     """The rule of issue 31: two seeds with top-1 >= CE - 0.5 (means), >= PARTS_FLOOR distinct parts
     and >= BOX_FLOOR of the peaks in the box; among those the most distinct parts. Said in words,
     with what is missing when nothing qualifies."""
     if ce_mean is None:
         return ""
+    by = by or {}
     passing, closest, single = [], None, []
     for seed0, seed1, *_ in CC_RUNS:
-        finals = {n: f for n, _, _, f in recorded((seed0, seed1)) if f is not None}
+        finals = {n: f for n in (seed0, seed1) if (f := _final(n, by)[0]) is not None}
         locs = {n: _localization(n) for n in finals}
         if seed0 in finals and locs.get(seed0):
             gap = finals[seed0]["top1"] - ce_mean
@@ -103,11 +132,14 @@ def cc_rule(ce_mean: Optional[float]) -> str:
     if closest:
         said += f"; the closest, `{closest[0]}`, is {closest[1]:+.2f} points from CE on seed 0"
     if single:
-        said += f" (measured on one seed only: {', '.join(f'`{n}`' for n in single)})"
-    return said + ". The app's default stays `cub-mc-anchor` (official head)."
+        said += f" (top-1 without flip on seed 0 only: {', '.join(f'`{n}`' for n in single)})"
+    return (said + ". Rows with \"–\" for top-1 lost their training record with a rebuilt machine; compare "
+            "their top-1 with flip (`mcviz eval --flip`, the photo and its mirror averaged) with the other rows' flip "
+            "column. The app's "
+            "default stays `cub-mc-anchor` (official head); the closest shipped class-connected model is "
+            "`cub-mc-cc`.")
 
 
-SHIPPED_CC = {"cub-mc-cc": "cc-avg-x3-anchor-mu03"}  # shipped class-connected model -> its lever run
 
 
 def cc_target_rows(t, by: dict, ce_mean: Optional[float]) -> None:

@@ -99,3 +99,14 @@ def test_label_and_round_trip():
     assert again.own[0].label() == "crown 46 %" and again.strongest[0].label() == "no part"
     with pytest.raises(ValueError):
         PartProfiles.from_json(json.dumps({"format": "other"}))
+
+
+def test_a_channels_usual_part_is_said_as_an_average():
+    from mcviz.evaluate.parts import NO_PART, OFF_BIRD, ChannelParts
+
+    def one(top, conf, off):
+        return ChannelParts(7, 100, {"throat": conf, OFF_BIRD: off, NO_PART: 1 - conf - off}, top, conf)
+
+    assert one("throat", 0.30, 0.10).usual() == "usually the throat, 30 %"
+    assert one("throat", 0.03, 0.61).usual() == "most often off the bird, 61 %; else the throat, 3 %"
+    assert one(None, 0.0, 0.2).usual() == "most often off the bird, 20 %; else no one part"

@@ -63,12 +63,12 @@ class ChannelParts:
     def usual(self) -> str:
         """What the channel's peaks usually land on over its class's images, said as an average
         (``"usually the throat, 30 %"``), led by the off-the-bird share where that is larger
-        (``"mostly off the bird, 61 %; else the nape, 3 %"``): a title that reads as a fact about
+        (``"most often off the bird, 61 %; else the nape, 3 %"``): a title that reads as a fact about
         one photo would mislead."""
         off = self.shares.get(OFF_BIRD, 0.0)
         part = f"the {self.top}, {100 * self.confidence:.0f} %" if self.top else "no one part"
         if off > self.confidence:
-            return f"mostly off the bird, {100 * off:.0f} %; else {part}"
+            return f"most often off the bird, {100 * off:.0f} %; else {part}"
         return f"usually {part}"
 
 
