@@ -141,6 +141,40 @@ def pooled(path: Path, data: bytes, name: str):
     return _pooled(str(path), _mtime(path), data, name)
 
 
+# -- the part locator ----------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _part_locator(path: str, mtime: float):
+    from mcviz.core.part_locator import load_locator
+
+    try:
+        return load_locator(path)
+    except (CheckpointError, OSError):
+        return None
+
+
+def part_locator():
+    """``(locator, its metadata)`` of the shipped CUB part locator, or None when it is missing or unreadable."""
+    path = settings.PART_LOCATOR
+    return _part_locator(str(path), _mtime(path)) if path.exists() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _predicted_parts(path: str, mtime: float, data: bytes, name: str, loc_mtime: float):
+    img, ex = _decoded(data, name), _explainer(path, mtime)
+    locator, meta = _part_locator(str(settings.PART_LOCATOR), loc_mtime)
+    key = ("parts", path, mtime, digest(data))
+    return work_queue().run(key, lambda: ex.locate_parts(img, locator, meta).annotation())
+
+
+def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> Optional[dict]:
+    """This photo's parts and bird box as the part locator predicts them, in the pixels of the model's
+    crop (an annotation like CUB's, marked ``predicted``); None for a model that is not a CUB model
+    (Stanford Cars has no part annotations to learn from) or without the locator."""
+    if meta.dataset != "cub" or part_locator() is None:
+        return None
+    return _predicted_parts(str(path), _mtime(path), data, name, _mtime(settings.PART_LOCATOR))
+
+
 # -- side files ---------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
 def _side_file(kind: str, path: str, mtime: float, side_mtime: float):

@@ -19,6 +19,8 @@ REPO = APP_DIR.parent
 # channels still peak on different parts of the bird (docs/results.md, docs/diversity.md),
 # which is what the app is for.
 DEFAULT_CHECKPOINT = "cub-mc-anchor.safetensors"
+# the CUB part locator (mcviz.core.part_locator): names the part under each peak of any bird photo
+PART_LOCATOR = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
 ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 # Streamlit's server.maxUploadSize (.streamlit/config.toml, scripts/start.sh) is set to the same
 # number, so the uploader's own "Limit 25MB per file" is the one the app enforces.

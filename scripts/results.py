@@ -24,6 +24,7 @@ from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_mode
 from results_levers import (SWEEP_TEXT, anchor_sweep_rows, backbone_text, copy_lever_runs, crop_rows, frozen_rows,
                             lever_rows, mc_config_rows)
 from results_class_head import CC_TEXT, cc_rows, cc_rule
+from part_locator_doc import locator_lines
 from results_targets import targets
 
 
@@ -335,7 +336,7 @@ def write_checkpoints_readme(ckpts) -> None:
               "part each channel looks at (`mcviz parts`); the default model also ships its channel atlas "
               f"(`mcviz atlas`). These {len(side)} files: {sum(f.stat().st_size for f in side) / 1e6:.1f} MB.", "",
               "Exact commands (run from the repository root; `scripts/train_checkpoints.sh` runs them all "
-              "and copies `runs/NAME/last.safetensors` here):", "", *cmds, "",
+              "and copies `runs/NAME/last.safetensors` here):", "", *cmds, "", *locator_lines(),
               "The photographs of CUB-200-2011 and Stanford Cars remain their owners'; the data sets are "
               "published for non-commercial research and education, and so are these models."]
     (REPO / "checkpoints" / "README.md").write_text("\n".join(lines) + "\n")

@@ -16,7 +16,9 @@ from results_levers import LEVER_DOC, _localization, _own, recorded, train_minut
 from results_models import BOX_FLOOR, PARTS_FLOOR
 
 # (run, its second seed, head pool, xi, L_div, mu); a run name's -h512 is a deeper MC layer (a
-# shared 1x1 layer of 512 channels first, `--mc-hidden 512`), -e8 eight epochs instead of four
+# shared 1x1 layer of 512 channels first, `--mc-hidden 512`), -e8 eight epochs instead of four,
+# -kd distilled from the shipped CE model's probabilities (`--distill checkpoints/cub-ce.safetensors
+# --distill-weight 1 --distill-temperature 4`), -b6 block 6 and the head conv trained too (at 0.2 x the lr)
 CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
     ("cc-avg-x10-h512-anchor-mu03", "cc-avg-x10-h512-anchor-mu03-s1", "avg", 10, "anchored", 0.3),
     ("cc-avg-x10-anchor-mu03-e8", "cc-avg-x10-anchor-mu03-e8-s1", "avg", 10, "anchored", 0.3),
@@ -31,6 +33,9 @@ CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
     ("cc-avg-x5-mc-mu15", "cc-avg-x5-mc-mu15-s1", "avg", 5, "plain", 1.5),
     ("cc-avg-x3-mc-mu15", "cc-avg-x3-mc-mu15-s1", "avg", 3, "plain", 1.5),
     ("cc-avg-x10-ce", "cc-avg-x10-ce-s1", "avg", 10, "none (CE only)", 0.0),
+    ("cc-avg-x3-anchor-mu03-kd", "cc-avg-x3-anchor-mu03-kd-s1", "avg", 3, "anchored", 0.3),
+    ("cc-avg-x10-anchor-mu03-kd", "cc-avg-x10-anchor-mu03-kd-s1", "avg", 10, "anchored", 0.3),
+    ("cc-avg-x3-anchor-mu03-b6", "cc-avg-x3-anchor-mu03-b6-s1", "avg", 3, "anchored", 0.3),
 ]
 
 CC_TEXT = (

@@ -2,8 +2,9 @@
 
     python scripts/screenshots.py [--data ../shared/data]
 
-Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo, then
-picks a gallery image to show its annotated parts (explore-parts.png) on every page, and
+Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo and shows the
+parts the part locator predicts on it (explore-predicted-parts.png), then picks a gallery image
+to show its annotated parts beside the predicted ones (explore-parts.png) on every page, and
 switches that class's top 10 channels off (explore-switch-off.png).
 """
 
@@ -40,12 +41,17 @@ def main() -> None:
         page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore.png"))
-        # a gallery image: its annotated parts, and the part each channel's peak hits
+        # an uploaded photo: the part locator's parts, and the part each channel's peak hits in it
+        page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=120_000)
+        page.get_by_text("Show the parts on the photo").click()
+        page.get_by_text("parts predicted by the part locator (green").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "explore-predicted-parts.png"), full_page=True)
+        # a gallery image: its annotated parts beside the predicted ones (the toggle stays on)
         page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
         page.get_by_role("option").nth(args.gallery).click()
-        page.get_by_text("In this image:").wait_for(timeout=120_000)
-        page.get_by_text("Show the annotated parts on the photo").click()
-        page.get_by_text("CUB's annotated parts").wait_for(timeout=60_000)
+        page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
+        page.get_by_text("CUB's annotated parts (blue)").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
         # the class's top 10 channels by effect switched off: the new prediction beside the old

@@ -259,15 +259,17 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     assert any("average, not this photo" in c.value for c in at.caption)
     # this image's annotated parts: each channel's peak is named
     said = [m.value for m in at.markdown if "In this image" in m.value]
-    assert said and said[0].count("peaks ") == 3
+    assert [("predicted" in m, m.count("peaks ")) for m in said] == [(True, 3), (False, 3)]
     at.toggle(key="explore_show_parts").set_value(True).run()
-    assert not at.exception and len(at.get("image")) >= 2  # the photo, and the photo with its parts
+    # the photo, and the photo with its annotated parts beside the one with its predicted parts
+    assert not at.exception and len(at.get("image")) >= 3
     # Compare: one row per model, part names in the titles and under the maps
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "<br>usually the part" in spec["layout"]["annotations"][0]["text"]
-    assert any("In this image:" in c.value for c in at.caption)
+    assert any("In this image (predicted parts):" in c.value and "In this image (CUB's annotated parts):" in c.value
+               for c in at.caption)
     # Channels: the part bars and the class x part matrix
     at.switch_page("pages/channels.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
@@ -326,3 +328,27 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     at.text_input(key="extra_checkpoint_dir").input(str(other)).run()
     assert not at.exception
     assert any("zz-elsewhere" in o for o in at.sidebar.selectbox(key="model").options)
+
+
+def test_an_uploaded_bird_gets_the_part_under_every_peak_and_a_car_model_says_why_not(monkeypatch):
+    """A photo that is not from the gallery (no annotations): the part locator names the part under each
+    channel's peak, on Explore and Compare, marked as predicted; a Stanford Cars model names none and says why."""
+    monkeypatch.delenv("MCVIZ_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", raising=False)
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    name, data = real_photo()
+    upload(at, "my-bird.jpg", data)
+    assert not at.exception and not at.error
+    said = [m.value for m in at.markdown if "In this image" in m.value]
+    assert len(said) == 1 and "predicted by the part locator" in said[0] and said[0].count("peaks ") == 3
+    at.toggle(key="explore_show_parts").set_value(True).run()
+    assert not at.exception and any("predicted by the part locator" in c for im in at.get("image") for c in im.captions)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert any("In this image (predicted parts):" in c.value for c in at.caption)
+    at.switch_page("pages/explore.py").run()
+    at.selectbox(key="model").set_value(next(o for o in at.selectbox(key="model").options if o.stem == "cars-ce")).run()
+    assert not at.exception
+    assert not [m.value for m in at.markdown if "In this image" in m.value]
+    assert any("Stanford Cars has none" in c.value for c in at.caption)

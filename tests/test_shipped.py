@@ -15,7 +15,7 @@ SHIPPED = sorted((REPO / "checkpoints").glob("*.safetensors"))
 
 
 def test_folder_size_under_100_mb():
-    assert sum(p.stat().st_size for p in (REPO / "checkpoints").iterdir()) <= 100e6
+    assert sum(p.stat().st_size for p in (REPO / "checkpoints").rglob("*") if p.is_file()) <= 100e6
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])

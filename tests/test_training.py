@@ -16,6 +16,7 @@ from mcviz import load_checkpoint
 from mcviz.cli import main
 from mcviz.data import build
 from mcviz.data.transforms import EvalTransform, resize_for
+from mcviz.train.config import TrainConfig
 
 from .conftest import REPO, make_folder_dataset
 
@@ -367,3 +368,44 @@ def test_mixup_blends_inputs_and_losses(tiny_folder, tmp_path):
                      "--variant", variant, "--mixup", "0.4"]) == 0
         assert math.isfinite(rows(run)[0]["train_loss"])
         assert load_checkpoint(run / "last.safetensors")[1].hparams["mixup"] == 0.4
+
+
+def test_distillation_is_trained_with_and_logged(tiny_folder, tmp_path):
+    """--distill: the KD term is part of the loss, logged per epoch, and falls as the student learns."""
+    teacher = tmp_path / "teacher"
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(teacher), "--epochs", "3",
+                 "--variant", "ce"]) == 0
+    run = tmp_path / "kd"
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "4", "--variant", "mc",
+                 "--head", "class-connected-avg", "--distill", str(teacher / "last.safetensors"),
+                 "--distill-weight", "5", "--distill-temperature", "2", "--lr", "0.02"]) == 0
+    kd = [r["train_kd"] for r in rows(run)]
+    assert all(math.isfinite(v) for v in kd) and kd[-1] < kd[0]
+    assert load_checkpoint(run / "last.safetensors")[1].hparam("distill_weight") == 5
+
+
+def test_distillation_term_is_the_softened_kl():
+    """T^2 x KL(teacher || student): zero for the teacher's own logits, and the hand-written sum otherwise."""
+    from types import SimpleNamespace
+
+    from mcviz.train.distill import distill_term
+
+    t_logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    teacher = SimpleNamespace(features=lambda x, after: x, logits_from_features=lambda f: t_logits)
+    assert float(distill_term(teacher, torch.zeros(2), t_logits.clone(), None, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    s_logits = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    p, q = torch.softmax(t_logits / 2, 1), torch.softmax(s_logits / 2, 1)
+    want = 4 * float((p * (p / q).log()).sum(1).mean())
+    assert float(distill_term(teacher, torch.zeros(2), s_logits, None, 2.0)) == pytest.approx(want, rel=1e-5)
+
+
+def test_distillation_refuses_a_teacher_that_does_not_fit(tiny_folder, tmp_path, capsys):
+    other = make_folder_dataset(tmp_path / "other", classes=4)
+    teacher = tmp_path / "teacher"
+    assert main(["train", *BASE, "--root", str(other), "--out", str(teacher), "--epochs", "1", "--variant", "ce"]) == 0
+    capsys.readouterr()
+    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "s"), "--epochs", "1",
+                 "--distill", str(teacher / "last.safetensors"), "--distill-weight", "1"]) == 2
+    assert "its classes are not this data set's" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="go together"):
+        TrainConfig(dataset="folder", root="r", out="o", distill_weight=1.0)

@@ -47,7 +47,14 @@ for path in chosen:
     fig = class_maps_figure(cls, cm.image, opacity, height=230, labels=loaders.channel_labels(path, cls.channels))
     fig.layout.meta = f"{path.stem}|{name}"
     maps.plotly_chart(fig, width="stretch", key=f"compare_fig_{path.stem}")
-    if ann is not None:
-        hits = peak_parts(cls.peaks, ann)
-        maps.caption("In this image: " + ", ".join(f"ch {ch} → {part}" for ch, part in zip(cls.channels, hits)))
+    said = []
+    guessed = loaders.predicted_parts(path, meta, data, name)
+    for a, whose in ((guessed, "predicted parts"), (ann, "CUB's annotated parts")):
+        if a is not None:
+            hits = peak_parts(cls.peaks, a)
+            said.append(f"In this image ({whose}): " + ", ".join(f"ch {ch} → {p}" for ch, p in zip(cls.channels, hits)))
+    if meta.dataset != "cub":
+        said.append("No part names for a car model: Stanford Cars has no part annotations to learn them from.")
+    if said:
+        maps.caption("  \n".join(said))
     st.divider()

@@ -43,6 +43,30 @@ def _where_in_photo(cls, ann) -> list[str]:
     return [widgets.where(p) for p in peak_parts(cls.peaks, ann)] if ann is not None else []
 
 
+def parts_in_photo(cls, cm) -> None:
+    """The part under each channel's peak in this photo: from the part locator's prediction (any bird
+    photo) and, for a CUB gallery image, from its annotations."""
+    ann = widgets.current_annotation(meta)
+    pred = loaders.predicted_parts(path, meta, data, name)
+    where = lambda a: "; ".join(f"ch {ch} peaks {w}" for ch, w in zip(cls.channels, _where_in_photo(cls, a)))
+    if pred is not None:
+        st.markdown("**In this image** (parts predicted by the part locator): " + where(pred))
+    if ann is not None:
+        st.markdown("**In this image** (CUB's annotated parts): " + where(ann))
+    if meta.dataset != "cub":
+        st.caption("Part names per photo exist for bird models only: the part locator learned from CUB's part "
+                   "annotations, and Stanford Cars has none, so a car model's peaks are not named.")
+    if (ann or pred) and st.toggle("Show the parts on the photo", key="explore_show_parts"):
+        shown = [(a, c) for a, c in (
+            (ann, "CUB's annotated parts (blue)"),
+            (pred, "parts predicted by the part locator (green, with each one's visibility; grey rings: parts it "
+                   "calls hidden)")) if a is not None]
+        for col, (a, c) in zip(st.columns(len(shown)), shown):
+            col.image(photo_with_parts(cm.image, a, cls.peaks),
+                      caption=f"{c}, the bird's box (yellow) and each channel's peak (red +, numbered in channel "
+                              "order), on the model's crop")
+
+
 @st.fragment
 def evidence_section(cls, labels) -> None:
     """A class-connected model: the predicted class and the runner-up as their channels' evidence."""
@@ -149,14 +173,7 @@ def class_section() -> None:
                "The + marks each channel's peak."
                + (" A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
                   "its class's test images, with that share (`mcviz parts`)." if labels else ""))
-    ann = widgets.current_annotation(meta)
-    if ann is not None:
-        st.markdown("**In this image:** " + "; ".join(f"ch {ch} peaks {w}"
-                                                      for ch, w in zip(cls.channels, _where_in_photo(cls, ann))))
-        if st.toggle("Show the annotated parts on the photo", key="explore_show_parts"):
-            st.image(photo_with_parts(cm.image, ann, cls.peaks),
-                     caption="CUB's annotated parts (blue), the bird's box (yellow) and each channel's peak "
-                             "(red +, numbered in channel order), on the model's crop")
+    parts_in_photo(cls, cm)
     if ex.model.class_connected:
         evidence_section(cls, labels)
     switch_off_section(cls, labels)

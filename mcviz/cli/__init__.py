@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..memory import keep_freed_memory
-from . import evaluate, explain, train
+from . import evaluate, explain, locator, train
 from .common import UserError
 
 __all__ = ["UserError", "build_parser", "main", "train_main"]
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_train(sub)
     evaluate.add_eval(sub)
     explain.add_explain(sub)
+    locator.add_locator(sub)
     for add in (evaluate.add_localize, evaluate.add_sanity, evaluate.add_atlas, evaluate.add_parts,
                 evaluate.add_cache, evaluate.add_rank, evaluate.add_faithfulness):
         add(sub)

@@ -80,6 +80,9 @@ def add_localize(sub) -> None:
     p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
     checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
+    p.add_argument("--predicted-parts", nargs="?", const="", default=None, metavar="LOCATOR",
+                   help="score against the parts and box the CUB part locator predicts on each photo instead of the "
+                        "annotations (default locator: checkpoints/locator/cub-parts.safetensors)")
     cache_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_localize)
@@ -90,13 +93,23 @@ def cmd_localize(args, argv) -> int:
     from ..evaluate.localization import localize
 
     model, meta = load(args.checkpoint)
+    locator = None
+    if args.predicted_parts is not None:
+        from ..core.part_locator import default_locator_path, load_locator
+        from ..io.checkpoint import CheckpointError
+
+        try:
+            locator = load_locator(args.predicted_parts or default_locator_path())
+        except (CheckpointError, OSError) as exc:
+            raise UserError(f"the part locator: {exc}") from None
     try:
         r = localize(model, meta, args.root, args.split, args.limit, args.radius, workers=args.workers,
-                     use_cache=args.use_cache, cache_dir=args.cache_dir)
+                     use_cache=args.use_cache, cache_dir=args.cache_dir, locator=locator)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels"
-          + (" (frozen trunk's outputs from the training cache)" if r.source == "cache" else ""))
+          + (" (frozen trunk's outputs from the training cache)" if r.source.startswith("cache") else "")
+          + ("; PARTS AND BOX PREDICTED by the part locator, not CUB's annotations" if locator else ""))
     print(f"{'':24}{'model':>8}{'random':>8}")
     print(f"{'peaks in the box':24}{r.in_box:8.3f}{r.random_in_box:8.3f}")
     print(f"{'peaks near a part':24}{r.near_part:8.3f}{r.random_near_part:8.3f}")

@@ -23,7 +23,28 @@ def add_explain(sub) -> None:
                    help="explain this class instead of the top-k (repeatable; a class index or a "
                         "case-insensitive part of its name that matches one class)")
     p.add_argument("--opacity", type=float, default=0.5)
+    p.add_argument("--locator", default=None, metavar="PATH",
+                   help="the CUB part locator that names the part under each peak of a bird model's channels "
+                        "(default: the shipped checkpoints/locator/cub-parts.safetensors; 'none': no part names)")
     p.set_defaults(func=cmd_explain)
+
+
+def _locator(arg, meta):
+    """``(locator, its metadata)`` for a CUB model, or None (another data set, 'none', or no file)."""
+    from ..core.part_locator import default_locator_path, load_locator
+    from ..io.checkpoint import CheckpointError
+
+    if meta.dataset != "cub" or arg == "none":
+        return None
+    path = Path(arg) if arg else default_locator_path()
+    if not path.is_file():
+        if arg:
+            raise UserError(f"{path}: no such part locator")
+        return None
+    try:
+        return load_locator(path)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _suggest(word: str, names: list[str]) -> str:
@@ -57,7 +78,7 @@ def cmd_explain(args, argv) -> int:
     from tqdm import tqdm
 
     from ..data.images import ImageError, open_image
-    from ..evaluate.parts import load_part_profiles
+    from ..evaluate.parts import load_part_profiles, peak_parts
     from ..explain import Explainer
     from ..explain.render import panel_png
 
@@ -73,6 +94,7 @@ def cmd_explain(args, argv) -> int:
     chosen = _resolve_classes(args.classes, ex.class_names) if args.classes else None
     # the part each channel usually looks at, where the checkpoint ships its part profiles
     profiles = load_part_profiles(args.checkpoint)
+    locator = _locator(args.locator, meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = len(missing)
@@ -86,10 +108,20 @@ def cmd_explain(args, argv) -> int:
         preds = ex.predict(img, args.top_k)
         cm = ex.channel_maps(img, chosen or [p.index for p in preds], method=args.method, layer=args.layer)
         labels = {ch: profiles.own[ch].usual() for c in cm.classes for ch in c.channels} if profiles else None
+        here, extra = {}, {}
+        if locator is not None:
+            # the part under each peak of this photo, from the parts the locator predicts on it
+            ann = ex.locate_parts(img, *locator).annotation()
+            for c in cm.classes:
+                here.update(zip(c.channels, peak_parts(c.peaks, ann)))
+            extra = {"parts_in_image": {str(ch): part for ch, part in here.items()},
+                     "parts_source": "predicted by the CUB part locator", "predicted_parts": ann}
+        shown = {ch: "\n".join(t for t in (f"here: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t)
+                 for c in cm.classes for ch in c.channels} if (here or labels) else None
         stem = out / f.stem
         stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity,
-                                                       labels=labels))
-        stem.with_suffix(".json").write_text(json.dumps(cm.record(preds, labels, image=str(f)), indent=2))
+                                                       labels=shown))
+        stem.with_suffix(".json").write_text(json.dumps({**cm.record(preds, labels, image=str(f)), **extra}, indent=2))
     done = len(files) + len(missing) - failed
     print(f"{done} image(s) explained into {out}" + (f", {failed} missing or unreadable skipped" if failed else ""))
     return 1 if done == 0 else 0

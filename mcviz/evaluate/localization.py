@@ -119,11 +119,15 @@ def annotated_loader(model: MCNet, meta: CheckpointMeta, root: str, split: str =
 @torch.no_grad()
 def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
              radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
-             progress: bool = True, use_cache: bool = True, cache_dir: Optional[str] = None) -> LocalizationReport:
+             progress: bool = True, use_cache: bool = True, cache_dir: Optional[str] = None,
+             locator=None) -> LocalizationReport:
     """Pointing-game statistics of the true class's channel peaks on a CUB-layout data set.
 
     With ``use_cache`` a model trained with ``--freeze`` reads its frozen trunk's outputs from
     the training cache when one exists for this data set (same numbers, a fraction of the time).
+    With ``locator`` (``(PartLocator, its metadata)``) the parts and box the locator predicts on
+    each photo stand in for the annotations (``source`` says so): the figures a photo set without
+    annotations would get.
     """
     loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
     tf = cub.transform
@@ -131,7 +135,10 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
     fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
     xi = 0
+    trunk = _locator_trunk(locator, model, after, tf.crop) if locator is not None else None
     for x, y, ann in tqdm(loader, desc="localize", disable=not progress, file=sys.stderr):
+        if locator is not None:
+            ann = _predicted_annotation(locator[0], x if trunk is None else trunk(channels_last(x)), tf.crop)
         f = fast.features(channels_last(x), after).float()
         b, _, h, w = f.shape
         idx, valid = model.groups.padded_index
@@ -166,5 +173,29 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
         distinct_parts=totals["distinct"] / n, same_part_rate=totals["dup"] / n,
         random_in_box=totals["r_in"] / p, random_near_part=totals["r_near"] / p,
         random_distinct_parts=totals["r_distinct"] / n, radius=radius, xi=xi,
-        source="cache" if after else "images",
+        source=("cache" if after else "images") + (", parts predicted by the part locator" if locator else ""),
     )
+
+
+def _locator_trunk(locator, model: MCNet, after: Optional[str], crop: int):
+    """None when the inputs already are the output of the locator's trunk step (the cache), else
+    the model's own body up to that step; refuses a locator of another trunk or crop."""
+    from ..core.part_locator import locator_fits
+
+    meta = locator[1]
+    if not locator_fits(meta, model) or meta.transform.crop != crop:
+        raise ValueError("the part locator reads another trunk or crop than this model's")
+    if after == meta.layer:
+        return None
+    if after is not None:
+        raise ValueError(f"the inputs come out of {after}, not the part locator's {meta.layer}: use --no-cache")
+    return for_inference(model.split_at(meta.layer)[0])
+
+
+def _predicted_annotation(locator, trunk_out: torch.Tensor, crop: int) -> dict[str, torch.Tensor]:
+    """The locator's parts (invisible ones at visibility 0) and box as a batch of annotations in crop pixels."""
+    xy, vis, box = locator.predict(trunk_out.float())
+    on = (vis >= 0.5).float()
+    b = box * crop
+    return {"box": torch.cat([b[:, :2], b[:, 2:] - b[:, :2]], 1),
+            "parts": torch.cat([xy * crop * on[..., None], on[..., None]], -1)}

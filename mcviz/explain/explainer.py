@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -25,7 +25,13 @@ from ..core.models import MCNet, channels_last
 from .effect import pooled_inputs
 from .methods import METHODS, LayerMethod
 
+if TYPE_CHECKING:
+    from ..core.part_locator import PartLocator, PartPrediction
+    from ..io.locator_file import LocatorMeta
+
 ImageLike = Union[Image.Image, str, Path, bytes]
+# the body step whose output the CUB part locator reads (mcviz.core.part_locator)
+PART_TRUNK_LAYER = "block5"
 
 
 @dataclass
@@ -105,6 +111,12 @@ def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(m.astype(np.float32), (w, h)) for m in maps]) if len(maps) else np.zeros((0, h, w), np.float32)
 
 
+def _between_crops(u: torch.Tensor, src: EvalTransform, dst: EvalTransform) -> torch.Tensor:
+    """Unit-square coordinates in ``src``'s crop -> in ``dst``'s crop of the same photo."""
+    squashed = (u * src.crop + src.offset) / src.resize
+    return (squashed * dst.resize - dst.offset) / dst.crop
+
+
 class Explainer:
     """Explanations for one checkpoint.
 
@@ -128,7 +140,9 @@ class Explainer:
         self.class_names = meta.readable_class_names()
         # The features of the last few inputs: an upload asks for predictions, then maps, then
         # perhaps a switch-off, and all three start from the same features.
-        self._recent: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = OrderedDict()
+        self._fits: Optional[bool] = None  # whether the shared part locator reads this model's trunk
+        self._locator_trunk: Optional[torch.nn.Module] = None  # the locator's own trunk, where it does not
         self._recent_lock = threading.Lock()
 
     @classmethod
@@ -160,18 +174,56 @@ class Explainer:
     @torch.no_grad()
     def features(self, x: torch.Tensor, keep: int = 8) -> torch.Tensor:
         """The MC features of a prepared input, reused for the last ``keep`` inputs."""
+        return self._forward(x, keep)[0]
+
+    @torch.no_grad()
+    def _forward(self, x: torch.Tensor, keep: int = 8) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(MC features, the output of the part locator's trunk step or None)``, kept for the last
+        ``keep`` inputs: the locator reads the step the network passes anyway."""
         key = hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest()
         with self._recent_lock:
             found = self._recent.get(key)
             if found is not None:
                 self._recent.move_to_end(key)
                 return found
-        f = self.model.features(x)
+        step = PART_TRUNK_LAYER if PART_TRUNK_LAYER in self.layers() else None
+        if step:
+            front, tail = self.model.split_at(step)
+            mid = front(x)
+            out = (tail(mid), mid)
+        else:
+            out = (self.model.features(x), None)
         with self._recent_lock:
-            self._recent[key] = f
+            self._recent[key] = out
             while len(self._recent) > keep:
                 self._recent.popitem(last=False)
-        return f
+        return out
+
+    @torch.no_grad()
+    def locate_parts(self, image: ImageLike, locator: "PartLocator", locator_meta: "LocatorMeta") -> "PartPrediction":
+        """Where each CUB part of *this* photo is (:class:`~mcviz.core.part_locator.PartLocator`), in the
+        pixels of the model's crop. When the model's body up to the locator's step is the trunk the
+        locator was trained on, its own pass feeds the locator (the photo costs only the head);
+        otherwise the locator's own trunk runs."""
+        from ..core.part_locator import PartPrediction, locator_fits, trunk_for
+
+        x, _ = self.prepare(image)
+        mid = self._forward(x)[1]
+        if self._fits is None:
+            self._fits = locator_fits(locator_meta, self.model)
+        tf = locator_meta.transform
+        same_input = tf.config() == self.transform.config()
+        if mid is None or not (self._fits and same_input) or locator_meta.layer != PART_TRUNK_LAYER:
+            img = to_rgb(image) if isinstance(image, Image.Image) else open_image(image, min_side=tf.resize)
+            if self._locator_trunk is None:
+                self._locator_trunk = channels_last(trunk_for(locator_meta).to(self.device))
+            mid = self._locator_trunk(channels_last(tf(img)[None].to(self.device)))
+            xy, vis, box = locator.predict(mid)
+            # the locator's crop -> this model's crop: both squash the photo, then cut its centre
+            xy, box = _between_crops(xy, tf, self.transform), _between_crops(box, tf, self.transform)
+        else:
+            xy, vis, box = locator.predict(mid)
+        return PartPrediction.from_unit(xy[0], vis[0], box[0], self.transform.crop)
 
     # -- outputs ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -37,7 +37,7 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
     rows = channel_maps.classes
     cols = 2 + max((len(c.channels) for c in rows), default=0)
     probs = {p.index: p.prob for p in (predictions or [])}
-    tall = 0.45 if labels else 0.0  # room for the part lines
+    tall = (0.75 if any("\n" in str(v) for v in labels.values()) else 0.45) if labels else 0.0  # room for the part lines
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, (2.15 + tall) * len(rows) + 0.4), squeeze=False)
     img = channel_maps.image
     for r, cm in enumerate(rows):
@@ -50,7 +50,8 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
             a.imshow(overlay(img, cm.maps[j], opacity))
             px, py = cm.peaks[j]
             a.plot([px], [py], marker="+", color="white", markersize=8, mew=1.5)
-            extra = f"\n{textwrap.fill(labels[ch], 24)}" if labels and labels.get(ch) else ""
+            extra = ("\n" + "\n".join(textwrap.fill(line, 24) for line in labels[ch].split("\n"))
+                     if labels and labels.get(ch) else "")
             a.set_title(f"channel {ch}\nmax {cm.raw[j].max():.3g}{extra}", fontsize=7 if extra else 8)
         a = axes[r][1 + len(cm.channels)]
         a.imshow(overlay(img, cm.merged, opacity))
@@ -312,23 +313,35 @@ def place_labels(draw, points, avoid, size) -> list[tuple[float, float, tuple]]:
 
 
 def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[float]] = ()):
-    """The crop (PIL) with the annotated parts (dots and names), the box, and the channels' peaks
-    (red +, numbered); ``ann``: ``{"box", "parts", "part_names"}`` in the crop's pixels."""
+    """The crop (PIL) with the parts (dots and names), the box, and the channels' peaks (red +,
+    numbered); ``ann``: ``{"box", "parts", "part_names"}`` in the crop's pixels. CUB's annotated parts
+    are blue; a part locator's prediction (``ann["predicted"]``) is green, each visible part named
+    with its visibility probability and each part it calls hidden drawn as a grey ring where it
+    would be."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(image).convert("RGB")
     scale = max(1, 448 // max(img.size))
     img = img.resize((img.width * scale, img.height * scale))
     d = ImageDraw.Draw(img)
+    predicted = bool(ann.get("predicted"))
+    colour = (60, 220, 90) if predicted else (0, 200, 255)
     x, y, w, h = [v * scale for v in ann["box"]]
     d.rectangle([x, y, x + w, y + h], outline=(255, 255, 0), width=2)
-    visible = [(px * scale, py * scale, name) for (px, py, vis), name in zip(ann["parts"], ann["part_names"]) if vis > 0]
+    probs = ann.get("visibility") or [None] * len(ann["part_names"])
+    if predicted and "xy" in ann:
+        for (px, py), p in zip(ann["xy"], probs):
+            if p is not None and p < 0.5:
+                px, py = px * scale, py * scale
+                d.ellipse([px - 4, py - 4, px + 4, py + 4], outline=(160, 160, 160), width=1)
+    visible = [(px * scale, py * scale, name if p is None else f"{name} {100 * p:.0f} %")
+               for (px, py, vis), name, p in zip(ann["parts"], ann["part_names"], probs) if vis > 0]
     for px, py, _ in visible:
-        d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(0, 200, 255), outline=(0, 0, 0))
+        d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour, outline=(0, 0, 0))
     dots = [(px - 4, py - 4, px + 4, py + 4) for px, py, _ in visible]
     for (px, py, name), (tx, ty, box) in zip(visible, place_labels(d, visible, dots, img.size)):
         if abs(tx - px) > 14 or abs(ty - py) > 14:  # moved away from its dot: a leader line says whose it is
-            d.line([px, py, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2], fill=(0, 200, 255), width=1)
+            d.line([px, py, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2], fill=colour, width=1)
         d.text((tx, ty), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     for k, (px, py) in enumerate(peaks):
         px, py = px * scale, py * scale

@@ -109,6 +109,14 @@ class TrainConfig:
     label_smoothing: float = _opt(0.0, "label smoothing of the CE term")
     mixup: float = _opt(0.0, "mix pairs of training inputs (at the cached layer with --freeze) with a Beta(A, A) "
                         "weight, and their losses alike (0: off)", metavar="A")
+    # Hinton et al. (2015): the student also matches a trained teacher's softened class
+    # probabilities; a class-connected head learns from the official head's decision this way
+    distill: str = _opt("", "a trained checkpoint (same data set; with --freeze, the same frozen trunk) whose "
+                        "class probabilities the model also learns (knowledge distillation)", hparam=False,
+                        metavar="CKPT")
+    distill_weight: float = _opt(0.0, "weight of the distillation term (T^2 x KL of the softened probabilities; "
+                                 "0: off)", metavar="A")
+    distill_temperature: float = _opt(4.0, "softmax temperature T of the distillation term", metavar="T")
     seed: int = _opt(0)
     workers: int = _opt(2, hparam=False, machine=True)
     limit: Optional[int] = _opt(None, "use a random subset of N images per split")
@@ -142,6 +150,10 @@ def _check_basics(cfg: TrainConfig) -> None:
         raise ValueError("label_smoothing must be in [0, 1)")
     if cfg.mixup < 0:
         raise ValueError("mixup must be >= 0")
+    if cfg.distill_weight < 0 or cfg.distill_temperature <= 0:
+        raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
+    if bool(cfg.distill) != bool(cfg.distill_weight):
+        raise ValueError("--distill CKPT and --distill-weight A > 0 go together")
 
 
 def _check_combinations(cfg: TrainConfig) -> None:

@@ -41,6 +41,7 @@ from ..io.files import atomic_write_bytes
 from .config import HPARAMS, TrainConfig
 from .datasets import build_datasets, freeze_trunk, trunk_caches
 from .diversity import anchor_region, frozen_copy, lam_at
+from .distill import distill_term, load_teacher
 from .state import load_state, read_metrics, rng_state, save_state, set_rng_state
 
 
@@ -108,6 +109,7 @@ class _Run:
     amp_dtype: torch.dtype = torch.float16
     scaler: Any = None
     soft_max: int = 0  # mc-soft: a class owns at most this many channels (2 x the initial group size)
+    teacher: Optional[MCNet] = None  # --distill: the checkpoint whose softened probabilities the model learns
 
     @property
     def main(self) -> bool:
@@ -171,6 +173,8 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
                classes, evaltf, device, out, rank, world, after=after, use_amp=use_amp, amp_dtype=amp_dtype,
                scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
                soft_max=2 * max(model.groups.sizes))  # fixed from the initial groups: regrouping must not raise it
+    if cfg.distill:
+        run.teacher = load_teacher(cfg, model, classes, after, device)
     if state is not None:
         _load_run_state(run, state)
     if run.main:
@@ -251,6 +255,11 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     if lam < 1.0:
         ce = lam * ce + (1 - lam) * F.cross_entropy(logits.float(), y_b, label_smoothing=cfg.label_smoothing)
     loss, terms = ce, {}
+    if run.teacher is not None:
+        kd = distill_term(run.teacher, x, logits, run.after, run.cfg.distill_temperature,
+                          run.device.type, run.amp_dtype, run.use_amp)
+        loss = loss + cfg.distill_weight * kd
+        terms["kd"] = float(kd.detach())
     if run.model.soft:
         # Eq. 12: CE + mu * L_MC (on the current regrouping) + L_intra + L_inter
         mc_loss.groups = run.regroup()
@@ -287,6 +296,8 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[dict[str, float], int]:
     sums = {"loss": 0.0, "ce": 0.0, "dis": 0.0, "div": 0.0, "acc": 0.0}
     if run.model.soft:
         sums.update(intra=0.0, inter=0.0)
+    if run.teacher is not None:
+        sums["kd"] = 0.0
     steps = 0
     bar = tqdm(_train_loader(run, epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not run.main,
                file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,170 @@
+"""A CUB part locator: where each of the 15 parts of *this* bird is, whether it is visible, and
+the bird's box, from the frozen pretrained trunk every shipped CUB model shares.
+
+The head reads the trunk's block-5 outputs (the same tensors the models' training cache holds
+and the app already computes for every photo), so a photo costs only this small head. Each
+part is a heat map over the feature grid read out by its expectation (a soft-argmax, "integral
+regression", Sun et al. 2018): sub-cell positions from an 18x18 grid. A part's visibility
+is read from the features its own heat map pools; the box from the whole map.
+
+Positions and boxes are in the unit square of the model's crop; :class:`PartPrediction` maps
+them to any image's pixels through the crop's geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.transforms import EvalTransform
+
+if TYPE_CHECKING:
+    from ..io.locator_file import LocatorMeta
+
+__all__ = ["CUB_PARTS", "MIRROR", "PartLocator", "PartPrediction", "default_locator_path", "load_locator",
+           "locator_fits", "save_locator", "trunk_for"]
+
+# CUB-200-2011's parts/parts.txt, in its order
+CUB_PARTS = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
+             "right eye", "right leg", "right wing", "tail", "throat")
+# the part each part becomes in a mirror image (left and right swap)
+MIRROR = tuple(CUB_PARTS.index(p.replace("left", "#").replace("right", "left").replace("#", "right"))
+               for p in CUB_PARTS)
+
+
+def default_locator_path() -> Path:
+    """``$MCVIZ_PART_LOCATOR``, else the locator shipped in the repository's ``checkpoints/locator/``."""
+    import os
+
+    env = os.environ.get("MCVIZ_PART_LOCATOR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints" / "locator" / "cub-parts.safetensors"
+
+
+def _block(cin: int, cout: int, k: int = 3, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class PartLocator(nn.Module):
+    """Trunk features ``(B, C, H, W)`` -> part heat-map logits ``(B, P, H, W)``, visibility
+    logits ``(B, P)`` and a box ``(B, 4)`` as ``(x0, y0, x1, y1)`` in the unit square."""
+
+    def __init__(self, in_channels: int, parts: int = len(CUB_PARTS), width: int = 64) -> None:
+        super().__init__()
+        self.in_channels, self.parts, self.width = in_channels, parts, width
+        self.stem = nn.Sequential(_block(in_channels, width, 1), _block(width, width), _block(width, width, dilation=2))
+        self.heat = nn.Conv2d(width, parts, 1)
+        self.vis_weight = nn.Parameter(torch.zeros(parts, width))
+        self.vis_bias = nn.Parameter(torch.zeros(parts))
+        self.box = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(inplace=True), nn.Linear(width, 4))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.stem(feats)
+        heat = self.heat(z)
+        attn = heat.flatten(2).softmax(-1)  # (B, P, HW)
+        pooled = attn @ z.flatten(2).transpose(1, 2)  # (B, P, width): the features under each part's map
+        vis = (pooled * self.vis_weight).sum(-1) + self.vis_bias
+        g = torch.cat([z.mean((2, 3)), z.amax((2, 3))], 1)
+        c = self.box(g)
+        centre, size = c[:, :2].sigmoid(), c[:, 2:].sigmoid()
+        box = torch.cat([centre - size / 2, centre + size / 2], 1)
+        return heat, vis, box
+
+    @staticmethod
+    def expected_xy(heat: torch.Tensor) -> torch.Tensor:
+        """``(B, P, H, W)`` logits -> ``(B, P, 2)`` expected positions in the unit square (cell centres)."""
+        b, p, h, w = heat.shape
+        prob = heat.flatten(2).softmax(-1).view(b, p, h, w)
+        xs = (torch.arange(w, device=heat.device, dtype=prob.dtype) + 0.5) / w
+        ys = (torch.arange(h, device=heat.device, dtype=prob.dtype) + 0.5) / h
+        return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], -1)
+
+    @torch.no_grad()
+    def predict(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(xy (B, P, 2), visibility probability (B, P), box (B, 4) x0 y0 x1 y1)``, unit square."""
+        heat, vis, box = self(feats.float())
+        return self.expected_xy(heat), vis.sigmoid(), box.clamp(0, 1)
+
+    def config(self) -> dict[str, int]:
+        return {"in_channels": self.in_channels, "parts": self.parts, "width": self.width}
+
+
+@dataclass
+class PartPrediction:
+    """One photo's predicted parts in the model crop's pixels (``crop`` x ``crop``)."""
+
+    xy: torch.Tensor  # (P, 2)
+    visible: torch.Tensor  # (P,) probability
+    box: torch.Tensor  # (4,) x0 y0 x1 y1
+    crop: int
+    part_names: tuple[str, ...] = CUB_PARTS
+    threshold: float = 0.5
+
+    @classmethod
+    def from_unit(cls, xy: torch.Tensor, visible: torch.Tensor, box: torch.Tensor, crop: int) -> "PartPrediction":
+        return cls(xy.float().cpu() * crop, visible.float().cpu(), box.float().cpu() * crop, crop)
+
+    def annotation(self) -> dict[str, Any]:
+        """The CUB annotation this prediction stands in for (``box`` xywh, ``parts`` ``(P, 3)`` with
+        visibility 0/1, ``part_names``), in the crop's pixels: what :func:`mcviz.evaluate.parts.peak_parts`
+        and the overlays read; plus ``predicted``, each part's ``visibility`` probability and its
+        position ``xy`` even where it is called hidden."""
+        vis = (self.visible >= self.threshold).float()
+        parts = torch.cat([self.xy * vis[:, None], vis[:, None]], 1)
+        x0, y0, x1, y1 = self.box.tolist()
+        return {"box": [x0, y0, x1 - x0, y1 - y0], "parts": parts.tolist(), "part_names": list(self.part_names),
+                "predicted": True, "visibility": [round(float(v), 4) for v in self.visible],
+                "xy": self.xy.tolist()}
+
+    def to_image(self, tf: EvalTransform, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(parts (P, 2), box (4,) x0 y0 x1 y1)`` in the pixels of the ``width`` x ``height`` photo
+        the crop was cut from (the inverse of :meth:`EvalTransform.map_points`)."""
+        scale = torch.tensor([width / tf.resize, height / tf.resize])
+        xy = (self.xy + tf.offset) * scale
+        box = ((self.box.view(2, 2) + tf.offset) * scale).flatten()
+        return xy, box
+
+
+def trunk_for(meta: "LocatorMeta") -> nn.Module:
+    """The frozen pretrained trunk a locator reads (rebuilt from the weights package and checked
+    against the digest recorded at training)."""
+    from ..io.checkpoint import CheckpointError, body_digest
+    from .models import build_model
+
+    model = build_model(meta.backbone, 2, pretrained=True)
+    if body_digest(model, meta.layer) != meta.trunk_sha256:
+        raise CheckpointError("the part locator was trained on another trunk than the installed weights package")
+    return model.split_at(meta.layer)[0].eval()
+
+
+def locator_fits(meta: "LocatorMeta", model: nn.Module) -> bool:
+    """Whether ``model``'s body up to the locator's layer is the trunk it was trained on (then the
+    model's own block outputs feed it, and a photo costs only the head)."""
+    from ..io.checkpoint import body_digest
+
+    try:
+        return body_digest(model, meta.layer) == meta.trunk_sha256
+    except (ValueError, AttributeError):
+        return False
+
+
+def load_locator(path: Union[str, Path]) -> tuple[PartLocator, "LocatorMeta"]:
+    """A saved locator and its metadata (:mod:`mcviz.io.locator_file`); loading runs no code."""
+    from ..io.locator_file import read_locator
+
+    state, meta = read_locator(path)
+    locator = PartLocator(**meta.config)
+    locator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return locator.eval(), meta
+
+
+def save_locator(path: Union[str, Path], locator: PartLocator, meta: dict[str, Any]) -> None:
+    """The head's weights and ``meta`` (trunk, layer, input transform, the trunk's digest, training)."""
+    from ..io.locator_file import write_locator
+
+    write_locator(path, locator.state_dict(), {"config": locator.config(), **meta})

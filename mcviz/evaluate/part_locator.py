@@ -1,0 +1,130 @@
+"""How well the part locator finds CUB's parts on the test split, and whether the parts it names
+under a model's channel peaks are the ones the true annotations name.
+
+- **PCK@0.1**: a visible part is found when its prediction lies within 0.1 x the longer side of
+  the bird's box, measured in the photo's own pixels (the crop's squash undone).
+- **Visibility accuracy**: predicted visible (probability >= 0.5) against annotated visible and
+  inside the model's crop (a part the crop cuts off is not in what the model sees).
+- **Box IoU** in the photo's pixels.
+- **Naming agreement**: for each test image and each of its true class's channels, the part the
+  peak is named after (the rule of ``mcviz localize``: the nearest visible part within 0.15 x the
+  box diagonal, else on the bird near no part, else off the bird) from the predicted parts and box
+  against the same from the annotations.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+from tqdm import tqdm
+
+from ..core.folding import for_inference
+from ..core.models import channels_last
+from ..core.part_locator import CUB_PARTS, PartLocator, trunk_for
+from ..data.transforms import EvalTransform, cell_centre
+from ..io.locator_file import LocatorMeta
+from .parts import categorise_peaks
+
+__all__ = ["LocatorReport", "evaluate_locator", "naming_agreement"]
+
+
+@dataclass
+class LocatorReport:
+    images: int
+    pck: float  # over visible parts
+    pck_per_part: dict[str, float]
+    visibility_accuracy: float
+    box_iou: float
+    threshold: float = 0.1
+    naming: dict[str, float] = field(default_factory=dict)  # model -> agreement
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _predict_all(locator: PartLocator, feats: np.ndarray, batch_size: int = 128, progress: bool = True):
+    xy, vis, box = [], [], []
+    for i in tqdm(range(0, len(feats), batch_size), desc="locate parts", disable=not progress, file=sys.stderr):
+        x = torch.from_numpy(np.asarray(feats[i:i + batch_size, 0], dtype=np.float32))
+        a, b, c = locator.predict(x)
+        xy.append(a), vis.append(b), box.append(c)
+    return torch.cat(xy), torch.cat(vis), torch.cat(box)
+
+
+def to_image(xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform, sizes: torch.Tensor):
+    """Unit-square predictions -> the photos' pixels (``sizes (N, 2)`` width, height)."""
+    scale = (sizes / tf.resize)[:, None, :]
+    pxy = (xy * tf.crop + tf.offset) * scale
+    pbox = ((box.view(-1, 2, 2) * tf.crop + tf.offset) * scale).flatten(1)
+    return pxy, pbox
+
+
+def pck(pred_xy: torch.Tensor, parts: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.1):
+    """``(overall, per part)`` fraction of visible parts found; ``parts (N, P, 3)``, ``boxes (N, 4)`` xywh."""
+    vis = parts[..., 2] > 0
+    d = (pred_xy - parts[..., :2]).norm(dim=-1)
+    hit = (d <= threshold * boxes[:, 2:].amax(1, keepdim=True)) & vis
+    per = hit.sum(0).float() / vis.sum(0).clamp(min=1).float()
+    return float(hit.sum() / vis.sum().clamp(min=1)), per
+
+
+def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: Optional[int] = None,
+                     progress: bool = True, cache_dir: str = "") -> LocatorReport:
+    """The locator's figures on CUB's test split (its trunk's cached outputs, built when missing)."""
+    from ..data.part_targets import locator_data
+
+    tf = meta.transform
+    data = locator_data(root, "test", trunk_for(meta), tf, meta.backbone, meta.layer, cache_dir, limit, progress)
+    xy, vis, box = _predict_all(locator, data.feats, progress=progress)
+    sizes = torch.tensor(data.sizes, dtype=torch.float32)
+    pxy, pbox = to_image(xy, box, tf, sizes)
+    overall, per = pck(pxy, data.cub.parts, data.cub.boxes)
+    vis_acc = float(((vis >= 0.5).float() == data.targets[0]["vis"]).float().mean())
+    gt = data.cub.boxes.clone()
+    gt[:, 2:] += gt[:, :2]
+    lim = torch.cat([sizes, sizes], 1)
+    iou = box_iou(torch.minimum(pbox.clamp(min=0), lim), gt).diagonal().mean()
+    return LocatorReport(images=len(xy), pck=overall, pck_per_part=dict(zip(CUB_PARTS, per.tolist())),
+                         visibility_accuracy=vis_acc, box_iou=float(iou))
+
+
+@torch.no_grad()
+def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, limit: Optional[int] = None,
+                     radius: float = 0.15, progress: bool = True, threshold: float = 0.5) -> float:
+    """Fraction of a CUB model's true-class channel peaks on the test split whose part, named from
+    the locator's predicted parts and box, equals the part named from the annotations."""
+    from ..io.checkpoint import load_checkpoint
+    from .localization import annotated_loader
+
+    model, meta = load_checkpoint(checkpoint)
+    loader, after, cub = annotated_loader(model, meta, root, "test", limit, batch_size=64)
+    if after != "block5" and after is not None:
+        raise ValueError(f"{checkpoint}: its cached inputs come out of {after}, not the locator's block5")
+    trunk = None if after else model.split_at("block5")[0]
+    fast, tf = for_inference(model), cub.transform
+    same = total = 0
+    for x, y, ann in tqdm(loader, desc=f"naming {Path(checkpoint).stem}", disable=not progress, file=sys.stderr):
+        b5 = x if after else trunk(channels_last(x))
+        f = fast.features(channels_last(b5), "block5").float()
+        b, _, h, w = f.shape
+        idx, valid = model.groups.padded_index
+        chans = idx[y]
+        arg = f[torch.arange(b)[:, None], chans].flatten(2).argmax(2)
+        peaks = torch.stack(cell_centre(arg, w, h, tf.crop, tf.crop), -1)
+        pxy, pvis, pbox = locator.predict(b5.float())
+        on = (pvis >= threshold).float()
+        pparts = torch.cat([pxy * tf.crop * on[..., None], on[..., None]], -1)
+        pb = pbox * tf.crop
+        pbox_xywh = torch.cat([pb[:, :2], pb[:, 2:] - pb[:, :2]], 1)
+        true = categorise_peaks(peaks, ann["box"], ann["parts"], radius)
+        pred = categorise_peaks(peaks, pbox_xywh, pparts, radius)
+        m = valid[y]
+        same += int(((true == pred) & m).sum())
+        total += int(m.sum())
+    return same / max(total, 1)
