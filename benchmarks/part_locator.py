@@ -48,8 +48,15 @@ def main() -> None:
                     ex.locate_parts(p, loc, meta)
         return run
 
-    t = interleaved({"maps": maps(False), "maps + parts": maps(True), "maps + parts, own trunk": maps(True, True)},
-                    repeats=args.repeats, warmup=1)
+    x, _ = ex.prepare(photos[0])
+    mid = ex._forward(x)[1]
+
+    def head_alone():
+        for _ in photos:
+            loc.predict(mid)
+
+    t = interleaved({"maps": maps(False), "maps + parts": maps(True), "maps + parts, own trunk": maps(True, True),
+                     "the locator's head alone": head_alone}, repeats=args.repeats, warmup=1)
     n = len(photos)
     base = t["maps"] / n
     print(f"{n} CUB photos, {Path(args.checkpoint).stem}, median of {args.repeats} interleaved rounds, "

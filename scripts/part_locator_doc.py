@@ -34,12 +34,13 @@ parts overlay (predicted parts in green with their visibility, hidden ones as gr
 --predicted-parts`. A Stanford Cars model gets no part names: the cars have no part annotations to
 learn from, and the app says so.
 
-**How it works** (`mcviz/core/part_locator.py`). A small head (three convolutions of 64 channels)
-on the frozen ImageNet trunk every shipped model shares, reading the output of its block 5 (the
-tensors the models' training cache already holds, and that the app computes for every photo, so a
-photo costs only the head). Each part is a heat map over the 18x18 grid read out by its expectation
-(a soft-argmax, which places a part between cells); a part's visibility comes from the features its
-own map pools, the box from the whole map. Trained on CUB's training split (5,994 photos, the
+**How it works** (`mcviz/core/part_locator.py`). A small head (three convolutions of {width}
+channels) on the frozen ImageNet trunk every shipped model shares, reading the output of its block 5
+(the tensors the models' training cache already holds, and that the app computes for every photo,
+so a photo costs only the head). Each part is a heat map over the 18x18 grid, trained against a
+Gaussian around the annotated point and read out by its expectation (a soft-argmax, which places a
+part between cells){window}; a part's visibility comes from the features its own map pools, the box
+from the whole map. Trained on CUB's training split (5,994 photos, the
 evaluation crop and its mirror with left and right parts swapped) by `mcviz locator train`
 (`mcviz/train/part_locator.py`); measured on the test split (5,794 photos, never seen in training)
 by `mcviz locator eval` (`mcviz/evaluate/part_locator.py`).
@@ -103,9 +104,21 @@ def main() -> None:
     names = ["| model | naming agreement |", "|---|---|"] + [f"| `{k}` | {_fmt_pct(v)} |" for k, v in naming.items()]
     minutes = sum(r["train_time_s"] for r in rows) / 60
     models = " ".join(f"checkpoints/{k}.safetensors" for k in naming)
-    text = [INTRO, "## Targets (CUB test split, all 5,794 photos)", "", *t, "",
+    from mcviz.core.part_locator import load_locator
+
+    head = load_locator(SHIPPED)[0]
+    w = head.window
+    window = (f", over the {2 * w + 1}x{2 * w + 1} cells around the map's peak (the read-out picked on the training "
+              "split: the full expectation pulls a part toward a second mode, the other leg or wing)") if w else ""
+    worst = ev.get("naming_confusions", {}).get(DEFAULT, [])
+    why = (["", f"Where `{DEFAULT}`'s names disagree most often (named from the annotations -> from the prediction, "
+            "share of all its peaks): " + "; ".join(f"{a} -> {b} {100 * s:.1f} %" for a, b, s in worst) + ". Most "
+            "disagreements are a neighbouring part (the nearest-part rule flips where a peak lies about halfway "
+            "between two annotated points), the other leg or wing, or a "
+            "peak at the edge of the bird, where the box decides between on and off the bird."] if worst else [])
+    text = [INTRO.format(width=head.width, window=window), "## Targets (CUB test split, all 5,794 photos)", "", *t, "",
             "## PCK@0.1 per part", "", *per, "",
-            "## Naming agreement of each shipped CUB model's peaks", "", *names, "",
+            "## Naming agreement of each shipped CUB model's peaks", "", *names, *why, "",
             "## Commands", "",
             f"- Train ({cfg['epochs']} epochs, {minutes:.0f} minutes on one core of the 2-core CPU once the block-5 "
             f"cache of the training split exists; `scripts/train_checkpoints.sh` builds it): `{TRAIN_CMD.format(epochs=cfg['epochs'])}`",

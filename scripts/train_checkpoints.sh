@@ -112,9 +112,9 @@ locator() {  # the CUB part locator (issue 33), on the CUB training split's bloc
   local out="$RUNS/locator/cub-parts" ck=checkpoints/locator/cub-parts.safetensors
   [ -f "$ck" ] && { echo "skip the part locator (shipped)"; return; }
   if [ -f "$out/state.pt" ]; then
-    $MCVIZ locator train --root "$DATA/CUB_200_2011" --out "$out" --epochs 16 --resume
+    $MCVIZ locator train --root "$DATA/CUB_200_2011" --out "$out" --epochs 20 --resume
   else
-    $MCVIZ locator train --root "$DATA/CUB_200_2011" --out "$out" --epochs 16
+    $MCVIZ locator train --root "$DATA/CUB_200_2011" --out "$out" --epochs 20
   fi
   mkdir -p checkpoints/locator docs/runs/locator
   cp "$out/last.safetensors" "$ck"

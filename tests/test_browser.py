@@ -69,6 +69,8 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     print(f"\nupload-to-heat-maps in the browser (model loaded): median {elapsed:.2f} s of "
           + ", ".join(f"{t:.2f}" for t in times))
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 4
+    # an uploaded photo (not from the gallery): the part under each peak, from the predicted parts
+    page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=60_000)
     page.screenshot(path=str(out / "explore.png"), full_page=True)
 
     # switch the class's top 10 channels (by effect) off and on again: only the head runs
@@ -100,8 +102,8 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)
     page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
     page.get_by_role("option").nth(1).click()
-    page.get_by_text("In this image:").wait_for(timeout=120_000)
-    assert page.get_by_text("peaks ").count() >= 1
+    page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
+    assert page.get_by_text("peaks ").count() >= 2  # the annotated and the predicted parts
     titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert any("usually" in t and "%" in t for t in titles), titles  # "channel 474", "usually the crown, 46 %"
     page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
@@ -109,7 +111,7 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Compare models on one image").wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)
-    page.get_by_text("In this image:").first.wait_for(timeout=120_000)
+    page.get_by_text("In this image (predicted parts):").first.wait_for(timeout=120_000)
     titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert any("usually" in t and "%" in t for t in titles), titles
     page.screenshot(path=str(out / "compare.png"), full_page=True)

@@ -29,6 +29,25 @@ def test_mirror_swaps_left_and_right_and_nothing_else():
     assert [MIRROR[MIRROR[i]] for i in range(len(MIRROR))] == list(range(len(MIRROR)))
 
 
+def test_gaussian_targets_peak_at_the_point_and_sum_to_one():
+    from mcviz.train.part_locator import gaussian_targets
+
+    t = gaussian_targets(torch.tensor([[[3.5 / 6, 1.5 / 4]]]), 4, 6, 0.75)
+    assert t.shape == (1, 1, 24) and float(t.sum()) == pytest.approx(1.0)
+    assert int(t.argmax()) == 1 * 6 + 3
+    assert float(PartLocator.expected_xy(t.log().view(1, 1, 4, 6))[0, 0, 0]) == pytest.approx(3.5 / 6, abs=0.03)
+
+
+def test_a_windowed_read_out_ignores_a_second_mode():
+    heat = torch.full((1, 1, 6, 6), -1e4)
+    heat[0, 0, 1, 1] = 0.0
+    heat[0, 0, 4, 4] = -0.5  # a weaker second mode (the other leg)
+    mean = PartLocator.expected_xy(heat)[0, 0]
+    local = PartLocator.expected_xy(heat, 1)[0, 0]
+    assert 1.5 / 6 < float(mean[0]) < 4.5 / 6  # the full expectation lands between the two
+    assert local.tolist() == pytest.approx([1.5 / 6, 1.5 / 6])
+
+
 def test_expected_position_of_a_one_hot_map_is_the_cell_centre():
     heat = torch.full((1, 2, 4, 5), -1e4)
     heat[0, 0, 1, 3] = 0.0  # row 1, column 3
@@ -165,6 +184,8 @@ def test_a_tiny_locator_run_trains_resumes_and_evaluates(cub_root, tmp_path, cap
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+    loc, meta = load_locator(out / "last.safetensors")
+    assert loc.window in (0, 1, 2) and meta.epoch == 2
     assert main(["locator", "eval", str(out / "last.safetensors"), "--root", str(cub_root), "--limit", "16",
                  "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

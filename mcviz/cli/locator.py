@@ -16,10 +16,10 @@ def add_locator(sub) -> None:
     t = lsub.add_parser("train", help="train the locator on CUB's training split (frozen trunk's cached outputs)")
     t.add_argument("--root", required=True, help="CUB_200_2011 folder (its own layout, with parts/)")
     t.add_argument("--out", required=True, help="run folder: last.safetensors, state.pt, metrics.jsonl")
-    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--width", type=int, default=64, help="channels of the head")
+    t.add_argument("--width", type=int, default=96, help="channels of the head")
     t.add_argument("--image-size", type=int, default=288)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, default=None, help="the first N images of each split (a quick check)")
@@ -66,8 +66,10 @@ def cmd_eval(args, argv) -> int:
     for name, v in report.pck_per_part.items():
         print(f"  {name:<11} {100 * v:5.1f} %")
     for ckpt in args.models:
-        report.naming[Path(ckpt).stem] = naming_agreement(locator, ckpt, args.root, args.limit)
-        print(f"naming agreement, {Path(ckpt).stem}: {100 * report.naming[Path(ckpt).stem]:.1f} % of its peaks")
+        name = Path(ckpt).stem
+        report.naming[name], report.naming_confusions[name] = naming_agreement(locator, ckpt, args.root, args.limit)
+        print(f"naming agreement, {name}: {100 * report.naming[name]:.1f} % of its peaks; most often instead: "
+              + ", ".join(f"{a} -> {b} ({100 * s:.1f} %)" for a, b, s in report.naming_confusions[name][:4]))
     if args.json:
         print(json.dumps(report.as_dict()), file=sys.stdout)
     return 0

@@ -54,9 +54,10 @@ class PartLocator(nn.Module):
     """Trunk features ``(B, C, H, W)`` -> part heat-map logits ``(B, P, H, W)``, visibility
     logits ``(B, P)`` and a box ``(B, 4)`` as ``(x0, y0, x1, y1)`` in the unit square."""
 
-    def __init__(self, in_channels: int, parts: int = len(CUB_PARTS), width: int = 64) -> None:
+    def __init__(self, in_channels: int, parts: int = len(CUB_PARTS), width: int = 64, window: int = 0) -> None:
         super().__init__()
         self.in_channels, self.parts, self.width = in_channels, parts, width
+        self.window = window  # the read-out of a part's map (expected_xy); chosen on held-out photos
         self.stem = nn.Sequential(_block(in_channels, width, 1), _block(width, width), _block(width, width, dilation=2))
         self.heat = nn.Conv2d(width, parts, 1)
         self.vis_weight = nn.Parameter(torch.zeros(parts, width))
@@ -76,10 +77,20 @@ class PartLocator(nn.Module):
         return heat, vis, box
 
     @staticmethod
-    def expected_xy(heat: torch.Tensor) -> torch.Tensor:
-        """``(B, P, H, W)`` logits -> ``(B, P, 2)`` expected positions in the unit square (cell centres)."""
+    def expected_xy(heat: torch.Tensor, window: int = 0) -> torch.Tensor:
+        """``(B, P, H, W)`` logits -> ``(B, P, 2)`` expected positions in the unit square (cell centres).
+        ``window`` > 0: the expectation over the (2 window + 1)^2 cells around the map's peak only, so
+        a second mode (the other leg, the other wing) does not pull the point between the two."""
         b, p, h, w = heat.shape
         prob = heat.flatten(2).softmax(-1).view(b, p, h, w)
+        if window > 0:
+            peak = prob.flatten(2).argmax(-1)
+            rows = torch.arange(h, device=heat.device)[None, None, :, None]
+            cols = torch.arange(w, device=heat.device)[None, None, None, :]
+            near = ((rows - (peak // w)[..., None, None]).abs() <= window) & \
+                   ((cols - (peak % w)[..., None, None]).abs() <= window)
+            prob = prob * near
+            prob = prob / prob.sum((2, 3), keepdim=True)
         xs = (torch.arange(w, device=heat.device, dtype=prob.dtype) + 0.5) / w
         ys = (torch.arange(h, device=heat.device, dtype=prob.dtype) + 0.5) / h
         return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], -1)
@@ -88,10 +99,10 @@ class PartLocator(nn.Module):
     def predict(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(xy (B, P, 2), visibility probability (B, P), box (B, 4) x0 y0 x1 y1)``, unit square."""
         heat, vis, box = self(feats.float())
-        return self.expected_xy(heat), vis.sigmoid(), box.clamp(0, 1)
+        return self.expected_xy(heat, self.window), vis.sigmoid(), box.clamp(0, 1)
 
     def config(self) -> dict[str, int]:
-        return {"in_channels": self.in_channels, "parts": self.parts, "width": self.width}
+        return {"in_channels": self.in_channels, "parts": self.parts, "width": self.width, "window": self.window}
 
 
 @dataclass

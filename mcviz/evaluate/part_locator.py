@@ -15,6 +15,7 @@ under a model's channel peaks are the ones the true annotations name.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -29,7 +30,7 @@ from ..core.models import channels_last
 from ..core.part_locator import CUB_PARTS, PartLocator, trunk_for
 from ..data.transforms import EvalTransform, cell_centre
 from ..io.locator_file import LocatorMeta
-from .parts import categorise_peaks
+from .parts import NO_PART, OFF_BIRD, categorise_peaks
 
 __all__ = ["LocatorReport", "evaluate_locator", "naming_agreement"]
 
@@ -43,6 +44,8 @@ class LocatorReport:
     box_iou: float
     threshold: float = 0.1
     naming: dict[str, float] = field(default_factory=dict)  # model -> agreement
+    # model -> the most frequent disagreements: (named from the annotations, named from the prediction, share)
+    naming_confusions: dict[str, list] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -96,9 +99,11 @@ def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: 
 
 @torch.no_grad()
 def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, limit: Optional[int] = None,
-                     radius: float = 0.15, progress: bool = True, threshold: float = 0.5) -> float:
+                     radius: float = 0.15, progress: bool = True, threshold: float = 0.5,
+                     top: int = 8) -> tuple[float, list[tuple[str, str, float]]]:
     """Fraction of a CUB model's true-class channel peaks on the test split whose part, named from
-    the locator's predicted parts and box, equals the part named from the annotations."""
+    the locator's predicted parts and box, equals the part named from the annotations; and the
+    ``top`` most frequent disagreements as (annotated name, predicted name, share of all peaks)."""
     from ..io.checkpoint import load_checkpoint
     from .localization import annotated_loader
 
@@ -109,6 +114,8 @@ def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, li
     trunk = None if after else model.split_at("block5")[0]
     fast, tf = for_inference(model), cub.transform
     same = total = 0
+    confused: Counter = Counter()
+    names = [*CUB_PARTS, NO_PART, OFF_BIRD]
     for x, y, ann in tqdm(loader, desc=f"naming {Path(checkpoint).stem}", disable=not progress, file=sys.stderr):
         b5 = x if after else trunk(channels_last(x))
         f = fast.features(channels_last(b5), "block5").float()
@@ -127,4 +134,6 @@ def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, li
         m = valid[y]
         same += int(((true == pred) & m).sum())
         total += int(m.sum())
-    return same / max(total, 1)
+        confused.update(zip(true[m & (true != pred)].tolist(), pred[m & (true != pred)].tolist()))
+    worst = [(names[a], names[b], n / max(total, 1)) for (a, b), n in confused.most_common(top)]
+    return same / max(total, 1), worst
