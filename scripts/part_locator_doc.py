@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from results_models import REPO, default_model
+
 RUNS = REPO / "docs" / "runs" / "locator"
 SHIPPED = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
-DEFAULT = "cub-mc-anchor"  # the app's default model
+DEFAULT = default_model()  # the app's default model
 
 TRAIN_CMD = ("mcviz locator train --root ../shared/data/CUB_200_2011 --out runs/locator/cub-parts --epochs {epochs}"
              " && cp runs/locator/cub-parts/last.safetensors checkpoints/locator/cub-parts.safetensors")
@@ -30,7 +31,7 @@ each of CUB's 15 parts of *this* bird is, whether each is visible, and the bird'
 place that names a part under a peak for a photo uses it: Explore's and Compare's "In this image"
 (marked as predicted; a gallery image shows the annotated parts beside the predicted ones), the
 parts overlay (predicted parts in green with their visibility, hidden ones as grey rings),
-`mcviz explain` (`parts_in_image` in the JSON, "here: ..." in the PNG) and `mcviz localize
+`mcviz explain` (`parts_in_image` in the JSON, "this photo: ..." in the PNG) and `mcviz localize
 --predicted-parts`. A Stanford Cars model gets no part names: the cars have no part annotations to
 learn from, and the app says so.
 

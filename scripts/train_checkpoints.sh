@@ -46,16 +46,18 @@ declare -A MODELS=(
   # the app default's configuration on Cars (plain MC-Loss at mu = 1.5 stays 5 points below CE there)
   [cars-mc-anchor]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
   # issue 31: the class-connected head (docs/results.md, "The class-connected head"), shipped beside the default
-  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --seed 0"
+  # ... distilled from cub-ce's probabilities (the lever that brought it closest to CE; cub-ce is trained first)
+  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cub-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 0"
   [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --seed 0"
   # Second seeds (not shipped)
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
+  [cub-mc-cc-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cub-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 1"
 )
 ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc cars-mc-anchor
        cub-mc-cc cars-mc-cc
-       cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-soft-paper)
+       cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-cc-s1 cub-mc-soft-paper)
 
 finished() {  # run folder -> true when its last epoch is done
   [ -f "$1/metrics.jsonl" ] && grep -q "\"epoch\": $EPOCHS," "$1/metrics.jsonl"

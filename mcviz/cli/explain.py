@@ -116,7 +116,7 @@ def cmd_explain(args, argv) -> int:
                 here.update(zip(c.channels, peak_parts(c.peaks, ann)))
             extra = {"parts_in_image": {str(ch): part for ch, part in here.items()},
                      "parts_source": "predicted by the CUB part locator", "predicted_parts": ann}
-        shown = {ch: "\n".join(t for t in (f"here: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t)
+        shown = {ch: "\n".join(t for t in (f"this photo: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t)
                  for c in cm.classes for ch in c.channels} if (here or labels) else None
         stem = out / f.stem
         stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity,
