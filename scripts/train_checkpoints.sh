@@ -48,7 +48,7 @@ declare -A MODELS=(
   # issue 31: the class-connected head (docs/results.md, "The class-connected head"), shipped beside the default
   # ... distilled from cub-ce's probabilities (the lever that brought it closest to CE; cub-ce is trained first)
   [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cub-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 0"
-  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --seed 0"
+  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cars-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 0"
   # Second seeds (not shipped)
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
