@@ -128,8 +128,9 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
         finals = {n: f for n in (seed0, seed1) if (f := _final(n, by)[0]) is not None}
         locs = {n: _localization(n) for n in finals}
         if seed0 in finals and locs.get(seed0):
+            # two seeds first: a single seed's luck should not outrank a measured mean
             mean = sum(f["top1"] for f in finals.values()) / len(finals)
-            if closest is None or mean - ce_mean > closest[1]:
+            if closest is None or (len(finals), mean) > (closest[2], closest[3]):
                 closest = (seed0, mean - ce_mean, len(finals), mean)
         if len(finals) < 2 or not all(locs.values()):
             if seed0 in finals:
