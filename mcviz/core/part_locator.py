@@ -26,7 +26,7 @@ from ..data.transforms import EvalTransform
 if TYPE_CHECKING:
     from ..io.locator_file import LocatorMeta
 
-__all__ = ["CUB_PARTS", "MIRROR", "PartLocator", "PartPrediction", "default_locator_path", "load_locator",
+__all__ = ["CUB_PARTS", "MIRROR", "PartLocator", "PartPrediction", "as_annotations", "crop_to_image", "default_locator_path", "load_locator",
            "locator_fits", "save_locator", "trunk_for"]
 
 # CUB-200-2011's parts/parts.txt, in its order
@@ -125,20 +125,35 @@ class PartPrediction:
         visibility 0/1, ``part_names``), in the crop's pixels: what :func:`mcviz.evaluate.parts.peak_parts`
         and the overlays read; plus ``predicted``, each part's ``visibility`` probability and its
         position ``xy`` even where it is called hidden."""
-        vis = (self.visible >= self.threshold).float()
-        parts = torch.cat([self.xy * vis[:, None], vis[:, None]], 1)
-        x0, y0, x1, y1 = self.box.tolist()
-        return {"box": [x0, y0, x1 - x0, y1 - y0], "parts": parts.tolist(), "part_names": list(self.part_names),
+        ann = as_annotations(self.xy, self.visible, self.box, threshold=self.threshold)
+        return {"box": ann["box"].tolist(), "parts": ann["parts"].tolist(), "part_names": list(self.part_names),
                 "predicted": True, "visibility": [round(float(v), 4) for v in self.visible],
                 "xy": self.xy.tolist()}
 
     def to_image(self, tf: EvalTransform, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(parts (P, 2), box (4,) x0 y0 x1 y1)`` in the pixels of the ``width`` x ``height`` photo
         the crop was cut from (the inverse of :meth:`EvalTransform.map_points`)."""
-        scale = torch.tensor([width / tf.resize, height / tf.resize])
-        xy = (self.xy + tf.offset) * scale
-        box = ((self.box.view(2, 2) + tf.offset) * scale).flatten()
-        return xy, box
+        return crop_to_image(self.xy, self.box, tf, torch.tensor([float(width), float(height)]))
+
+
+def as_annotations(xy: torch.Tensor, visible: torch.Tensor, box: torch.Tensor, scale: float = 1.0,
+                   threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """A batch of predictions (``xy (..., P, 2)``, visibility probabilities ``(..., P)``, ``box (..., 4)``
+    x0 y0 x1 y1, times ``scale`` into pixels) as CUB-style annotations: ``box`` xywh and ``parts``
+    ``(..., P, 3)``, a part called hidden at (0, 0) with visibility 0, as CUB stores it."""
+    on = (visible >= threshold).to(xy.dtype)
+    b = box * scale
+    return {"box": torch.cat([b[..., :2], b[..., 2:] - b[..., :2]], -1),
+            "parts": torch.cat([xy * scale * on[..., None], on[..., None]], -1)}
+
+
+def crop_to_image(xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform,
+                  sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop pixels -> the pixels of the photos the crops were cut from (the inverse of
+    :meth:`EvalTransform.map_points`): ``xy (..., P, 2)``, ``box (..., 4)`` x0 y0 x1 y1, ``sizes (..., 2)``
+    width and height."""
+    scale = sizes / tf.resize
+    return (xy + tf.offset) * scale[..., None, :], ((box.unflatten(-1, (2, 2)) + tf.offset) * scale[..., None, :]).flatten(-2)
 
 
 def trunk_for(meta: "LocatorMeta") -> nn.Module:

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -21,6 +20,7 @@ from ..data import CUB, EvalTransform, random_subset
 from ..data.transforms import cell_centre
 from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
+from ..data.part_targets import image_size
 from ..data.trunk_cache import find_cache
 from ..io.checkpoint import as_meta
 from ..io.meta import CheckpointMeta
@@ -85,12 +85,8 @@ class _CachedWithAnnotations(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int):
-        with Image.open(self.ds.samples[i][0]) as img:
-            w, h = img.size
-            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 degrees on display
-                w, h = h, w
         x, y = self.cached[i]
-        return x, y, self.ds.annotation(i, w, h)
+        return x, y, self.ds.annotation(i, *image_size(self.ds.samples[i][0]))
 
 
 def annotated_loader(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
@@ -194,8 +190,6 @@ def _locator_trunk(locator, model: MCNet, after: Optional[str], crop: int):
 
 def _predicted_annotation(locator, trunk_out: torch.Tensor, crop: int) -> dict[str, torch.Tensor]:
     """The locator's parts (invisible ones at visibility 0) and box as a batch of annotations in crop pixels."""
-    xy, vis, box = locator.predict(trunk_out.float())
-    on = (vis >= 0.5).float()
-    b = box * crop
-    return {"box": torch.cat([b[:, :2], b[:, 2:] - b[:, :2]], 1),
-            "parts": torch.cat([xy * crop * on[..., None], on[..., None]], -1)}
+    from ..core.part_locator import as_annotations
+
+    return as_annotations(*locator.predict(trunk_out.float()), scale=crop)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..core.folding import for_inference
 from ..core.models import channels_last
-from ..core.part_locator import CUB_PARTS, PartLocator, trunk_for
+from ..core.part_locator import CUB_PARTS, PartLocator, as_annotations, crop_to_image, trunk_for
 from ..data.transforms import EvalTransform, cell_centre
 from ..io.locator_file import LocatorMeta
 from .parts import NO_PART, OFF_BIRD, categorise_peaks
@@ -60,14 +60,6 @@ def _predict_all(locator: PartLocator, feats: np.ndarray, batch_size: int = 128,
     return torch.cat(xy), torch.cat(vis), torch.cat(box)
 
 
-def to_image(xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform, sizes: torch.Tensor):
-    """Unit-square predictions -> the photos' pixels (``sizes (N, 2)`` width, height)."""
-    scale = (sizes / tf.resize)[:, None, :]
-    pxy = (xy * tf.crop + tf.offset) * scale
-    pbox = ((box.view(-1, 2, 2) * tf.crop + tf.offset) * scale).flatten(1)
-    return pxy, pbox
-
-
 def pck(pred_xy: torch.Tensor, parts: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.1):
     """``(overall, per part)`` fraction of visible parts found; ``parts (N, P, 3)``, ``boxes (N, 4)`` xywh."""
     vis = parts[..., 2] > 0
@@ -86,7 +78,7 @@ def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: 
     data = locator_data(root, "test", trunk_for(meta), tf, meta.backbone, meta.layer, cache_dir, limit, progress)
     xy, vis, box = _predict_all(locator, data.feats, progress=progress)
     sizes = torch.tensor(data.sizes, dtype=torch.float32)
-    pxy, pbox = to_image(xy, box, tf, sizes)
+    pxy, pbox = crop_to_image(xy * tf.crop, box * tf.crop, tf, sizes)
     overall, per = pck(pxy, data.cub.parts, data.cub.boxes)
     vis_acc = float(((vis >= 0.5).float() == data.targets[0]["vis"]).float().mean())
     gt = data.cub.boxes.clone()
@@ -124,13 +116,9 @@ def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, li
         chans = idx[y]
         arg = f[torch.arange(b)[:, None], chans].flatten(2).argmax(2)
         peaks = torch.stack(cell_centre(arg, w, h, tf.crop, tf.crop), -1)
-        pxy, pvis, pbox = locator.predict(b5.float())
-        on = (pvis >= threshold).float()
-        pparts = torch.cat([pxy * tf.crop * on[..., None], on[..., None]], -1)
-        pb = pbox * tf.crop
-        pbox_xywh = torch.cat([pb[:, :2], pb[:, 2:] - pb[:, :2]], 1)
+        guess = as_annotations(*locator.predict(b5.float()), scale=tf.crop, threshold=threshold)
         true = categorise_peaks(peaks, ann["box"], ann["parts"], radius)
-        pred = categorise_peaks(peaks, pbox_xywh, pparts, radius)
+        pred = categorise_peaks(peaks, guess["box"], guess["parts"], radius)
         m = valid[y]
         same += int(((true == pred) & m).sum())
         total += int(m.sum())
