@@ -155,7 +155,9 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
     pick also keeps its file path in ``image_path``, for its part annotations)."""
     # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
     # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
-    up = st.file_uploader("Upload a photo", type=settings.ACCEPTED, key=f"upload_{key}")
+    # a gallery pick empties the uploader (a new key), so that it never names a file no longer in use
+    up = st.file_uploader("Upload a photo", type=settings.ACCEPTED,
+                          key=f"upload_{key}_{st.session_state.get('upload_gen', 0)}")
     if up is not None:
         data = up.getvalue()
         if st.session_state.get("image_sig") != (up.name, len(data), hash(data)):
@@ -176,6 +178,10 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
                 st.session_state["gallery_pick"] = path
                 st.session_state["image"] = (Path(path).read_bytes(), Path(path).name)
                 st.session_state["image_path"] = path
+                if up is not None:  # the same file uploaded again later must count as a new choice
+                    st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
+                    st.session_state["image_sig"] = None
+                    st.rerun()
     data, name = st.session_state.get("image", (None, ""))
     return data, name
 

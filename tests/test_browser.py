@@ -103,6 +103,8 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
     page.get_by_role("option").nth(1).click()
     page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
+    # the uploader no longer names the uploaded file once a gallery image is in use
+    assert page.get_by_text(again.name).count() == 0
     assert page.get_by_text("peaks ").count() >= 2  # the annotated and the predicted parts
     titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert any("usually" in t and "%" in t for t in titles), titles  # "channel 474", "usually the crown, 46 %"

@@ -112,6 +112,17 @@ def annotated_loader(model: MCNet, meta: CheckpointMeta, root: str, split: str =
     return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, cub
 
 
+def class_peaks(model: MCNet, features: torch.Tensor, labels: torch.Tensor, crop: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each of the labelled class's channels peaks, in crop pixels: ``(B, m, 2)`` (x, y) and
+    a ``(B, m)`` mask of the real channels (uneven groups are padded to the largest, m)."""
+    b, _, h, w = features.shape
+    idx, valid = model.groups.padded_index
+    chans = idx[labels]
+    arg = features[torch.arange(b)[:, None], chans].flatten(2).argmax(2)
+    return torch.stack(cell_centre(arg, w, h, crop, crop), dim=-1), valid[labels]
+
+
 @torch.no_grad()
 def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
              radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
@@ -137,16 +148,10 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
             ann = _predicted_annotation(locator[0], x if trunk is None else trunk(channels_last(x)), tf.crop)
         f = fast.features(channels_last(x), after).float()
         b, _, h, w = f.shape
-        idx, valid = model.groups.padded_index
-        chans = idx[y]  # (B, m)
-        k = chans.shape[1]
-        xi = max(xi, k)
-        sel = f[torch.arange(b)[:, None], chans].flatten(2)  # (B, m, h*w)
-        arg = sel.argmax(dim=2)
-        peaks = torch.stack(cell_centre(arg, w, h, tf.crop, tf.crop), dim=-1)
-        rnd = torch.randint(0, h * w, arg.shape, generator=g)
+        peaks, vmask = class_peaks(model, f, y, tf.crop)
+        xi = max(xi, peaks.shape[1])
+        rnd = torch.randint(0, h * w, peaks.shape[:2], generator=g)
         rpeaks = torch.stack(cell_centre(rnd, w, h, tf.crop, tf.crop), dim=-1)
-        vmask = valid[y]
         if not bool(vmask.all()):  # uneven groups: score the real channels only
             peaks = torch.where(vmask[..., None], peaks, torch.full_like(peaks, -1e6))
             rpeaks = torch.where(vmask[..., None], rpeaks, torch.full_like(rpeaks, -1e6))

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from ..core.folding import for_inference
 from ..core.models import channels_last
 from ..core.part_locator import CUB_PARTS, PartLocator, as_annotations, crop_to_image, trunk_for
-from ..data.transforms import EvalTransform, cell_centre
 from ..io.locator_file import LocatorMeta
 from .parts import NO_PART, OFF_BIRD, categorise_peaks
 
@@ -97,7 +96,7 @@ def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, li
     the locator's predicted parts and box, equals the part named from the annotations; and the
     ``top`` most frequent disagreements as (annotated name, predicted name, share of all peaks)."""
     from ..io.checkpoint import load_checkpoint
-    from .localization import annotated_loader
+    from .localization import annotated_loader, class_peaks
 
     model, meta = load_checkpoint(checkpoint)
     loader, after, cub = annotated_loader(model, meta, root, "test", limit, batch_size=64)
@@ -110,16 +109,10 @@ def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, li
     names = [*CUB_PARTS, NO_PART, OFF_BIRD]
     for x, y, ann in tqdm(loader, desc=f"naming {Path(checkpoint).stem}", disable=not progress, file=sys.stderr):
         b5 = x if after else trunk(channels_last(x))
-        f = fast.features(channels_last(b5), "block5").float()
-        b, _, h, w = f.shape
-        idx, valid = model.groups.padded_index
-        chans = idx[y]
-        arg = f[torch.arange(b)[:, None], chans].flatten(2).argmax(2)
-        peaks = torch.stack(cell_centre(arg, w, h, tf.crop, tf.crop), -1)
+        peaks, m = class_peaks(model, fast.features(channels_last(b5), "block5").float(), y, tf.crop)
         guess = as_annotations(*locator.predict(b5.float()), scale=tf.crop, threshold=threshold)
         true = categorise_peaks(peaks, ann["box"], ann["parts"], radius)
         pred = categorise_peaks(peaks, guess["box"], guess["parts"], radius)
-        m = valid[y]
         same += int(((true == pred) & m).sum())
         total += int(m.sum())
         confused.update(zip(true[m & (true != pred)].tolist(), pred[m & (true != pred)].tolist()))
