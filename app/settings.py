@@ -14,11 +14,11 @@ from mcviz.serving import serving_threads
 APP_DIR = Path(__file__).resolve().parent
 REPO = APP_DIR.parent
 
-# MC-Loss with the anchored diversity term at mu = 0.3 on the pretrained EfficientNet-Lite0:
-# the MC-Loss model that matches cross-entropy's accuracy (within 0.5, two seeds) while its
-# channels still peak on different parts of the bird (docs/results.md, docs/diversity.md),
-# which is what the app is for.
-DEFAULT_CHECKPOINT = "cub-mc-anchor.safetensors"
+# The class-connected MC-Loss model picked by issue 31's rule (docs/results.md, "The class-connected
+# head"): a class's score is its own channels' evidence alone, so the maps the app shows for a class
+# are what decided it; within 0.5 of cross-entropy's accuracy (two seeds) with its channels on
+# different parts of the bird.
+DEFAULT_CHECKPOINT = "cub-mc-cc.safetensors"
 # the CUB part locator (mcviz.core.part_locator): names the part under each peak of any bird photo
 PART_LOCATOR = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
 ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]

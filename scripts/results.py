@@ -23,7 +23,7 @@ from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_mode
                             soft_family, sort_key, two_seed_rows)
 from results_levers import (SWEEP_TEXT, anchor_sweep_rows, backbone_text, copy_lever_runs, crop_rows, frozen_rows,
                             lever_rows, mc_config_rows)
-from results_class_head import CC_TEXT, cc_rows, cc_rule
+from results_class_head import CC_TEXT, cc_rows, cc_rule, grid_gaps
 from part_locator_doc import locator_lines
 from results_targets import targets
 
@@ -115,7 +115,7 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
     cc = cc_rows(by)
     if cc:
-        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean, by), ""]
+        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean, by), "", grid_gaps(by), ""]
     return text
 
 

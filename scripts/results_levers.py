@@ -303,5 +303,5 @@ def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> 
         return []
     pick = f"The rule picks mu = {max(passing)[1]}." if passing else "No weight meets the rule's bars."
     if default_mu is not None:
-        pick += f" `cub-mc-anchor`, the app's default, is trained with mu = {default_mu:g}."
+        pick += f" `cub-mc-anchor`, the official-head model the app opened on before issue 31, is trained with mu = {default_mu:g}."
     return [f"CE's two-seed mean: {ce_mean:.2f} %, so the bar is {ce_mean - 0.5:.2f} %.", "", *out, "", pick]

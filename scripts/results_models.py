@@ -69,6 +69,13 @@ def options(m: CheckpointMeta) -> str:
     mu = float(m.hparams.get("mu", RECIPE_MU))
     if m.variant != "ce" and mu != RECIPE_MU:
         words.append(f"μ = {mu:g}")
+    if m.head.startswith("class-connected"):
+        words.append(f"{m.head} head")
+    if m.hparam("freeze") == "block5":
+        words.append(f"block 6 and the head conv trained (lr x {m.hparam('body_lr', 1.0):g})")
+    if "--distill " in m.command:
+        teacher = m.command.split("--distill ", 1)[1].split()[0]
+        words.append(f"distilled from `{Path(teacher).stem}` (weight {m.hparam('distill_weight', 1.0):g})")
     return ", ".join(words)
 
 

@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--data ../shared/data]
 
 Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo and shows the
-parts the part locator predicts on it (explore-predicted-parts.png), then picks a gallery image
+parts the part locator predicts on it (explore-predicted-parts.png) and, for a class-connected
+default, the prediction as its channels' evidence (explore-evidence.png), then picks a gallery image
 to show its annotated parts beside the predicted ones (explore-parts.png) on every page, and
 switches that class's top 10 channels off (explore-switch-off.png).
 """
@@ -17,6 +18,45 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
+
+
+def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:
+    """Explore: an upload with its maps, its evidence and its predicted parts; a gallery image with its
+    annotated parts; that class's top 10 channels switched off."""
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / "explore.png"))
+    # the default model is class-connected: the prediction and the runner-up as their channels' evidence
+    evidence = page.get_by_text("Why this prediction: each channel's evidence")
+    if evidence.count():
+        evidence.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "explore-evidence.png"))
+    # an uploaded photo: the part locator's parts, and the part each channel's peak hits in it
+    page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=120_000)
+    page.get_by_text("Show the parts on the photo").click()
+    page.get_by_text("parts predicted by the part locator (green").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(out / "explore-predicted-parts.png"), full_page=True)
+    # a gallery image: its annotated parts beside the predicted ones (the toggle stays on)
+    gallery = page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image")
+    gallery.evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(500)
+    gallery.click()
+    page.get_by_role("option").nth(gallery_option).click()
+    page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
+    page.get_by_text("CUB's annotated parts (blue)").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
+    # the class's top 10 channels by effect switched off: the new prediction beside the old
+    page.get_by_text("and its top 10 channels by effect").click()
+    page.get_by_text("10 channel(s) off").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.get_by_text("Switch channels off").scroll_into_view_if_needed()
+    page.screenshot(path=str(out / "explore-switch-off.png"))
 
 
 def main() -> None:
@@ -37,34 +77,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.goto(url)
         page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
-        page.locator("input[type=file]").first.set_input_files(str(photo))
-        page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "explore.png"))
-        # an uploaded photo: the part locator's parts, and the part each channel's peak hits in it
-        page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=120_000)
-        page.get_by_text("Show the parts on the photo").click()
-        page.get_by_text("parts predicted by the part locator (green").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.screenshot(path=str(out / "explore-predicted-parts.png"), full_page=True)
-        # a gallery image: its annotated parts beside the predicted ones (the toggle stays on)
-        gallery = page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image")
-        gallery.evaluate("e => e.scrollIntoView({block: 'center'})")
-        page.wait_for_timeout(500)
-        gallery.click()
-        page.get_by_role("option").nth(args.gallery).click()
-        page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
-        page.get_by_text("CUB's annotated parts (blue)").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
-        # the class's top 10 channels by effect switched off: the new prediction beside the old
-        page.get_by_text("and its top 10 channels by effect").click()
-        page.get_by_text("10 channel(s) off").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.get_by_text("Switch channels off").scroll_into_view_if_needed()
-        page.screenshot(path=str(out / "explore-switch-off.png"))
+        explore_pages(page, photo, out, args.gallery)
         for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
                              ("Models", "Every checkpoint this app finds")):
             page.get_by_role("link", name=name).click()

@@ -24,7 +24,10 @@ RUNS=${RUNS:-runs}
 MCVIZ=${MCVIZ:-mcviz}
 SIZE=${SIZE:-288}
 EPOCHS=4
-COMMON=(--backbone lite0 --pretrained --freeze head_conv --cache-layer block5 --image-size $SIZE
+# the body frozen through the head conv, trained on the block-5 cache; a model that names its own
+# --freeze (the class-connected ones train block 6 and the head conv too) replaces this
+FREEZE=(--freeze head_conv --cache-layer block5)
+COMMON=(--backbone lite0 --pretrained --image-size $SIZE
         --epochs $EPOCHS --batch-size 64 --lr 0.05 --schedule cosine --workers 1 --eval-every $EPOCHS
         --save-dtype float16)
 CUB=(--dataset cub --root "$DATA/CUB_200_2011")
@@ -45,15 +48,16 @@ declare -A MODELS=(
   [cars-mc]="${CARS[*]} --variant mc --seed 0"
   # the app default's configuration on Cars (plain MC-Loss at mu = 1.5 stays 5 points below CE there)
   [cars-mc-anchor]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
-  # issue 31: the class-connected head (docs/results.md, "The class-connected head"), shipped beside the default
+  # issue 31: the class-connected head (docs/results.md, "The class-connected head"): block 6 and the head
+  # conv trained at 0.2 x the lr, distilled from the CE model of the same data set (weight 3, T = 4)
   # ... distilled from cub-ce's probabilities (the lever that brought it closest to CE; cub-ce is trained first)
-  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cub-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 0"
-  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cars-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 0"
+  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
+  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cars-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
   # Second seeds (not shipped)
   [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
   [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
-  [cub-mc-cc-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --distill checkpoints/cub-ce.safetensors --distill-weight 1 --distill-temperature 4 --seed 1"
+  [cub-mc-cc-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 1"
 )
 ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc cars-mc-anchor
        cub-mc-cc cars-mc-cc
@@ -73,7 +77,9 @@ train() {  # name
     $MCVIZ train --resume "$RUNS/$name"
   else
     # shellcheck disable=SC2086  # MODELS entries are word lists
-    $MCVIZ train ${MODELS[$name]} --out "$RUNS/$name" "${COMMON[@]}"
+    local freeze=("${FREEZE[@]}")
+    case " ${MODELS[$name]} " in *" --freeze "*) freeze=() ;; esac
+    $MCVIZ train ${MODELS[$name]} --out "$RUNS/$name" "${COMMON[@]}" "${freeze[@]}"
   fi
   case $name in
     *-s1|*-paper) ;;  # second seeds and the paper-literal soft labels are reported, not shipped
@@ -83,11 +89,16 @@ train() {  # name
   rank "$name"
 }
 
-atlas() {  # the app's default model ships its channel atlas (the Channels page's images)
-  local ck=checkpoints/cub-mc-anchor.safetensors at=checkpoints/cub-mc-anchor.atlas.json
-  if [ -f "$ck" ] && { [ ! -f "$at" ] || [ "$ck" -nt "$at" ]; }; then
-    $MCVIZ atlas "$ck" --dataset cub --root "$DATA/CUB_200_2011" --workers 1
-  fi
+atlas() {  # the app's default model (app/settings.py) and the official-head default before it ship their
+  # channel atlas (the Channels page's images)
+  local default name ck at
+  default=$(sed -n 's/^DEFAULT_CHECKPOINT = "\(.*\)\.safetensors".*/\1/p' app/settings.py)
+  for name in $(printf '%s\n' "$default" cub-mc-anchor | sort -u); do
+    ck=checkpoints/$name.safetensors at=checkpoints/$name.atlas.json
+    if [ -f "$ck" ] && { [ ! -f "$at" ] || [ "$ck" -nt "$at" ]; }; then
+      $MCVIZ atlas "$ck" --dataset cub --root "$DATA/CUB_200_2011" --workers 1
+    fi
+  done
 }
 
 parts() {  # name -> the part profiles shipped beside a CUB checkpoint (mcviz parts), when stale

@@ -56,6 +56,8 @@ declare -A LEVERS=(
   [cc-avg-x10-mc-mu15]="${CCA[*]} --xi 10 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
   [cc-avg-x10-mc-mu03]="${CCA[*]} --xi 10 --variant mc --mu 0.3 ${HC[*]} ${S288[*]}"
   [cc-avg-x5-mc-mu15]="${CCA[*]} --xi 5 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x3-anchor-mu15]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 1.5 ${HC[*]} ${S288[*]}"
+  [cc-avg-x3-mc-mu03]="${CCA[*]} --xi 3 --variant mc --mu 0.3 ${HC[*]} ${S288[*]}"
   [cc-avg-x3-mc-mu15]="${CCA[*]} --xi 3 --variant mc --mu 1.5 ${HC[*]} ${S288[*]}"
   [cc-avg-x3-anchor-mu03-s1]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]} --seed 1"
   [cc-avg-x3-anchor-mu03-e8]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${HC[*]} --cache-views 2 --epochs 8 --image-size 288"
@@ -70,6 +72,8 @@ declare -A LEVERS=(
   [cc-avg-x3-h512-anchor-mu03-kd3]="${CCA[*]} --xi 3 --mc-hidden 512 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]} ${KD[*]} 3"
   [cc-avg-x3-h512-anchor-mu03-kd3-s1]="${CCA[*]} --xi 3 --mc-hidden 512 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]} ${KD[*]} 3 --seed 1"
   [cc-avg-x3-anchor-mu03-b6-kd3-s1]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${B5[*]} ${S288[*]} ${KD[*]} 3 --seed 1"
+  [cc-avg-x10-anchor-mu03-b6-kd3]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 0.3 ${B5[*]} ${S288[*]} ${KD[*]} 3"
+  [cc-avg-x10-anchor-mu03-b6-kd3-s1]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 0.3 ${B5[*]} ${S288[*]} ${KD[*]} 3 --seed 1"
   [ce-s288-b6]="--variant ce ${B5[*]} ${S288[*]}"
   [cc-avg-x3-anchor-mu03-b6]="${CCA[*]} --xi 3 ${ANCHOR[*]} --mu 0.3 ${B5[*]} ${S288[*]}"
   [cc-avg-x10-anchor-mu03-kd]="${CCA[*]} --xi 10 ${ANCHOR[*]} --mu 0.3 ${HC[*]} ${S288[*]} ${KD[*]} 1"
@@ -81,7 +85,7 @@ declare -A LEVERS=(
   [mc-b-mu0005]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 0.005"
   [mc-b-mu15]="--variant mc --uneven ${B5[*]} --cache-views 4 --epochs 8 --mu 1.5"
 )
-ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 lite2-s288 lite2-s288-s1 lite2-anchor-s288-mu03 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 anchor-s288-mu03 anchor-s288-mu03-s1 cc-avg-x10-anchor-mu03 cc-avg-x3-anchor-mu03 cc-max-x3-anchor-mu03 cc-avg-x5-anchor-mu03 cc-avg-x10-anchor-mu03-s1 cc-avg-x10-mc-mu15 cc-avg-x10-anchor-mu15 cc-avg-x10-mc-mu03 cc-avg-x5-mc-mu15 cc-avg-x3-mc-mu15 cc-avg-x10-ce cc-avg-x3-anchor-mu03-s1 cc-avg-x3-anchor-mu03-e8 cc-avg-x10-h512-anchor-mu03 cc-avg-x10-h512-anchor-mu03-s1 cc-avg-x10-anchor-mu03-e8 cc-avg-x3-anchor-mu03-kd cc-avg-x3-anchor-mu03-kd-s1 cc-avg-x3-anchor-mu03-kd3 cc-avg-x3-anchor-mu03-kd3-s1 cc-avg-x3-anchor-mu03-b6-kd3 cc-avg-x3-anchor-mu03-b6-kd3-s1 ce-s288-b6 cc-avg-x3-h512-anchor-mu03-kd3 cc-avg-x3-h512-anchor-mu03-kd3-s1 cc-avg-x3-anchor-mu03-b6 cc-avg-x10-anchor-mu03-kd b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
+ORDER=(hc-v4-e4 hc-v4-e8 hc-v8-e4 hc-v2-e4-s288 lite2-s288 lite2-s288-s1 lite2-anchor-s288-mu03 mc-s288 anchor-s288 anchor-s288-mu05 anchor-s288-mu015 anchor-s288-mu05-s1 anchor-s288-mu015-s1 anchor-s288-mu03 anchor-s288-mu03-s1 cc-avg-x10-anchor-mu03 cc-avg-x3-anchor-mu03 cc-max-x3-anchor-mu03 cc-avg-x5-anchor-mu03 cc-avg-x10-anchor-mu03-s1 cc-avg-x10-mc-mu15 cc-avg-x10-anchor-mu15 cc-avg-x10-mc-mu03 cc-avg-x5-mc-mu15 cc-avg-x3-mc-mu15 cc-avg-x3-anchor-mu15 cc-avg-x3-mc-mu03 cc-avg-x10-ce cc-avg-x3-anchor-mu03-s1 cc-avg-x3-anchor-mu03-e8 cc-avg-x10-h512-anchor-mu03 cc-avg-x10-h512-anchor-mu03-s1 cc-avg-x10-anchor-mu03-e8 cc-avg-x3-anchor-mu03-kd cc-avg-x3-anchor-mu03-kd-s1 cc-avg-x3-anchor-mu03-kd3 cc-avg-x3-anchor-mu03-kd3-s1 cc-avg-x3-anchor-mu03-b6-kd3 cc-avg-x3-anchor-mu03-b6-kd3-s1 cc-avg-x10-anchor-mu03-b6-kd3 cc-avg-x10-anchor-mu03-b6-kd3-s1 ce-s288-b6 cc-avg-x3-h512-anchor-mu03-kd3 cc-avg-x3-h512-anchor-mu03-kd3-s1 cc-avg-x3-anchor-mu03-b6 cc-avg-x10-anchor-mu03-kd b5-v4-e8 b5-v4-e8-ls b5-v4-e8-mix mc-a-mu0005 mc-b-mu0005 mc-b-mu15)
 
 if [ "${1:-}" = --crops ]; then
   mkdir -p "$DOCS/runs/levers"

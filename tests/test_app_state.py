@@ -229,3 +229,8 @@ def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp
         assert abs(float(total) - float(score)) <= 1e-4 and float(gap) <= 1e-4
     tables = [t.value for t in at.table if "evidence" in t.value.columns]
     assert len(tables) == 2 and all(len(t) == 3 for t in tables)  # xi = 3 own channels each
+    # each channel's part in this photo (the part locator's), beside the part it usually hits
+    from mcviz.core.part_locator import CUB_PARTS
+    from mcviz.evaluate.parts import NO_PART, OFF_BIRD
+
+    assert all(set(t["in this photo"]) <= {*CUB_PARTS, NO_PART, OFF_BIRD} for t in tables)

@@ -43,3 +43,14 @@ def test_app_opens_on_its_default_model():
     at.run()
     assert not at.exception
     assert at.selectbox(key="model").value.name == DEFAULT_CHECKPOINT
+
+
+def test_the_default_model_is_class_connected_and_within_half_a_point_of_ce():
+    """Issue 31's rule picked a class-connected default: its score is its own channels' evidence, and
+    its recorded top-1 (final epoch, full test split) is within 0.5 of the shipped CE model's."""
+    from settings import DEFAULT_CHECKPOINT
+
+    model, meta = load_checkpoint(REPO / "checkpoints" / DEFAULT_CHECKPOINT)
+    assert model.class_connected
+    ce = load_checkpoint(REPO / "checkpoints" / f"{meta.dataset}-ce.safetensors")[1]
+    assert meta.metrics.top1 >= ce.metrics.top1 - 0.5

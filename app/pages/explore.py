@@ -79,14 +79,22 @@ def evidence_section(cls, labels) -> None:
     pooled = loaders.pooled(path, data, name)
     usual = dict(zip(cls.channels, labels or []))
     prof = loaders.part_profiles(path)
+    # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
+    ann = widgets.current_annotation(meta) or loaders.predicted_parts(path, meta, data, name)
     cols = st.columns(2)
     for col, pred, title in zip(cols, preds[:2], ("predicted", "runner-up")):
         ev = class_evidence(ex.model, pooled, pred.index)
         col.markdown(f"**{title}: {pred.name}** ({pred.prob:.1%})")
-        parts = [usual.get(ch) or (prof.own[ch].usual() if prof else "–") for ch in ev.channels]
-        col.table({"channel": [f"ch {ch}" for ch in ev.channels], "part (its usual one)": parts,
-                   "pooled": [f"{v:+.3f}" for v in ev.pooled], "weight": [f"{w:+.3f}" for w in ev.weights],
-                   "evidence": [f"{v:+.3f}" for v in ev.values]})
+        table = {"channel": [f"ch {ch}" for ch in ev.channels]}
+        if ann is not None:
+            c = loaders.channel_maps(path, data, name, (pred.index,), "activation", None).classes[0]
+            here = dict(zip(c.channels, peak_parts(c.peaks, ann)))
+            table["in this photo"] = [here.get(ch, "–") for ch in ev.channels]
+        table["usually (its class's test images)"] = [
+            (usual.get(ch) or (prof.own[ch].usual() if prof else "–")).removeprefix("usually ") for ch in ev.channels]
+        table |= {"pooled": [f"{v:+.3f}" for v in ev.pooled], "weight": [f"{w:+.3f}" for w in ev.weights],
+                  "evidence": [f"{v:+.3f}" for v in ev.values]}
+        col.table(table)
         col.caption(f"bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; the model's score "
                     f"is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e}).")
 
