@@ -31,6 +31,8 @@ LEVERS: list[tuple[str, str]] = [
     ("lite2-s288", "backbone: EfficientNet-Lite2 (its ImageNet weights; 208 channels out of block 5 against "
                    "192) instead of Lite0, at `hc-v2-e4-s288`'s recipe"),
     ("lite2-s288-s1", "`lite2-s288`, seed 1 (the seed-to-seed spread)"),
+    ("ce-s288-b6", "depth at 288 px: `hc-v2-e4-s288` with block 6 and the head conv trained too (body lr x 0.2), "
+                   "the CE counterpart of the shipped class-connected `cub-mc-cc`"),
 ]
 
 
