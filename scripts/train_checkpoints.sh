@@ -50,7 +50,7 @@ declare -A MODELS=(
   [cars-mc-anchor]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
   # issue 31: the class-connected head (docs/results.md, "The class-connected head"): block 6 and the head
   # conv trained at 0.2 x the lr, distilled from the CE model of the same data set (weight 3, T = 4)
-  # ... distilled from cub-ce's probabilities (the lever that brought it closest to CE; cub-ce is trained first)
+  # (the teacher is trained first: cub-ce and cars-ce come earlier in ORDER)
   [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
   [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cars-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
   # Second seeds (not shipped)

@@ -98,6 +98,11 @@ if [ "${1:-}" = --crops ]; then
   exit 0
 fi
 
+record() {  # stdin's last line -> docs/runs/levers/$1, whole or not at all (results.py may read it meanwhile)
+  local f="$DOCS/runs/levers/$1"
+  tail -1 > "$f.part" && mv "$f.part" "$f"
+}
+
 for name in "${@:-${ORDER[@]}}"; do
   args=${LEVERS[$name]:?unknown run $name}
   out=$RUNS/levers/$name
@@ -110,16 +115,14 @@ for name in "${@:-${ORDER[@]}}"; do
   mkdir -p "$DOCS/runs/levers"
   # the test split and its mirror through the frozen block 5 (built once, shared by every run)
   $MCVIZ cache "$out/last.safetensors" "${CUB[@]}" --flip
-  $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | tail -1 > "$DOCS/runs/levers/$name.flip.json"
-  $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | tail -1 \
-    > "$DOCS/runs/levers/$name.localize.json"
+  $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | record "$name.flip.json"
+  $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | record "$name.localize.json"
   # own channels in each class's top 10 by effect (issue 20; the MC-Loss runs only)
   case $args in *"--variant ce"*) ;; *)
-    $MCVIZ rank "$out/last.safetensors" "${CUB[@]}" --json | tail -1 > "$DOCS/runs/levers/$name.rank.json" ;;
+    $MCVIZ rank "$out/last.safetensors" "${CUB[@]}" --json | record "$name.rank.json" ;;
   esac
   # issue 31: the class-connected runs' deletion check (own channels against as many random ones)
   case $name in cc-*)
-    $MCVIZ faithfulness "$out/last.safetensors" "${CUB[@]}" --k 3 5 10 --json | tail -1 \
-      > "$DOCS/runs/levers/$name.faithfulness.json" ;;
+    $MCVIZ faithfulness "$out/last.safetensors" "${CUB[@]}" --k 3 5 10 --json | record "$name.faithfulness.json" ;;
   esac
 done
