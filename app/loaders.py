@@ -125,8 +125,14 @@ def _predictions(path: str, mtime: float, data: bytes, name: str, k: int):
 
 
 def predictions(path: Path, data: bytes, name: str, k: int):
-    """The model's ``k`` most probable classes for the image."""
+    """The model's ``k`` most probable classes for the image, with the out-of-distribution verdict
+    (``.ood``, ``.flagged``) when the checkpoint is calibrated."""
     return _predictions(str(path), _mtime(path), data, name, k)
+
+
+def flagged(path: Path, data: bytes, name: str) -> bool:
+    """Whether the model's out-of-distribution check says the photo is not of what it knows."""
+    return predictions(path, data, name, 1).flagged
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -139,6 +145,15 @@ def pooled(path: Path, data: bytes, name: str):
     """The head's pooled input for this image, from the features its maps were computed from
     (the explainer keeps them), shared by every switch-off that follows."""
     return _pooled(str(path), _mtime(path), data, name)
+
+
+def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm) -> bool:
+    """Whether the maps ``cm`` (a CAM method's) equal the class's activation maps, as Grad-CAM's
+    do at a layer followed only by per-position linear layers up to the MC features."""
+    import numpy as np
+
+    act = channel_maps(path, data, name, (class_index,), "activation", None).classes[0]
+    return bool(np.abs(act.maps - cm.classes[0].maps).max() < 0.02)
 
 
 # -- the part locator ----------------------------------------------------------------------------
@@ -169,8 +184,9 @@ def _predicted_parts(path: str, mtime: float, data: bytes, name: str, loc_mtime:
 def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> Optional[dict]:
     """This photo's parts and bird box as the part locator predicts them, in the pixels of the model's
     crop (an annotation like CUB's, marked ``predicted``); None for a model that is not a CUB model
-    (Stanford Cars has no part annotations to learn from) or without the locator."""
-    if meta.dataset != "cub" or part_locator() is None:
+    (Stanford Cars has no part annotations to learn from), without the locator, or for a photo the
+    model's out-of-distribution check flags (bird parts on a face would be invented)."""
+    if meta.dataset != "cub" or part_locator() is None or flagged(path, data, name):
         return None
     return _predicted_parts(str(path), _mtime(path), data, name, _mtime(settings.PART_LOCATOR))
 
@@ -178,9 +194,10 @@ def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) ->
 # -- side files ---------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
 def _side_file(kind: str, path: str, mtime: float, side_mtime: float):
+    from mcviz.evaluate.consistency import CONSISTENCY, load_consistency
     from mcviz.explain import load_part_profiles
 
-    return {PARTS: load_part_profiles, RANKING: load_effect_ranking}[kind](path)
+    return {PARTS: load_part_profiles, RANKING: load_effect_ranking, CONSISTENCY: load_consistency}[kind](path)
 
 
 def effect_ranking(path: Path):
@@ -195,11 +212,35 @@ def part_profiles(path: Path):
     return _side_file(PARTS, str(path), _mtime(path), _mtime(side)) if side.exists() else None
 
 
+def consistency(path: Path):
+    """The checkpoint's part consistency and stability (``mcviz consistency``), or None."""
+    from mcviz.evaluate.consistency import CONSISTENCY
+
+    side = side_path(path, CONSISTENCY)
+    return _side_file(CONSISTENCY, str(path), _mtime(path), _mtime(side)) if side.exists() else None
+
+
+def consistency_text(c) -> str:
+    """``"consistent: throat in 86 % · stable 31 %"`` (Huang et al.'s protocol, one channel)."""
+    held = f"consistent: {c.part} in {c.share:.0%}" if c.consistent else f"not consistent (best: {c.part}, {c.share:.0%})"
+    return f"{held} · stable {c.stability:.0%}"
+
+
 def channel_labels(path: Path, channels) -> Optional[list[str]]:
     """The part each channel usually looks at over its own class's images, said as an average
-    ("usually the crown, 46 %"; "most often off the bird, ..." where that dominates), when a profile exists."""
-    prof = part_profiles(path)
-    return [prof.own[c].usual() for c in channels] if prof else None
+    ("usually the crown, 46 %"; "most often off the bird, ..." where that dominates), when a profile exists,
+    and its consistency and stability when measured ("consistent: crown in 86 % · stable 31 %")."""
+    prof, cons = part_profiles(path), consistency(path)
+    if prof is None and cons is None:
+        return None
+    out = []
+    for ch in channels:
+        words = [prof.own[ch].usual()] if prof else []
+        found = cons.of(ch) if cons else None
+        if found is not None:
+            words.append(consistency_text(found))
+        out.append("; ".join(words))
+    return out
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -283,60 +324,3 @@ def _ablation(path: str, mtime: float, ranking_mtime: float) -> Optional[HeadAbl
 def ablation(path: Path) -> Optional[HeadAblation]:
     """The head of the checkpoint, ready to switch channels off (None when it cannot)."""
     return _ablation(str(path), _mtime(path), _mtime(side_path(path, RANKING)))
-
-
-# -- the CUB gallery and its annotations --------------------------------------------------------
-@st.cache_data(show_spinner=False)
-def gallery(root: str, limit: int = 40) -> list[tuple[str, str]]:
-    """(label, path) of CUB test images, one per class in order, when a CUB folder is there."""
-    cub = Path(root) / "CUB_200_2011"
-    if not (cub / "images.txt").exists():
-        return []
-    from mcviz.data import CUB
-
-    try:
-        ds = CUB(cub, "test")
-    except Exception:
-        return []
-    out, seen = [], set()
-    for (p, y) in ds.samples:
-        if y not in seen:
-            seen.add(y)
-            out.append((f"{ds.classes[y]} — {p.name}", str(p)))
-        if len(out) >= limit:
-            break
-    return out
-
-
-def class_images_available(meta: CheckpointMeta, root: Optional[Path]) -> bool:
-    return bool(root and meta.dataset == "cub" and (root / "CUB_200_2011" / "images.txt").exists())
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _cub_test_annotations(root: str, input_json: str):
-    """CUB's test split with its annotations under the model's transform, and an index by path
-    (read once: part_locs.txt is large); None when there is no readable CUB folder."""
-    from mcviz.data import CUB, EvalTransform
-
-    try:
-        ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(json.loads(input_json)),
-                 annotations=True)
-    except Exception:
-        return None
-    return ds, {str(p): i for i, (p, _) in enumerate(ds.samples)}
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def gallery_annotation(image_path: str, root: str, input_cfg: dict):
-    """Box and parts of a CUB test image, in the pixels of the model's crop, and the part names;
-    None when the image is not one of the CUB test images under ``root``."""
-    found = _cub_test_annotations(root, json.dumps(input_cfg, sort_keys=True))
-    if found is None:
-        return None
-    ds, index = found
-    i = index.get(image_path)
-    if i is None:
-        return None
-    w, h = open_image(image_path).size
-    ann = ds.annotation(i, w, h)
-    return {"box": ann["box"].tolist(), "parts": ann["parts"].tolist(), "part_names": ds.part_names}

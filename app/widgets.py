@@ -8,6 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
+import gallery
 import loaders
 import settings
 from mcviz.core.variants import FIGURE_ORDER, order_key
@@ -45,13 +46,13 @@ def sidebar_settings() -> None:
 
 
 def label(path: Path) -> str:
-    """``"name · 69.8 %"`` for the pickers: short enough for the sidebar (the variant in words is
+    """``"name · 69.85 %"`` for the pickers (the two decimals the results tables give): short enough for the sidebar (the variant in words is
     the picker's caption, :func:`describe`)."""
     meta, _ = loaders.metadata(path)
     if not meta:
         return f"{path.stem} (unreadable)"
     acc = meta.metrics.top1
-    return f"{path.stem} · {acc:.1f} %" if isinstance(acc, (int, float)) else path.stem
+    return f"{path.stem} · {acc:.2f} %" if isinstance(acc, (int, float)) else path.stem
 
 
 def describe(meta: CheckpointMeta) -> str:
@@ -119,7 +120,7 @@ def current_photo(where=None) -> None:
     img, err = loaders.decode(data, name)
     if err:
         return
-    origin = "CUB test image" if st.session_state.get("image_path") else "uploaded"
+    origin = "from the gallery" if st.session_state.get("image_path") else "uploaded"
     (where or st).image(img, caption=f"current photo: {name} ({origin})", width=160)
 
 
@@ -150,9 +151,20 @@ def choose_checkpoints(key: str, model: Path, meta: CheckpointMeta) -> list[Path
     return chosen
 
 
-def image_source(key: str) -> tuple[Optional[bytes], str]:
-    """Upload or gallery pick; the choice is kept across pages in session state (a gallery
-    pick also keeps its file path in ``image_path``, for its part annotations)."""
+def gallery_items(meta: Optional[CheckpointMeta]) -> tuple[list[tuple[str, str]], str]:
+    """``(the gallery's (label, path) items, what they are)`` for the model: CUB test images for a
+    bird model, Stanford Cars test images for a car model (one per class), none for other data."""
+    root = data_dir()
+    if root is None:
+        return [], ""
+    kind = gallery.gallery_kind(meta)
+    return gallery.gallery(str(root), kind), {"cub": "CUB test image", "cars": "Stanford Cars test image"}.get(kind, "")
+
+
+def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optional[bytes], str]:
+    """Upload or gallery pick (the gallery of ``meta``'s data set); the choice is kept across pages
+    in session state (a gallery pick also keeps its file path in ``image_path``, for its part
+    annotations)."""
     # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
     # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
     # a gallery pick empties the uploader (a new key), so that it never names a file no longer in use
@@ -164,14 +176,13 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
             st.session_state["image_sig"] = (up.name, len(data), hash(data))
             st.session_state["image"] = (data, up.name)
             st.session_state["image_path"] = None  # an upload: no annotations
-    root = data_dir()
-    items = loaders.gallery(str(root)) if root else []
+    items, what = gallery_items(meta)
     if items:
         labels = ["—"] + [lbl for lbl, _ in items]
         # the picker shows the current gallery photo, whichever page picked it, and "—" otherwise
         by_path = {p: lbl for lbl, p in items}
         follow(f"gallery_{key}", image_id(), by_path.get(st.session_state.get("image_path") or "", "—"))
-        pick = st.selectbox("...or pick a CUB test image", labels, key=f"gallery_{key}")
+        pick = st.selectbox(f"...or pick a {what}", labels, key=f"gallery_{key}")
         if pick != "—":
             path = dict(items)[pick]
             if st.session_state.get("gallery_pick") != path:
@@ -186,9 +197,9 @@ def image_source(key: str) -> tuple[Optional[bytes], str]:
     return data, name
 
 
-def require_image(key: str, prompt: str):
+def require_image(key: str, prompt: str, meta: Optional[CheckpointMeta] = None):
     """``(bytes, name, RGB image)`` of the chosen image; otherwise a message and the page stops."""
-    data, name = image_source(key)
+    data, name = image_source(key, meta)
     if data is None:
         st.info(prompt)
         st.stop()
@@ -201,10 +212,13 @@ def require_image(key: str, prompt: str):
 
 def warn_if_small(img, meta: CheckpointMeta) -> None:
     """A photo much smaller than the model's crop is blown up: its maps show less than they seem to.
-    The bar is half the crop: the shipped models were trained on CUB photos 160 px on their shorter
-    side, upscaled to a 288 px crop, so that much is what they know."""
+    The bar is half the crop, or the shorter side of the model's own data set's photos where that is
+    less (the shipped car models learned from Stanford Cars photos 128 px on their shorter side:
+    a photo that size is what they know, not a blown-up one)."""
     crop = int(meta.input.get("crop") or 0)
-    if min(img.size) < crop / 2:
+    root = data_dir()
+    own = gallery.gallery_side(str(root), gallery.gallery_kind(meta)) if root else None
+    if min(img.size) < min(crop / 2, own or crop):
         st.warning(f"This photo is {img.width} x {img.height} px, less than half the {crop} px the model looks at: "
                    "it is blown up, so the prediction and the maps rest on little detail.")
 
@@ -214,7 +228,28 @@ def current_annotation(meta: CheckpointMeta):
     image_path, root = st.session_state.get("image_path"), data_dir()
     if not image_path or root is None or meta.dataset != "cub":
         return None
-    return loaders.gallery_annotation(image_path, str(root), meta.input)
+    return gallery.gallery_annotation(image_path, str(root), meta.input)
+
+
+def ood_warning(preds) -> None:
+    """The out-of-distribution check's warning, when it flags the photo (see mcviz.explain.ood)."""
+    if preds.flagged:
+        st.error(preds.ood.message(), icon="⚠️")
+
+
+def short_part(label: Optional[str]) -> str:
+    """"usually the throat, 30 %" -> "throat": what fits a chip."""
+    if not label:
+        return ""
+    return label.removeprefix("usually ").removeprefix("the ").split(",")[0].strip()
+
+
+UNITS = {"activation": "activation", "contribution": "share of the class score"}
+
+
+def units(method: str) -> str:
+    """What a map's values are, for its colour bar."""
+    return UNITS.get(method, f"{method} value")
 
 
 def where(part: str) -> str:

@@ -32,6 +32,7 @@ COMMON=(--backbone lite0 --pretrained --image-size $SIZE
         --save-dtype float16)
 CUB=(--dataset cub --root "$DATA/CUB_200_2011")
 CARS=(--dataset folder --root "$DATA/stanford_cars")
+OTHER=${OTHER:-$RUNS/other-photos}  # photos of other things (scripts/other_photos.py): the OOD check's detection rate
 
 # name -> training arguments (dataset, variant, options, seed)
 declare -A MODELS=(
@@ -70,7 +71,7 @@ finished() {  # run folder -> true when its last epoch is done
 train() {  # name
   local name=$1
   [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
-  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; return; fi
+  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; ood "$name"; return; fi
   if finished "$RUNS/$name"; then
     echo "skip $name (finished in $RUNS/$name)"
   elif [ -f "$RUNS/$name/state.pt" ]; then
@@ -87,6 +88,27 @@ train() {  # name
   esac
   parts "$name"
   rank "$name"
+  ood "$name"
+}
+
+ood() {  # name -> the out-of-distribution threshold beside a checkpoint (mcviz calibrate-ood), when stale,
+  # with its rates on the other photos in docs/runs/ood/NAME.json; the app's default bird and car models
+  # are also scored on the other data set's test photos (NAME.cross.json)
+  local ck="checkpoints/$1.safetensors" oj="checkpoints/$1.ood.json" data other
+  [ -f "$ck" ] || return 0
+  case $1 in cub-*) data=("${CUB[@]}") other=("${CARS[@]}") ;; cars-*) data=("${CARS[@]}") other=("${CUB[@]}") ;;
+             *) return 0 ;; esac
+  [ -d "$OTHER" ] || python scripts/other_photos.py "$OTHER"
+  mkdir -p docs/runs/ood
+  if [ ! -f "$oj" ] || [ "$ck" -nt "$oj" ]; then
+    $MCVIZ calibrate-ood "$ck" "${data[@]}" --ood-folder "$OTHER" --json | tail -1 > "docs/runs/ood/$1.json"
+  fi
+  case $1 in cub-mc-cc|cars-mc-cc)
+    if [ ! -f "docs/runs/ood/$1.cross.json" ] || [ "$oj" -nt "docs/runs/ood/$1.cross.json" ]; then
+      $MCVIZ eval "$ck" "${data[@]}" --ood-dataset "${other[1]}" --ood-root "${other[3]}" --json | tail -1 \
+        > "docs/runs/ood/$1.cross.json"
+    fi ;;
+  esac
 }
 
 atlas() {  # the app's default model (app/settings.py) and the official-head default before it ship their

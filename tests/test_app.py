@@ -67,6 +67,18 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "image/jpeg") -> App
     return at.run()
 
 
+def zmax(trace: dict) -> float:
+    """The largest value of a heatmap trace's z (plotly sends numpy arrays as base64 typed arrays)."""
+    import base64
+
+    import numpy as np
+
+    z = trace["z"]
+    if isinstance(z, dict):
+        return float(np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).max())
+    return float(np.max(z))
+
+
 def heatmaps(at: AppTest, i: int = 0) -> list[dict]:
     spec = json.loads(at.get("plotly_chart")[i].proto.spec)
     return [t for t in spec["data"] if t["type"] == "heatmap"]
@@ -82,7 +94,21 @@ def test_explore_shows_xi_maps_and_merged(app):
     titles = [a["text"] for a in spec["layout"]["annotations"]]
     assert titles == ["channel 0", "channel 1", "channel 2", "merged (max)"] or len(heatmaps(at)) == 4
     assert len(heatmaps(at)) == 3 + 1  # xi = 3 channel maps + the merged map
-    assert all(h["zmin"] == 0 and h["zmax"] == 1 for h in heatmaps(at))  # one colour scale
+    # by default one colour scale of raw values for the class's maps, its top the strongest value
+    maps = heatmaps(at)
+    assert len({(h["zmin"], h["zmax"]) for h in maps}) == 1
+    top = max(zmax(h) for h in maps)
+    assert maps[0]["zmax"] == pytest.approx(top, rel=0.02) and maps[0]["zmin"] <= 0
+    weakest = min(zmax(h) for h in maps[:3])
+    assert [h["showscale"] for h in maps] == [False, False, False, True]
+    assert spec["data"][-1]["colorbar"]["title"]["text"] == "activation"
+    # each map on its own 0-1, labelled, one click away
+    at.radio(key="explore_scale").set_value("map").run()
+    own = heatmaps(at)
+    assert all(h["zmin"] == 0 and h["zmax"] == 1 for h in own)
+    assert all(zmax(h) > 0.8 for h in own[:3])  # each map reaches (about: the browser gets a coarser grid) its own top
+    assert weakest <= top
+    at.radio(key="explore_scale").set_value("class").run()
     h = float(at.metric[0].value)
     assert 1.0 <= h <= 3.0
     assert at.selectbox(key="explore_class").value is not None
@@ -201,7 +227,7 @@ def test_models_page_lists_and_reports_broken(app):
     at = app.switch_page("pages/models.py").run()
     assert not at.exception
     rows = at.dataframe[0].value
-    assert set(rows["file"]) == {"aa-test-mc.safetensors", "ab-test-ce.safetensors"}
+    assert set(rows["model"]) == {"aa-test-mc", "ab-test-ce"}
     assert any("zz-broken.safetensors" in e.value for e in at.error)
 
 

@@ -122,8 +122,8 @@ def test_one_model_choice_across_pages(app):
         assert not app.exception
         assert app.sidebar.selectbox(key="model").value == chosen, page
     app.switch_page("pages/models.py").run()
-    marked = [r["file"] for r in app.dataframe[0].value.to_dict("records") if r[""] == "▶"]
-    assert marked == [chosen.name]
+    marked = [r["model"] for r in app.dataframe[0].value.to_dict("records") if r[""] == "▶"]
+    assert marked == [chosen.stem]
 
 
 def test_compare_shows_its_photo_and_starts_from_the_sidebars_model(app):

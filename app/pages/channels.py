@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import gallery
 import loaders
 import widgets
 from mcviz.explain.render import score_matrix_figure, class_parts_figure, part_bars_figure, ranking_figure
@@ -29,7 +30,7 @@ LABELS = {"evidence": "evidence for the class (exact: a term of its score)",
           "effect": "effect on the class's logit (measured)", "soft-labels": "soft channel labels (paper Table IX)",
           "linearised-head": "linearised head weights", "activation": "mean activation over the class's CUB test images"}
 root = widgets.data_dir()
-offered = [r for r in loaders.rankings(path) if r != "activation" or loaders.class_images_available(meta, root)]
+offered = [r for r in loaders.rankings(path) if r != "activation" or gallery.class_images_available(meta, root)]
 widgets.follow("channels_source", str(path), offered[0])
 by = st.radio("Rank channels by", offered, format_func=LABELS.get, key="channels_source", horizontal=True)
 # a class-connected model's class reads its own channels only: every other channel scores exactly 0
@@ -49,9 +50,16 @@ if "effect" not in offered:
             "what each channel does to each class's score, and this page then ranks by it.")
 own = r.own()
 unowned = any(o < 0 for o in r.owners)
-st.dataframe({"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels,
-              "own": ["★" if o else "" for o in own], "score": [float(f"{s:.3g}") for s in r.scores],
-              "group of": [names[o] if o >= 0 else "no class" for o in r.owners]}, hide_index=True, width="stretch")
+table = {"rank": list(range(1, len(r.channels) + 1)), "channel": r.channels,
+         "own": ["★" if o else "" for o in own], "score": [float(f"{s:.3g}") for s in r.scores],
+         "group of": [names[o] if o >= 0 else "no class" for o in r.owners]}
+cons = loaders.consistency(path)
+if cons is not None:  # Huang et al.'s protocol, measured for each channel over its own class's photos
+    found = [cons.of(ch) for ch in r.channels]
+    table["consistency (its class's photos)"] = [loaders.consistency_text(c).split(" · ")[0] if c else "–"
+                                                 for c in found]
+    table["stability"] = [f"{c.stability:.0%}" if c else "–" for c in found]
+st.dataframe(table, hide_index=True, width="stretch")
 st.caption(f"{sum(own)} of the top {len(own)} are the class's own channels."
            + (" **no class**: a channel that the soft labels' regrouping gave to no class's group; the head still "
               "reads it for every class, so it can matter without belonging to any." if unowned else ""))
@@ -69,7 +77,11 @@ elif meta.dataset == "cub":
 else:
     st.info(f"{dataset_name(meta)} has no part annotations, so its channels are not named by parts.")
 matrix = loaders.scores_matrix(path, by)
-if matrix is None:
+if connected:
+    # every class reads only its own channels: the matrix would be a bare diagonal of what the table says
+    st.caption("No class x channel matrix: this class-connected model's classes read only their own channels, so "
+               "it would be a diagonal of the scores in the table above.")
+elif matrix is None:
     st.caption("The mean activation is measured one class at a time: pick another ranking for the class x "
                "channel matrix.")
 else:

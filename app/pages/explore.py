@@ -9,21 +9,23 @@ import loaders
 import widgets
 from mcviz.evaluate.parts import peak_parts
 from mcviz.explain import CAM_CLASSES
-from mcviz.explain.render import class_maps_figure, panel_png, photo_with_parts
+from mcviz.explain.render import SCALES, class_maps_figure, panel_png, photo_with_parts
 
 st.title("mcviz — what do a class's channels look at?")
 st.caption(
     "With the Mutual-Channel Loss each class owns ξ feature channels. A **channel map** shows where one of them "
-    "fires on the photo; the **merged map** is their cross-channel max. **h** (paper Eq. 7) measures how "
-    "differently they fire: 1 when all channels of the class peak in the same place, ξ when they peak in ξ "
-    "different places."
+    "fires on the photo; the **merged map** is their cross-channel max. **h** (paper Eq. 7) measures how little "
+    "the class's maps overlap once each is softmaxed over the photo: 1 when they are identical, ξ when they do "
+    "not overlap at all. Broad maps give a low h even when their peaks lie far apart: h measures overlap, not "
+    "where the peaks are."
 )
 widgets.sidebar_settings()
 path, meta = widgets.choose_checkpoint()
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
-data, name, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.")
+data, name, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.",
+                                        meta)
 widgets.warn_if_small(img, meta)
 ex = loaders.explainer(path)
 names = ex.class_names
@@ -35,12 +37,26 @@ with right:
     st.subheader("Predictions")
     # a static table: lighter in the browser than an interactive data grid
     st.table({"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]})
+widgets.ood_warning(preds)
 photo = (widgets.image_id(), str(path))  # what every choice below is made for
 
 
 def _where_in_photo(cls, ann) -> list[str]:
     """The part under each channel's peak in this photo (gallery images: CUB's annotations)."""
     return [widgets.where(p) for p in peak_parts(cls.peaks, ann)] if ann is not None else []
+
+
+def consistent_line(cls) -> None:
+    """Which of the class's channels hold one part across its photos (Huang et al.'s consistency)."""
+    cons = loaders.consistency(path)
+    if cons is None:
+        return
+    found = [(ch, cons.of(ch)) for ch in cls.channels]
+    held = [f"ch {ch} ({c.part}, {c.share:.0%})" for ch, c in found if c is not None and c.consistent]
+    loose = [f"ch {ch}" for ch, c in found if c is not None and not c.consistent]
+    st.markdown("**Consistent channels** (one part hit in at least 80 % of its class's test photos, "
+                f"Huang et al. 2023): {', '.join(held) or 'none'}" + (f"; not consistent: {', '.join(loose)}" if loose else "")
+                + f". Over all classes: {cons.consistency:.1f} % consistent, {cons.stability:.1f} % stable under noise.")
 
 
 def parts_in_photo(cls, cm) -> None:
@@ -56,20 +72,25 @@ def parts_in_photo(cls, cm) -> None:
     if meta.dataset != "cub":
         st.caption("Part names per photo exist for bird models only: the part locator learned from CUB's part "
                    "annotations, and Stanford Cars has none, so a car model's peaks are not named.")
+    elif preds.flagged and ann is None:
+        st.markdown("**In this image**: no parts named. The photo does not look like a bird of CUB (the warning "
+                    "above), so the part locator would invent a bird's parts on whatever is there.")
     if (ann or pred) and st.toggle("Show the parts on the photo", key="explore_show_parts"):
         shown = [(a, c) for a, c in (
             (ann, "CUB's annotated parts (blue)"),
             (pred, "parts predicted by the part locator (green, with each one's visibility; grey rings: parts it "
                    "calls hidden)")) if a is not None]
         for col, (a, c) in zip(st.columns(len(shown)), shown):
-            col.image(photo_with_parts(cm.image, a, cls.peaks),
-                      caption=f"{c}, the bird's box (yellow) and each channel's peak (red +, numbered in channel "
-                              "order), on the model's crop")
+            # at its own size (the crop enlarged 2x at most), never blown up to the column's width
+            col.image(photo_with_parts(cm.image, a, cls.peaks, [f"ch {ch}" for ch in cls.channels]), width="content",
+                      caption=f"{c}, the bird's box (yellow) and each channel's peak (red +, named by its channel), "
+                              "on the model's crop")
 
 
 @st.fragment
-def evidence_section(cls, labels) -> None:
-    """A class-connected model: the predicted class and the runner-up as their channels' evidence."""
+def evidence_section(cls) -> None:
+    """A class-connected model: the class picked above as its channels' evidence, beside the top
+    prediction (or, when the pick is the top prediction, the runner-up)."""
     from mcviz.explain.evidence import class_evidence
 
     st.subheader("Why this prediction: each channel's evidence")
@@ -77,21 +98,25 @@ def evidence_section(cls, labels) -> None:
                "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
                "decision, not an estimate of it.")
     pooled = loaders.pooled(path, data, name)
-    usual = dict(zip(cls.channels, labels or []))
     prof = loaders.part_profiles(path)
     # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
     ann = widgets.current_annotation(meta) or loaders.predicted_parts(path, meta, data, name)
-    cols = st.columns(2)
-    for col, pred, title in zip(cols, preds[:2], ("predicted", "runner-up")):
-        ev = class_evidence(ex.model, pooled, pred.index)
-        col.markdown(f"**{title}: {pred.name}** ({pred.prob:.1%})")
+    probs = loaders.predictions(path, data, name, len(names))
+    prob = {p.index: p.prob for p in probs}
+    other = preds[1] if preds[0].index == cls.class_index else preds[0]
+    shown = [(cls.class_index, "picked" if cls.class_index != preds[0].index else "picked (the top prediction)"),
+             (other.index, "top prediction" if other.index == preds[0].index else "runner-up")]
+    for col, (index, title) in zip(st.columns(2), shown):
+        ev = class_evidence(ex.model, pooled, index)
+        col.markdown(f"**{title}: {names[index]}** ({prob.get(index, 0.0):.1%})")
         table = {"channel": [f"ch {ch}" for ch in ev.channels]}
         if ann is not None:
-            c = loaders.channel_maps(path, data, name, (pred.index,), "activation", None).classes[0]
+            c = loaders.channel_maps(path, data, name, (index,), "activation", None).classes[0]
             here = dict(zip(c.channels, peak_parts(c.peaks, ann)))
             table["in this photo"] = [here.get(ch, "–") for ch in ev.channels]
-        table["usually (its class's test images)"] = [
-            (usual.get(ch) or (prof.own[ch].usual() if prof else "–")).removeprefix("usually ") for ch in ev.channels]
+        if prof is not None:  # a model without part profiles (a car model) has no usual part to show
+            table["usually (its class's test images)"] = [prof.own[ch].usual().removeprefix("usually ")
+                                                          for ch in ev.channels]
         table |= {"pooled": [f"{v:+.3f}" for v in ev.pooled], "weight": [f"{w:+.3f}" for w in ev.weights],
                   "evidence": [f"{v:+.3f}" for v in ev.values]}
         col.table(table)
@@ -110,15 +135,19 @@ def switch_off_section(cls, labels) -> None:
         return
     effect = loaders.effect_ranking(path)
     top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
-    off_labels = dict(zip(cls.channels, labels or [""] * len(cls.channels)))
+    # a chip holds a few words: "ch 417 · throat", not the whole "usually the throat, 30 %"
+    off_labels = {ch: widgets.short_part(lbl) for ch, lbl in zip(cls.channels, labels or [""] * len(cls.channels))}
     o1, o2 = st.columns([2, 1])
     # a choice made for one class, photo or model is never shown for another
     widgets.follow("explore_off", (*photo, cls.class_index), [])
     widgets.follow("explore_off_top", (*photo, cls.class_index), False)
     picked = o1.multiselect(f"Channels of {cls.class_name} to switch off", cls.channels, key="explore_off",
                             format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""))
-    with_top = o2.toggle("and its top 10 channels by effect", key="explore_off_top", disabled=not top10,
-                         help=None if top10 else "needs the checkpoint's effect ranking (`mcviz rank`)")
+    with_top = o2.toggle(f"and its top {len(top10) or 10} channels by effect", key="explore_off_top",
+                         disabled=not top10,
+                         help=("the channels whose measured effect on the class's score is not zero, at most 10"
+                               + (": for this class-connected model, the class's own channels" if ex.model.class_connected
+                                  else "") if top10 else "needs the checkpoint's effect ranking (`mcviz rank`)"))
     off = sorted(set(picked) | (set(top10) if with_top else set()))
     st.caption("Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
                "average over the training images), as in the effect ranking; only the head runs again.")
@@ -155,6 +184,8 @@ def class_section() -> None:
     # the class to explain is the top prediction of each new photo and model, unless picked for this one
     widgets.follow("explore_class", photo, preds[0].index)
     choice = m1.selectbox("Class to explain", range(len(names)), format_func=lambda i: names[i], key="explore_class")
+    # Compare opens on this class for this photo (a widget's own state is dropped on other pages)
+    st.session_state["class_pick"] = (widgets.image_id(), meta.dataset, int(choice))
     methods = ["activation", "contribution", *CAM_CLASSES]
     method = m2.selectbox("Map method", methods, key="explore_method",
                           help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
@@ -167,6 +198,10 @@ def class_section() -> None:
         layer = m3.selectbox("Layer", layers, key="explore_layer")
     cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
     cls = cm.classes[0]
+    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, data, name, int(choice), cm):
+        st.info(f"At {layer} this method gives the activation maps themselves: the layers after it up to the MC "
+                "features are linear per position (a 1x1 convolution), so the gradient weights every position "
+                "alike. Pick an earlier layer to see something else.")
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
     c1, c2 = st.columns(2)
     c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
@@ -174,16 +209,18 @@ def class_section() -> None:
     if cm.note:
         st.warning(cm.note)
     labels = loaders.channel_labels(path, cls.channels)
-    fig = class_maps_figure(cls, cm.image, opacity, labels=labels)
+    scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
+    fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=widgets.units(cm.method))
     fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
     st.plotly_chart(fig, width="stretch", key="explore_fig")
     st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
                "The + marks each channel's peak."
                + (" A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
                   "its class's test images, with that share (`mcviz parts`)." if labels else ""))
+    consistent_line(cls)
     parts_in_photo(cls, cm)
     if ex.model.class_connected:
-        evidence_section(cls, labels)
+        evidence_section(cls)
     switch_off_section(cls, labels)
     d1, d2 = st.columns(2)
     by_channel = dict(zip(cls.channels, labels)) if labels else None

@@ -5,7 +5,7 @@ import streamlit as st
 import loaders
 import widgets
 from mcviz.io import PARTS_PLOT, side_path
-from mcviz.io.describe import dataset_name, head_name, variant_name, xi_text
+from mcviz.io.describe import dataset_name, head_name, plain_command, training_name, variant_name, xi_text
 
 st.title("Models")
 st.caption("Every checkpoint this app finds: the shipped ones, and those of the folders the operator added. "
@@ -25,18 +25,20 @@ for path in widgets.checkpoints():
         errors.append(err)
         continue
     m = meta.metrics
+    # what a reader compares first (name, data, accuracy, head) leads; the rest may scroll
     rows.append({
-        "": "▶" if path == current else "", "file": path.name, "data set": dataset_name(meta), "backbone": meta.backbone,
-        "loss": variant_name(meta), "head": head_name(meta), "input px": meta.input.get("crop"), "epochs": m.epoch,
+        "": "▶" if path == current else "", "model": path.stem, "data set": dataset_name(meta),
         # test accuracies over a few thousand images carry two decimals; h and the size one or two
-        "top-1 %": _round(m.top1, 2), "MC-branch top-1 %": _round(m.top1_mc, 2), "mean h": _round(m.mean_h, 2),
-        "ξ": xi_text(meta), "size MB": round(path.stat().st_size / 1e6, 1),
+        "top-1 %": _round(m.top1, 2), "head": head_name(meta), "loss": variant_name(meta),
+        "training": training_name(meta), "ξ": xi_text(meta), "mean h": _round(m.mean_h, 2),
+        "MC-branch top-1 %": _round(m.top1_mc, 2), "backbone": meta.backbone, "input px": meta.input.get("crop"),
+        "epochs": m.epoch, "size MB": round(path.stat().st_size / 1e6, 1),
     })
-    commands.append((path.name, meta.command))
+    commands.append((path.name, plain_command(meta.command)))
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("▶ the model chosen in the sidebar (shared by every page).")
-    with st.expander("The command that trained each model"):
+    with st.expander("The command that trained each model (a repeated option said once, at the value that counted)"):
         for file, command in commands:
             st.markdown(f"**{file}**")
             st.code(command or "(not recorded)", language="bash", wrap_lines=True)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..memory import keep_freed_memory
-from . import evaluate, explain, locator, train
+from . import consistency, evaluate, explain, locator, ood, train
 from .common import UserError
 
 __all__ = ["UserError", "build_parser", "main", "train_main"]
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_explain(sub)
     locator.add_locator(sub)
     for add in (evaluate.add_localize, evaluate.add_sanity, evaluate.add_atlas, evaluate.add_parts,
-                evaluate.add_cache, evaluate.add_rank, evaluate.add_faithfulness):
+                evaluate.add_cache, evaluate.add_rank, evaluate.add_faithfulness, ood.add_calibrate_ood,
+                consistency.add_consistency):
         add(sub)
     return p
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .common import UserError, cache_options, checkpoint_and_data, image_files, load
+from .ood import ood_folder_option, report_ood
 
 
 def add_eval(sub) -> None:
@@ -23,6 +24,7 @@ def add_eval(sub) -> None:
                    help="test at PX px crops (images squashed to PX x 8/7) instead of the checkpoint's own size: "
                         "a network trained on random crops often scores higher on larger test crops")
     cache_options(p)
+    ood_folder_option(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     p.set_defaults(func=cmd_eval)
 
@@ -55,7 +57,8 @@ def cmd_eval(args, argv) -> int:
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
     start = time.perf_counter()
     # the cache is found by the original trunk's weights; the folded copy only runs the batches
-    r = evaluate(for_inference(model), loader, device, model.num_classes, after=after)
+    r = evaluate(for_inference(model), loader, device, model.num_classes, after=after, keep_scores=True)
+    class_scores = r.pop("class_scores")
     r["seconds"] = round(time.perf_counter() - start, 1)
     r["source"] = "cache" if after else "images"
     r["flip"] = args.flip
@@ -70,6 +73,9 @@ def cmd_eval(args, argv) -> int:
     worst = sorted(scored)[:5]
     if worst:
         print("  worst classes: " + ", ".join(f"{n} {a:.0f}%" for a, n in worst))
+    ood = report_ood(args, model, meta, device, class_scores)
+    if ood is not None:
+        r["ood"] = ood
     if args.json:
         r["per_class"] = {names[i]: a for i, a in enumerate(r["per_class"]) if a is not None}
         print(json.dumps(r))

@@ -74,16 +74,25 @@ def _resolve_classes(wanted: list[str], names: list[str]) -> list[int]:
     return out
 
 
+def _explainer(checkpoint: str):
+    from ..explain import Explainer, load_ood_calibration
+
+    model, meta = load(checkpoint)
+    ex = Explainer(model, meta, ood=load_ood_calibration(checkpoint))
+    if ex.ood is None:
+        print(f"note: {checkpoint} has no out-of-distribution calibration (`mcviz calibrate-ood`): "
+              "photos of other things are explained without a warning", file=sys.stderr)
+    return ex
+
+
 def cmd_explain(args, argv) -> int:
     from tqdm import tqdm
 
     from ..data.images import ImageError, open_image
     from ..evaluate.parts import load_part_profiles, peak_parts
-    from ..explain import Explainer
     from ..explain.render import panel_png
 
-    model, meta = load(args.checkpoint)
-    ex = Explainer(model, meta)
+    ex = _explainer(args.checkpoint)
     if args.layer and args.layer not in ex.layers():
         raise UserError(f"unknown layer {args.layer!r}; choose one of {', '.join(ex.layers())}")
     files, missing = image_files(args.images, missing_ok=True)
@@ -92,6 +101,7 @@ def cmd_explain(args, argv) -> int:
     if not files:
         raise UserError("no image files found")
     chosen = _resolve_classes(args.classes, ex.class_names) if args.classes else None
+    meta = ex.meta
     # the part each channel usually looks at, where the checkpoint ships its part profiles
     profiles = load_part_profiles(args.checkpoint)
     locator = _locator(args.locator, meta)
@@ -109,18 +119,26 @@ def cmd_explain(args, argv) -> int:
         cm = ex.channel_maps(img, chosen or [p.index for p in preds], method=args.method, layer=args.layer)
         labels = {ch: profiles.own[ch].usual() for c in cm.classes for ch in c.channels} if profiles else None
         here, extra = {}, {}
-        if locator is not None:
+        if preds.ood is not None:
+            extra["ood"] = preds.ood.as_dict()
+        if locator is not None and preds.flagged:
+            extra |= {"parts_in_image": None, "parts_source": "none: the photo does not look like a bird of CUB, "
+                                                              "so the part locator names no parts"}
+        elif locator is not None:
             # the part under each peak of this photo, from the parts the locator predicts on it
             ann = ex.locate_parts(img, *locator).annotation()
             for c in cm.classes:
                 here.update(zip(c.channels, peak_parts(c.peaks, ann)))
-            extra = {"parts_in_image": {str(ch): part for ch, part in here.items()},
+            extra |= {"parts_in_image": {str(ch): part for ch, part in here.items()},
                      "parts_source": "predicted by the CUB part locator", "predicted_parts": ann}
         shown = {ch: "\n".join(t for t in (f"this photo: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t)
                  for c in cm.classes for ch in c.channels} if (here or labels) else None
         stem = out / f.stem
         stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity,
-                                                       labels=shown))
+                                                       labels=shown, banner=preds.ood.message() if preds.flagged else ""))
+        if preds.flagged:
+            tqdm.write(f"{f.name}: not like {preds.ood.domain} (score {preds.ood.score:.2f} < "
+                       f"{preds.ood.threshold:.2f}); explained with a warning", file=sys.stderr)
         stem.with_suffix(".json").write_text(json.dumps({**cm.record(preds, labels, image=str(f)), **extra}, indent=2))
     done = len(files) + len(missing) - failed
     print(f"{done} image(s) explained into {out}" + (f", {failed} missing or unreadable skipped" if failed else ""))

@@ -25,6 +25,8 @@ from ..core.models import MCNet, channels_last
 from .effect import pooled_inputs
 from .methods import METHODS, LayerMethod
 
+from .ood import OODCalibration, OODVerdict, load_ood_calibration
+
 if TYPE_CHECKING:
     from ..core.part_locator import PartLocator, PartPrediction
     from ..io.locator_file import LocatorMeta
@@ -39,6 +41,20 @@ class Prediction:
     index: int
     name: str
     prob: float
+
+
+class Predictions(list):
+    """The top-k :class:`Prediction` list, with the out-of-distribution check's verdict on the photo
+    (``ood``; None when the checkpoint has no calibration, see ``mcviz calibrate-ood``)."""
+
+    def __init__(self, items=(), ood: Optional[OODVerdict] = None) -> None:
+        super().__init__(items)
+        self.ood = ood
+
+    @property
+    def flagged(self) -> bool:
+        """True when the check says the photo is not of what the model knows."""
+        return self.ood is not None and self.ood.flagged
 
 
 @dataclass
@@ -125,7 +141,8 @@ class Explainer:
     >>> maps = ex.channel_maps(image, [preds[0].index], method="activation")
     """
 
-    def __init__(self, model: MCNet, meta: CheckpointMeta | dict[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: MCNet, meta: CheckpointMeta | dict[str, Any], device: str | torch.device = "cpu",
+                 ood: Optional[OODCalibration] = None) -> None:
         # A private copy without in-place ReLUs: CAM hooks must see unmodified activations.
         # channels_last: the CPU runs the network faster in it (see models.channels_last).
         self.model = channels_last(copy.deepcopy(model).eval().to(device))
@@ -138,6 +155,7 @@ class Explainer:
         self.device = torch.device(device)
         self.transform = EvalTransform.from_config(meta.input)
         self.class_names = meta.readable_class_names()
+        self.ood = ood  # the out-of-distribution threshold (mcviz.explain.ood), when calibrated
         # The features of the last few inputs: an upload asks for predictions, then maps, then
         # perhaps a switch-off, and all three start from the same features.
         self._recent: OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = OrderedDict()
@@ -147,8 +165,10 @@ class Explainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Explainer":
+        """The checkpoint's explainer, with its out-of-distribution calibration (``NAME.ood.json``)
+        when one was made for these weights."""
         model, meta = load_checkpoint(path, device=device)
-        return cls(model, meta, device)
+        return cls(model, meta, device, ood=load_ood_calibration(path))
 
     @property
     def groups(self):
@@ -227,11 +247,16 @@ class Explainer:
 
     # -- outputs ----------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, image: ImageLike, k: int = 5) -> list[Prediction]:
+    def predict(self, image: ImageLike, k: int = 5) -> Predictions:
+        """The ``k`` most probable classes, with the out-of-distribution verdict on the photo
+        (``.ood``) when the checkpoint is calibrated: it reads the same class scores, so it costs
+        nothing more."""
         x, _ = self.prepare(image)
-        probs = torch.softmax(self.model.logits_from_features(self.features(x))[0].float(), dim=0)
+        logits = self.model.logits_from_features(self.features(x))[0].float()
+        probs = torch.softmax(logits, dim=0)
         top = probs.topk(min(k, len(probs)))
-        return [Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+        return Predictions([Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+                           ood=self.ood.verdict(logits) if self.ood is not None else None)
 
     @torch.no_grad()
     def pooled(self, image: ImageLike) -> torch.Tensor:

@@ -296,6 +296,10 @@ def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=
     file lies beside the checkpoint path, else the mean activation over ``dataset`` (the images
     of the class found in it) when given, else the soft labels where the model has them, else
     the linearised head.
+
+    Rankings by ``effect`` or ``evidence`` hold only channels that change the class's score: a
+    class-connected class's top 10 is its own ξ channels, not those plus other classes' channels
+    with exactly zero effect in the order ties happen to fall.
     """
     model, meta, path = _load(checkpoint)
     if not 0 <= class_index < model.num_classes:
@@ -306,9 +310,10 @@ def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=
     scores, source = _scores(by, model, meta, effect, dataset, class_index)
     row = scores[class_index]
     top = row.topk(min(k, row.numel()))
+    keep = [j for j, v in enumerate(top.values) if by not in ("effect", "evidence") or float(v) != 0.0]
     owner = model.groups.owner()
-    return ChannelRanking(class_index, [int(i) for i in top.indices], [float(v) for v in top.values],
-                          [int(owner[i]) for i in top.indices], source, by)
+    return ChannelRanking(class_index, [int(top.indices[j]) for j in keep], [float(top.values[j]) for j in keep],
+                          [int(owner[top.indices[j]]) for j in keep], source, by)
 
 
 def own_in_top(scores: torch.Tensor, model: MCNet, k: int = 10) -> float:

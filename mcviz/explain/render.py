@@ -26,9 +26,10 @@ def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.nda
 
 
 def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str = "", opacity: float = 0.5,
-              dpi: int = 110, labels: Optional[dict] = None) -> bytes:
+              dpi: int = 110, labels: Optional[dict] = None, banner: str = "") -> bytes:
     """A PNG: per class a row with the image, each channel's overlay and the merged map;
-    ``labels`` (channel -> text, e.g. the part it usually looks at) go under the channel titles."""
+    ``labels`` (channel -> text, e.g. the part it usually looks at) go under the channel titles;
+    ``banner`` (the out-of-distribution warning) is printed across the top in red."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -60,7 +61,12 @@ def panel_png(channel_maps, predictions: Optional[Sequence] = None, title: str =
             a.axis("off")
     head = title or f"{channel_maps.method} maps" + (f" at {channel_maps.layer}" if channel_maps.layer else "")
     fig.suptitle(head, fontsize=9)
-    fig.tight_layout()
+    if banner:
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+        fig.text(0.5, 1 - 0.08 / fig.get_figheight(), textwrap.fill("WARNING: " + banner, 30 * cols), ha="center",
+                 va="top", fontsize=7, color="white", bbox=dict(facecolor="#b00020", edgecolor="none", pad=3))
+    else:
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
@@ -93,26 +99,51 @@ def _panel_titles(channels: Sequence[int], compact: bool, labels: Optional[Seque
     return titles + ["merged" if compact else "merged (max)"]
 
 
+def _value_range(maps: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One colour scale for several maps: from the smaller of 0 and their lowest value to their highest."""
+    lo, hi = min(0.0, min(float(m.min()) for m in maps)), max(float(m.max()) for m in maps)
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
+SCALES = {"class": "one colour scale for the class's maps, in the method's own units",
+          "map": "each map scaled to its own 0-1 (shows the shape of a weak map, hides its weakness)"}
+
+
+def _panel_axes(layout: dict, n: str, xs: tuple[float, float], ys: tuple[float, float], iw: int, ih: int) -> None:
+    """The axes of one panel of a maps figure, in the paper coordinates ``xs``, ``ys``."""
+    xd = [round(max(0.0, xs[0]), 6), round(min(1.0, xs[1]), 6)]
+    yd = [round(max(0.0, ys[0]), 6), round(min(1.0, ys[1]), 6)]
+    layout[f"xaxis{n}"] = dict(domain=xd, anchor=f"y{n}", visible=False, range=[-0.5, iw - 0.5], constrain="domain")
+    # scaleanchor keeps the photo's aspect ratio in any column width
+    layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False, scaleanchor=f"x{n}", scaleratio=1,
+                               range=[ih - 0.5, -0.5], constrain="domain")
+
+
 def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int = 260, per_row: Optional[int] = None,
-                      labels: Optional[Sequence[str]] = None):
-    """Plotly figure: one overlay per channel of the class, then the merged map.
+                      labels: Optional[Sequence[str]] = None, scale: str = "class", units: str = "value"):
+    """Plotly figure: one overlay per channel of the class, then the merged map; ``labels`` (one per
+    channel, e.g. its part: "crown 46 %") are added to the channel titles.
 
-    ``labels`` (one per channel, e.g. its part: "crown 46 %") are added to the channel titles.
-
-    Hover shows the normalised value and the raw magnitude; all panels share the
-    0-1 colour scale and zoom independently. The photo lies under each map as one small
-    JPEG. Built as a plain specification (``make_subplots`` and per-trace validation cost
-    more than everything else of an upload's script run).
-    """
+    ``scale`` (:data:`SCALES`): ``"class"`` (default) draws the raw values of every map of the class
+    on one colour scale, from the smaller of 0 and the lowest value to the highest, with a colour bar
+    in ``units``: a channel that barely fires looks faint beside one that fires hard. ``"map"``
+    scales each map to its own 0-1. Hover shows the raw value either way. The photo lies under each
+    map as one small JPEG. A plain specification: ``make_subplots`` and per-trace validation cost
+    more than everything else of an upload's script run."""
     import plotly.graph_objects as go
 
-    k = len(cm.channels)
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    shared, k = scale == "class", len(cm.channels)
     compact = per_row is not None
     per_row = per_row or k + 1
     rows = -(-(k + 1) // per_row)
     ih, iw = image.shape[:2]
     titles = _panel_titles(cm.channels, compact, labels)
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
+    drawn = [coarse(raw) for _, raw in stacks]  # what the browser gets: the scale spans these values
+    lo, hi = _value_range(drawn) if shared else (0.0, 1.0)
+    bar = units if shared else "map (own 0-1)"
     photo = _image_data_uri(image)
     hgap, vgap = 0.02, (0.08 if rows > 1 else 0.0)
     cw = (1 - hgap * (per_row - 1)) / per_row
@@ -120,32 +151,26 @@ def class_maps_figure(cm, image: np.ndarray, opacity: float = 0.5, height: int =
     lines = max(t.count("<br>") + 1 for t in titles)
     data, layout = [], {"height": height * rows + 16 * (lines - 1), "margin": dict(l=5, r=5, t=14 + 17 * lines, b=5),
                         "showlegend": False, "annotations": [], "images": []}
-    for j, (norm, raw) in enumerate(stacks):
+    for j, ((norm, _), cd) in enumerate(zip(stacks, drawn)):
         r, c = divmod(j, per_row)
         n = "" if j == 0 else str(j + 1)
-        x0 = c * (cw + hgap)
-        y1 = 1 - r * (rh + vgap)
-        xd = [round(max(0.0, x0), 6), round(min(1.0, x0 + cw), 6)]
-        yd = [round(max(0.0, y1 - rh), 6), round(min(1.0, y1), 6)]
-        layout[f"xaxis{n}"] = dict(domain=xd, anchor=f"y{n}", visible=False,
-                                   range=[-0.5, iw - 0.5], constrain="domain")
-        # scaleanchor keeps the photo's aspect ratio in any column width
-        layout[f"yaxis{n}"] = dict(domain=yd, anchor=f"x{n}", visible=False, scaleanchor=f"x{n}", scaleratio=1,
-                                   range=[ih - 0.5, -0.5], constrain="domain")
+        x0, y1 = c * (cw + hgap), 1 - r * (rh + vgap)
+        _panel_axes(layout, n, (x0, x0 + cw), (y1 - rh, y1), iw, ih)
         layout["annotations"].append(dict(text=titles[j], x=x0 + cw / 2, y=y1, xref="paper", yref="paper",
                                           xanchor="center", yanchor="bottom", showarrow=False,
                                           font=dict(size=13 if lines > 1 else 14)))
         layout["images"].append(dict(source=photo, xref=f"x{n}", yref=f"y{n}", x=-0.5, y=-0.5, sizex=iw, sizey=ih,
                                      sizing="stretch", layer="below"))
-        z, cd = coarse(norm), coarse(raw)
+        z = cd if shared else coarse(norm)
         dy, dx = ih / z.shape[0], iw / z.shape[1]
         data.append(dict(
             type="heatmap", xaxis=f"x{n}", yaxis=f"y{n}",
-            z=np.round(z, 3).astype(np.float32), customdata=_round_sig(cd).astype(np.float32),
+            z=_round_sig(z).astype(np.float32), customdata=_round_sig(cd).astype(np.float32),
             x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, zsmooth="fast",
-            zmin=0, zmax=1, colorscale=PLOTLY_SCALE, opacity=opacity,
-            showscale=j == k and not compact, colorbar=dict(title=dict(text="map"), len=0.9, thickness=12),
-            hovertemplate="x %{x:.0f}, y %{y:.0f}<br>map %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>",
+            zmin=lo, zmax=hi, colorscale=PLOTLY_SCALE, opacity=opacity,
+            showscale=j == k, colorbar=dict(title=dict(text=bar, side="right"), len=0.9, thickness=12),
+            hovertemplate=("x %{x:.0f}, y %{y:.0f}<br>" + (f"{units} %{{customdata:.3g}}" if shared else
+                           f"map %{{z:.2f}}<br>{units} %{{customdata:.3g}}") + "<extra></extra>"),
         ))
         if j < k:
             px, py = cm.peaks[j]
@@ -204,7 +229,8 @@ def score_matrix_figure(scores: np.ndarray, class_names: Sequence[str], what: st
                                colorbar=dict(title=dict(text="score")),
                                hovertemplate="%{y}<br>%{x}<br>score %{z:.3g}<extra></extra>"))
     xtitle = "channel, grouped by the class that owns it" if groups is not None else "channel"
-    fig.update_layout(height=520, margin=dict(l=5, r=5, t=40, b=40), title=f"class x channel: {what}",
+    # the score's name on a line of its own: beside "class x channel" a long one is cut off
+    fig.update_layout(height=540, margin=dict(l=5, r=5, t=64, b=40), title=f"class x channel<br><sub>{what}</sub>",
                       xaxis=dict(title=xtitle, showticklabels=False),
                       yaxis=dict(title="class", showticklabels=len(class_names) <= 40, autorange="reversed"))
     return fig
@@ -236,10 +262,11 @@ def part_matrix_png(profiles, population: str = "own") -> bytes:
 
 
 # One colour per category of a part profile: 15 parts, then "near no part" (light grey) and "off
-# the bird" (black). The 15 are Kelly's colours of maximum contrast (without white and black), so
-# that neighbours in the stack and in the legend can be told apart.
-_PART_COLOURS = ["#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856",
-                 "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#8DB600", "#DCDCDC", "#222222"]
+# the bird" (black). The 15 were picked greedily from plotly's and ColorBrewer's qualitative sets so
+# that the closest two of all 17 lie >= 20 apart in CIEDE2000 (Kelly's colours: 10, with beak and
+# right leg, belly and right wing nearly alike).
+_PART_COLOURS = ["#AA0DFE", "#FB0D0D", "#008856", "#B68E00", "#1F77B4", "#16FF32", "#B2828D", "#17BECF",
+                 "#620042", "#6C4516", "#DEA0FD", "#FBE426", "#1616A7", "#FF7F0E", "#AF0038", "#DCDCDC", "#222222"]
 
 
 def part_bars_figure(profiles, channels: Sequence[int], population: str = "own"):
@@ -254,11 +281,12 @@ def part_bars_figure(profiles, channels: Sequence[int], population: str = "own")
                          x=[round(items[c].shares[cat], 3) for c in channels],
                          marker=dict(color=_PART_COLOURS[k % len(_PART_COLOURS)]),
                          hovertemplate=f"{cat}: %{{x:.0%}}<extra>%{{y}}</extra>"))
-    # the whole legend under the bars, in rows: a legend beside them is cut off and scrolls
-    layout = dict(barmode="stack", height=170 + 28 * len(channels), margin=dict(l=5, r=5, t=30, b=5),
-                  xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
-                  legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.12, x=0, traceorder="normal"),
-                  title="where each channel's peaks land (its class's test images)")
+    # the whole legend under the bars, in rows (beside them it is cut off and scrolls); the axis goes on
+    # top, so that the legend never covers its tick labels
+    layout = dict(barmode="stack", height=190 + 28 * len(channels), margin=dict(l=5, r=5, t=70, b=5),
+                  xaxis=dict(range=[0, 1], tickformat=".0%", side="top"), yaxis=dict(autorange="reversed"),
+                  legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.02, x=0, traceorder="normal"),
+                  title=dict(text="where each channel's peaks land (its class's test images)", y=0.98, yanchor="top"))
     return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
@@ -312,16 +340,18 @@ def place_labels(draw, points, avoid, size) -> list[tuple[float, float, tuple]]:
     return out
 
 
-def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[float]] = ()):
+def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[float]] = (),
+                     peak_names: Optional[Sequence[str]] = None, side: int = 576):
     """The crop (PIL) with the parts (dots and names), the box, and the channels' peaks (red +,
-    numbered); ``ann``: ``{"box", "parts", "part_names"}`` in the crop's pixels. CUB's annotated parts
-    are blue; a part locator's prediction (``ann["predicted"]``) is green, each visible part named
-    with its visibility probability and each part it calls hidden drawn as a grey ring where it
-    would be."""
+    named by ``peak_names``, e.g. "ch 417", else numbered); ``ann``: ``{"box", "parts", "part_names"}``
+    in the crop's pixels. CUB's annotated parts are blue; a part locator's prediction
+    (``ann["predicted"]``) is green, each visible part named with its visibility probability and each
+    part it calls hidden drawn as a grey ring where it would be. The crop is enlarged by a whole
+    factor to at most ``side`` px, so that the labels find room without blurring the photo more."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(image).convert("RGB")
-    scale = max(1, 448 // max(img.size))
+    scale = max(1, side // max(img.size))
     img = img.resize((img.width * scale, img.height * scale))
     d = ImageDraw.Draw(img)
     predicted = bool(ann.get("predicted"))
@@ -338,14 +368,18 @@ def photo_with_parts(image: np.ndarray, ann: dict, peaks: Sequence[Sequence[floa
                for (px, py, vis), name, p in zip(ann["parts"], ann["part_names"], probs) if vis > 0]
     for px, py, _ in visible:
         d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour, outline=(0, 0, 0))
-    dots = [(px - 4, py - 4, px + 4, py + 4) for px, py, _ in visible]
-    for (px, py, name), (tx, ty, box) in zip(visible, place_labels(d, visible, dots, img.size)):
-        if abs(tx - px) > 14 or abs(ty - py) > 14:  # moved away from its dot: a leader line says whose it is
-            d.line([px, py, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2], fill=colour, width=1)
-        d.text((tx, ty), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
-    for k, (px, py) in enumerate(peaks):
-        px, py = px * scale, py * scale
+    crosses = [(px * scale, py * scale, (peak_names[k] if peak_names else str(k + 1))) for k, (px, py) in enumerate(peaks)]
+    # every dot and cross is kept clear, and the peaks' names are placed first, among the parts' labels
+    avoid = [(px - 4, py - 4, px + 4, py + 4) for px, py, _ in visible] + \
+            [(px - 7, py - 7, px + 7, py + 7) for px, py, _ in crosses]
+    spots = place_labels(d, crosses + visible, avoid, img.size)
+    for px, py, _ in crosses:
         d.line([px - 7, py, px + 7, py], fill=(255, 60, 60), width=3)
         d.line([px, py - 7, px, py + 7], fill=(255, 60, 60), width=3)
-        d.text((px + 8, py + 2), str(k + 1), fill=(255, 60, 60), stroke_width=2, stroke_fill=(0, 0, 0))
+    for k, ((px, py, name), (tx, ty, box)) in enumerate(zip(crosses + visible, spots)):
+        peak = k < len(crosses)
+        ink = (255, 60, 60) if peak else colour
+        if abs(tx - px) > 14 or abs(ty - py) > 14:  # moved away from its mark: a leader line says whose it is
+            d.line([px, py, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2], fill=ink, width=1)
+        d.text((tx, ty), name, fill=(255, 90, 90) if peak else (255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     return img

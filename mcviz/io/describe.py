@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .meta import CheckpointMeta
 
-__all__ = ["dataset_name", "head_name", "variant_name", "xi_text"]
+__all__ = ["dataset_name", "head_name", "plain_command", "training_name", "variant_name", "xi_text"]
 
 _DATASETS = {"cub": "CUB-200-2011", "cars": "Stanford Cars", "aircraft": "FGVC-Aircraft", "flowers": "Flowers-102"}
 # image folders whose name says which data set they hold
@@ -24,12 +24,18 @@ _HEADS = {"official": "official head", "gap": "GAP + linear head",
 RECIPE_MU = 1.5  # the from-scratch setting (paper Sec. IV-A), which the shipped models keep
 
 
-def _root(command: str) -> str:
+def _flag(command: str, flag: str) -> str:
+    """The value of ``flag`` in a recorded command (its last one), or ""."""
     try:
         words = shlex.split(command)
     except ValueError:
         return ""
-    return words[words.index("--root") + 1] if "--root" in words[:-1] else ""
+    found = [words[i + 1] for i, w in enumerate(words[:-1]) if w == flag]
+    return found[-1] if found else ""
+
+
+def _root(command: str) -> str:
+    return _flag(command, "--root")
 
 
 def dataset_name(meta: CheckpointMeta) -> str:
@@ -73,3 +79,40 @@ def xi_text(meta: CheckpointMeta) -> str:
         lead = f"{start} at the start, " if start is not None and meta.soft else ""
         return f"{lead}{now} per class" + (" now" if meta.soft else "")
     return str(max(sizes)) if sizes else (str(start) if start is not None else "–")
+
+
+def training_name(meta: CheckpointMeta) -> str:
+    """How the body was trained and from what teacher: ``"body frozen through block5; block 6 and the
+    head conv trained (0.2 x lr); distilled from cub-ce (weight 3, T = 4)"``."""
+    words = []
+    freeze = meta.hparam("freeze")
+    if freeze:
+        words.append(f"body frozen through {freeze}")
+        if freeze != "head_conv":
+            words.append(f"the layers after {freeze} trained" + (f" ({meta.hparam('body_lr'):g} x lr)"
+                                                                 if meta.hparam("body_lr", 1.0) != 1.0 else ""))
+    elif meta.hparam("pretrained"):
+        words.append("whole body fine-tuned")
+    teacher = _flag(meta.command, "--distill")  # a path: not a hyperparameter, but the command has it
+    if teacher and meta.hparam("distill_weight"):
+        words.append(f"distilled from {Path(teacher).name.removesuffix('.safetensors')} (weight "
+                     f"{meta.hparam('distill_weight'):g}, T = {meta.hparam('distill_temperature', 4.0):g})")
+    return "; ".join(words) or "trained from scratch"
+
+
+def plain_command(command: str) -> str:
+    """The recorded command with each repeated option said once, at its last value (the value that
+    counted): ``--image-size 224 ... --image-size 288`` becomes ``--image-size 288``."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    items: list[list[str]] = []
+    for w in words:
+        if w.startswith("--") or not items:
+            items.append([w])
+        else:
+            items[-1].append(w)
+    last = {item[0]: i for i, item in enumerate(items) if item[0].startswith("--")}
+    kept = [item for i, item in enumerate(items) if not item[0].startswith("--") or last[item[0]] == i]
+    return shlex.join([w for item in kept for w in item])

@@ -20,6 +20,7 @@ PARTS = "parts.json"  # mcviz parts: the part each channel looks at
 PARTS_PLOT = "parts.png"  # mcviz parts --plot: the channel x part matrix as an image
 RANKING = "ranking.json"  # mcviz rank: every channel's effect on every class
 ATLAS = "atlas.json"  # mcviz atlas: the images that activate each channel most
+OOD = "ood.json"  # mcviz calibrate-ood: the out-of-distribution threshold
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
