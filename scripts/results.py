@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import readme_figures
 from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_model, fmt, localize_rows, localization,
                             map_side, mean_top1, meets_target, options, recipe, rows, seed, shared, shipped_crop,
                             soft_family, sort_key, two_seed_rows)
@@ -387,6 +388,7 @@ def main() -> None:
     write_diversity(ckpts)
     write_soft_labels(ckpts)
     plot_accuracy()
+    readme_figures.main()
     print("wrote checkpoints/README.md, docs/results.md, docs/diversity.md, docs/soft-labels.md, "
           "docs/accuracy.png, docs/runs/")
 

@@ -54,3 +54,12 @@ def test_the_default_model_is_class_connected_and_within_half_a_point_of_ce():
     assert model.class_connected
     ce = load_checkpoint(REPO / "checkpoints" / f"{meta.dataset}-ce.safetensors")[1]
     assert meta.metrics.top1 >= ce.metrics.top1 - 0.5
+
+
+def test_the_readme_figures_are_the_recorded_ones():
+    """The README's generated figures (scripts/readme_figures.py) match the shipped checkpoints."""
+    import readme_figures
+
+    text = (REPO / "README.md").read_text()
+    assert "<!-- figures:summary -->" in text and "<!-- figures:default_training -->" in text
+    assert readme_figures.fill(text) == text, "run python scripts/readme_figures.py"

@@ -76,8 +76,9 @@ def _other_dataset_scores(args, model, meta, device):
     return split_logits(for_inference(model).to(device), loader, device, after)
 
 
-def other_class_scores(args, model, meta, device):
-    """Class scores of the photos of ``--ood-folder`` or of ``--ood-dataset``'s split (None without either)."""
+def other_class_scores(args, model, meta, device, names: list | None = None):
+    """Class scores of the photos of ``--ood-folder`` or of ``--ood-dataset``'s split (None without either);
+    ``names`` (a list) receives the folder's file names in their order."""
     from ..data.transforms import EvalTransform
     from ..evaluate.ood import folder_logits
 
@@ -88,7 +89,10 @@ def other_class_scores(args, model, meta, device):
     files = image_files(args.ood_folder)
     if not files:
         raise UserError(f"no photos in {' '.join(args.ood_folder)}")
-    return folder_logits(model, EvalTransform.from_config(meta.input), files, device, args.batch_size)[0]
+    logits, read = folder_logits(model, EvalTransform.from_config(meta.input), files, device, args.batch_size)
+    if names is not None:
+        names.extend(p.name for p in read)
+    return logits
 
 
 def _domain(args, meta) -> str:
@@ -123,9 +127,15 @@ def cmd_calibrate_ood(args, argv) -> int:
           f"{cal.calibration_images} {args.split} photos); false alarms on the other {cal.held_out_images}: "
           f"{cal.false_alarm:.1%}")
     r = {"calibration": json.loads(cal.to_json())}
-    other = other_class_scores(args, model, meta, device)
+    names: list[str] = []
+    other = other_class_scores(args, model, meta, device, names)
     if other is not None:
         r["other"] = rates(logits, other, cal)
+        if names:  # which of the other photos pass for the model's own: what the check misses
+            from ..explain.ood import ood_scores
+
+            s = ood_scores(other, cal.score)
+            r["other"]["missed"] = [n for n, v in zip(names, s.tolist()) if v >= cal.threshold]
         print(f"  other photos ({r['other']['n_out']}): {r['other']['detected']:.1%} flagged; AUROC "
               + ", ".join(f"{k} {v:.3f}" for k, v in r["other"]["auroc"].items()))
     if args.json:

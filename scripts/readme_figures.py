@@ -1,0 +1,78 @@
+"""Fills the README's generated figures (between ``<!-- figures:NAME -->`` and ``<!-- /figures -->``)
+from the shipped checkpoints' recorded metrics, so that the README cannot drift from them.
+
+Usage: python scripts/readme_figures.py        (scripts/results.py runs it too)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from results_models import default_model
+
+from mcviz.io import read_metadata
+from mcviz.io.describe import training_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+MARK = re.compile(r"(<!-- figures:(\w+) -->)(.*?)(<!-- /figures -->)", re.S)
+
+
+def _top1(prefix: str) -> list[tuple[str, float]]:
+    out = []
+    for p in sorted((REPO / "checkpoints").glob(f"{prefix}-*.safetensors")):
+        top1 = read_metadata(p).metrics.top1
+        if top1 is not None:
+            out.append((p.stem, float(top1)))
+    return out
+
+
+def summary() -> str:
+    cub, cars = _top1("cub"), _top1("cars")
+    default = default_model()
+    d = dict(cub)
+    lo, hi = min(v for _, v in cub), max(v for _, v in cub)
+    clo, chi = min(v for _, v in cars), max(v for _, v in cars)
+    return (f"CUB top-1 {lo:.1f}-{hi:.1f} %, the app's default `{default}` {d[default]:.2f} %; Stanford Cars "
+            f"{clo:.1f}-{chi:.1f} %; final epoch, full test split")
+
+
+def default_training() -> str:
+    meta = read_metadata(REPO / "checkpoints" / f"{default_model()}.safetensors")
+    return f"`{default_model()}`: {training_name(meta)}"
+
+
+def ood() -> str:
+    """The check's figures of the default bird and car models (docs/runs/ood/, scripts/ood_doc.py)."""
+    import json
+
+    said = []
+    for name, what in (("cub-mc-cc", "bird"), ("cars-mc-cc", "car")):
+        rec = json.loads((REPO / "docs" / "runs" / "ood" / f"{name}.json").read_text())
+        other, cal = rec["other"], rec["calibration"]
+        said.append(f"{what} model `{name}`: {other['detected']:.0%} of {other['n_out']} photos of other things "
+                    f"flagged, {cal['false_alarm']:.1%} of its own held-out test photos")
+    return "; ".join(said)
+
+
+FIGURES = {"summary": summary, "default_training": default_training, "ood": ood}
+
+
+def fill(text: str) -> str:
+    """``text`` with every marked figure recomputed (an unknown name is an error)."""
+    def one(m: re.Match) -> str:
+        if m.group(2) not in FIGURES:
+            raise KeyError(f"unknown README figure {m.group(2)!r}")
+        return f"{m.group(1)}{FIGURES[m.group(2)]()}{m.group(4)}"
+    return MARK.sub(one, text)
+
+
+def main() -> None:
+    readme = REPO / "README.md"
+    readme.write_text(fill(readme.read_text()))
+    print("README.md figures filled")
+
+
+if __name__ == "__main__":
+    main()
