@@ -19,6 +19,10 @@ REPO = APP_DIR.parent
 # are what decided it; within 0.5 of cross-entropy's accuracy (two seeds) with its channels on
 # different parts of the bird.
 DEFAULT_CHECKPOINT = "cub-mc-cc.safetensors"
+# The model whose out-of-distribution check judges every photo for the models of its data set, where
+# their own check passes it: a class-connected model's check is far sharper than an official head's
+# (docs/ood.md), and "is this a bird?" is a question about the photo, not about the model.
+OOD_REFEREES = {"cub": "cub-mc-cc.safetensors", "cars": "cars-mc-cc.safetensors"}
 # the CUB part locator (mcviz.core.part_locator): names the part under each peak of any bird photo
 PART_LOCATOR = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
 ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]

@@ -231,10 +231,14 @@ def current_annotation(meta: CheckpointMeta):
     return gallery.gallery_annotation(image_path, str(root), meta.input)
 
 
-def ood_warning(preds) -> None:
-    """The out-of-distribution check's warning, when it flags the photo (see mcviz.explain.ood)."""
-    if preds.flagged:
-        st.error(preds.ood.message(), icon="⚠️")
+def ood_warning(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> bool:
+    """The out-of-distribution check's warning, when it flags the photo (see mcviz.explain.ood and
+    loaders.verdict); returns whether it did."""
+    v = loaders.verdict(path, meta, data, name)
+    if v is not None and v.flagged:
+        st.error(v.message(), icon="⚠️")
+        return True
+    return False
 
 
 def short_part(label: Optional[str]) -> str:

@@ -27,10 +27,10 @@ widgets.warn_if_small(img, meta0)
 lead = model if model in chosen else chosen[0]
 names = loaders.explainer(lead).class_names
 lead_preds = loaders.predictions(lead, data, name, 1)
-widgets.ood_warning(lead_preds)
+lead_meta = loaders.metadata(lead)[0]
+widgets.ood_warning(lead, lead_meta, data, name)
 # the class picked on Explore for this photo, else the lead model's prediction
 picked = st.session_state.get("class_pick")
-lead_meta = loaders.metadata(lead)[0]
 from_explore = picked is not None and picked[:2] == (widgets.image_id(), lead_meta.dataset)
 start = picked[2] if from_explore else lead_preds[0].index
 widgets.follow("compare_class", (widgets.image_id(), str(lead), start), start)
@@ -55,8 +55,9 @@ for path in chosen:
     cm = loaders.channel_maps(path, data, name, (int(choice),), "activation", None)
     cls = cm.classes[0]
     info.write(f"predicts **{pred.name}** ({pred.prob:.0%})")
-    if preds.flagged:
-        info.warning(f"Not like {preds.ood.domain}: not reliable.")
+    row_verdict = loaders.verdict(path, meta, data, name)
+    if row_verdict is not None and row_verdict.flagged:
+        info.warning(f"Not like {row_verdict.domain}: not reliable.")
     info.metric("h", f"{cls.h:.2f}")
     # every map of a row in one line: at 4 maps a row each stays >= 150 px wide in the main column
     fig = class_maps_figure(cls, cm.image, opacity, height=230, labels=loaders.channel_labels(path, cls.channels),
@@ -69,8 +70,8 @@ for path in chosen:
         if a is not None:
             hits = peak_parts(cls.peaks, a)
             said.append(f"In this image ({whose}): " + ", ".join(f"ch {ch} → {p}" for ch, p in zip(cls.channels, hits)))
-    if meta.dataset == "cub" and guessed is None and preds.flagged:
-        said.append("No predicted parts: this model's check says the photo is not a bird of CUB.")
+    if meta.dataset == "cub" and guessed is None and row_verdict is not None and row_verdict.flagged:
+        said.append("No predicted parts: the photo does not look like a bird of CUB.")
     if said:
         maps.caption("  \n".join(said))
     st.divider()

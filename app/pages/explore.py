@@ -37,7 +37,7 @@ with right:
     st.subheader("Predictions")
     # a static table: lighter in the browser than an interactive data grid
     st.table({"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]})
-widgets.ood_warning(preds)
+flagged = widgets.ood_warning(path, meta, data, name)
 photo = (widgets.image_id(), str(path))  # what every choice below is made for
 
 
@@ -72,7 +72,7 @@ def parts_in_photo(cls, cm) -> None:
     if meta.dataset != "cub":
         st.caption("Part names per photo exist for bird models only: the part locator learned from CUB's part "
                    "annotations, and Stanford Cars has none, so a car model's peaks are not named.")
-    elif preds.flagged and ann is None:
+    elif flagged and ann is None:
         st.markdown("**In this image**: no parts named. The photo does not look like a bird of CUB (the warning "
                     "above), so the part locator would invent a bird's parts on whatever is there.")
     if (ann or pred) and st.toggle("Show the parts on the photo", key="explore_show_parts"):
@@ -199,9 +199,9 @@ def class_section() -> None:
     cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
     cls = cm.classes[0]
     if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, data, name, int(choice), cm):
-        st.info(f"At {layer} this method gives the activation maps themselves: the layers after it up to the MC "
-                "features are linear per position (a 1x1 convolution), so the gradient weights every position "
-                "alike. Pick an earlier layer to see something else.")
+        st.info(f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
+                "only the 1x1 MC layer (with its BatchNorm and ReLU), so the gradient weights every position alike. "
+                "Pick an earlier layer (block5, block6) to see something else.")
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
     c1, c2 = st.columns(2)
     c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
