@@ -43,6 +43,8 @@ CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
     ("cc-avg-x3-anchor-mu03-b6-kd3", "cc-avg-x3-anchor-mu03-b6-kd3-s1", "avg", 3, "anchored", 0.3),
     ("cc-avg-x10-anchor-mu03-b6-kd3", "cc-avg-x10-anchor-mu03-b6-kd3-s1", "avg", 10, "anchored", 0.3),
     ("cc-avg-x3-h512-anchor-mu03-kd3", "cc-avg-x3-h512-anchor-mu03-kd3-s1", "avg", 3, "anchored", 0.3),
+    ("cc-avg-x3-mc-mu15-b6-kd3", "cc-avg-x3-mc-mu15-b6-kd3-s1", "avg", 3, "plain", 1.5),
+    ("cc-avg-x5-mc-mu15-b6-kd3", "cc-avg-x5-mc-mu15-b6-kd3-s1", "avg", 5, "plain", 1.5),
 ]
 
 CC_TEXT = (

@@ -33,6 +33,9 @@ LEVERS: list[tuple[str, str]] = [
     ("lite2-s288-s1", "`lite2-s288`, seed 1 (the seed-to-seed spread)"),
     ("ce-s288-b6", "depth at 288 px: `hc-v2-e4-s288` with block 6 and the head conv trained too (body lr x 0.2), "
                    "the CE counterpart of the shipped class-connected `cub-mc-cc`"),
+    ("ce-s288-b6-kd3", "the control of `cub-mc-cc`: `ce-s288-b6` distilled from `cub-ce` at weight 3 (T = 4), "
+                       "every lever of the class-connected default but its head and its MC-Loss"),
+    ("ce-s288-b6-kd3-s1", "`ce-s288-b6-kd3`, seed 1"),
 ]
 
 

@@ -71,7 +71,7 @@ finished() {  # run folder -> true when its last epoch is done
 train() {  # name
   local name=$1
   [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
-  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; ood "$name"; return; fi
+  if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; ood "$name"; consistency "$name"; return; fi
   if finished "$RUNS/$name"; then
     echo "skip $name (finished in $RUNS/$name)"
   elif [ -f "$RUNS/$name/state.pt" ]; then
@@ -89,6 +89,18 @@ train() {  # name
   parts "$name"
   rank "$name"
   ood "$name"
+  consistency "$name"
+}
+
+consistency() {  # name -> a CUB model's part consistency and stability (mcviz consistency), when stale; the
+  # summary goes to docs/runs/consistency/NAME.json (scripts/consistency_doc.py makes docs/consistency.md of them)
+  local ck="checkpoints/$1.safetensors" cj="checkpoints/$1.consistency.json"
+  case $1 in cub-*) ;; *) return 0 ;; esac
+  [ -f "$ck" ] || return 0
+  if [ ! -f "$cj" ] || [ "$ck" -nt "$cj" ]; then
+    mkdir -p docs/runs/consistency
+    $MCVIZ consistency "$ck" --root "$DATA/CUB_200_2011" --workers 1 --json | tail -1 > "docs/runs/consistency/$1.json"
+  fi
 }
 
 ood() {  # name -> the out-of-distribution threshold beside a checkpoint (mcviz calibrate-ood), when stale,

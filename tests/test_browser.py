@@ -73,21 +73,27 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=60_000)
     page.screenshot(path=str(out / "explore.png"), full_page=True)
 
-    # switch the class's top 10 channels (by effect) off and on again: only the head runs
-    toggle = page.get_by_text("and its top 10 channels by effect")
+    # switch the class's top channels (by effect) off and on again: only the head runs. The default is
+    # class-connected: its top channels by effect are the class's own, none of another class's zeros
+    import re
+
+    toggle = page.get_by_text(re.compile(r"and its top \d+ channels by effect"))
     toggle.scroll_into_view_if_needed()
+    n_off = int(re.search(r"top (\d+)", toggle.text_content()).group(1))
+    assert n_off == 3
+    off = f"{n_off} channel(s) off"
     off_times = []
     for _ in range(5):
         page.wait_for_timeout(500)
         t0 = time.perf_counter()
         toggle.click()
-        page.get_by_text("10 channel(s) off").wait_for(timeout=30_000)
+        page.get_by_text(off).wait_for(timeout=30_000)
         off_times.append(time.perf_counter() - t0)
         page.wait_for_timeout(300)
         toggle.click()
-        page.get_by_text("10 channel(s) off").wait_for(state="detached", timeout=30_000)
+        page.get_by_text(off).wait_for(state="detached", timeout=30_000)
     toggle.click()
-    page.get_by_text("10 channel(s) off").wait_for(timeout=30_000)
+    page.get_by_text(off).wait_for(timeout=30_000)
     assert page.locator("[data-testid=stMetric]").filter(has_text="P(").count() == 1
     median_off = sorted(off_times)[len(off_times) // 2]
     print(f"switch-off to new probability in the browser: median {median_off:.2f} s of "
@@ -96,7 +102,7 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
                                                          "switch_off_s": [round(t, 3) for t in off_times]}))
     page.screenshot(path=str(out / "explore-switch-off.png"), full_page=True)
     toggle.click()
-    page.get_by_text("10 channel(s) off").wait_for(state="detached", timeout=30_000)
+    page.get_by_text(off).wait_for(state="detached", timeout=30_000)
 
     # a CUB gallery image: every channel map names its part, and the peaks are named in this image
     page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)
@@ -175,4 +181,25 @@ def test_state_follows_the_photo_and_the_model_in_a_browser(server, browser, tmp
     # the class box names a car now, the car model's prediction for this photo
     car = page.locator("[data-testid=stTable]").filter(has_text="probability").locator("td").first.inner_text()
     assert box.input_value() == car and car != predicted
+    page.close()
+
+
+def test_a_portrait_gets_the_warning_and_no_bird_parts_in_a_browser(server, browser, tmp_path):
+    """Issue 38's first finding as a user meets it: a portrait under the default bird model."""
+    import importlib
+
+    portrait = next(p for p in importlib.import_module("other_photos").write(tmp_path / "other")
+                    if p.name == "person-grace_hopper.png")
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.goto(server)
+    page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
+    page.locator("input[type=file]").first.set_input_files(str(portrait))
+    page.get_by_text(f"Maps computed for {portrait.name}").wait_for(timeout=120_000)
+    page.get_by_text("the 200 bird species of CUB-200-2011").first.wait_for(timeout=60_000)
+    page.get_by_text("no parts named").wait_for(timeout=60_000)
+    assert page.get_by_text("(parts predicted by the part locator):").count() == 0
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_text("Compare models on one image").wait_for(timeout=60_000)
+    page.get_by_text("No predicted parts").first.wait_for(timeout=120_000)
+    assert page.get_by_text("In this image (predicted parts):").count() == 0
     page.close()
