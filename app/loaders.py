@@ -186,7 +186,7 @@ def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm)
 # -- the part locator ----------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _part_locator(path: str, mtime: float):
-    from mcviz.core.part_locator import load_locator
+    from mcviz.io.locator_file import load_locator
 
     try:
         return load_locator(path)
@@ -222,7 +222,7 @@ def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) ->
 @st.cache_data(show_spinner=False, max_entries=64)
 def _side_file(kind: str, path: str, mtime: float, side_mtime: float):
     from mcviz.evaluate.consistency import CONSISTENCY, load_consistency
-    from mcviz.explain import load_part_profiles
+    from mcviz.evaluate.parts import load_part_profiles
 
     return {PARTS: load_part_profiles, RANKING: load_effect_ranking, CONSISTENCY: load_consistency}[kind](path)
 

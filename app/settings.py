@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from mcviz.data import IMAGE_SUFFIXES
+from mcviz.io.locator_file import default_locator_path
 from mcviz.serving import serving_threads
 
 APP_DIR = Path(__file__).resolve().parent
@@ -24,7 +25,8 @@ DEFAULT_CHECKPOINT = "cub-mc-cc.safetensors"
 # (docs/ood.md), and "is this a bird?" is a question about the photo, not about the model.
 OOD_REFEREES = {"cub": "cub-mc-cc.safetensors", "cars": "cars-mc-cc.safetensors"}
 # the CUB part locator (mcviz.core.part_locator): names the part under each peak of any bird photo
-PART_LOCATOR = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
+# (io's default: $MCVIZ_PART_LOCATOR, else the shipped one; the CLI asks the same function)
+PART_LOCATOR = default_locator_path()
 ACCEPTED = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 # Streamlit's server.maxUploadSize (.streamlit/config.toml, scripts/start.sh) is set to the same
 # number, so the uploader's own "Limit 25MB per file" is the one the app enforces.

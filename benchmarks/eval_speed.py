@@ -31,7 +31,7 @@ from mcviz.core.folding import for_inference
 from mcviz.core.models import channels_last
 from mcviz.evaluate import accuracy
 from mcviz.evaluate.accuracy import evaluate
-from mcviz.data.trunk_cache import eval_source
+from mcviz.trunk.cache import eval_source
 from mcviz.memory import keep_freed_memory
 
 

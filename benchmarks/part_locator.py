@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from _timing import interleaved
-from mcviz.core.part_locator import default_locator_path, load_locator
+from mcviz.io.locator_file import default_locator_path, load_locator
 from mcviz.data.images import open_image
 from mcviz.explain import Explainer
 

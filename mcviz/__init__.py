@@ -1,11 +1,12 @@
 """mcviz: train fine-grained classifiers with the Mutual-Channel Loss and see what its channels learned.
 
-The package follows the data: :mod:`mcviz.core` (groups, loss, models), :mod:`mcviz.data`
-(data sets and the trunk cache), :mod:`mcviz.io` (checkpoints), :mod:`mcviz.train`,
-:mod:`mcviz.evaluate`, :mod:`mcviz.explain` and :mod:`mcviz.cli`.
+The package is built in floors, each importing only from those below it: :mod:`mcviz.data`
+(transforms, decoding, data sets), :mod:`mcviz.core` (groups, loss, networks), :mod:`mcviz.io`
+(checkpoints and side files), :mod:`mcviz.trunk` (the frozen trunk's cache), :mod:`mcviz.explain`,
+:mod:`mcviz.evaluate`, :mod:`mcviz.train` and :mod:`mcviz.cli`.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 from .core.groups import ChannelGroups  # noqa: E402
 from .core.loss import MCLoss, diversity_scores, discriminality_logits, random_cwa_mask  # noqa: E402

@@ -105,7 +105,7 @@ def main() -> None:
     names = ["| model | naming agreement |", "|---|---|"] + [f"| `{k}` | {_fmt_pct(v)} |" for k, v in naming.items()]
     minutes = sum(r["train_time_s"] for r in rows) / 60
     models = " ".join(f"checkpoints/{k}.safetensors" for k in naming)
-    from mcviz.core.part_locator import load_locator
+    from mcviz.io.locator_file import load_locator
 
     head = load_locator(SHIPPED)[0]
     w = head.window

@@ -137,7 +137,7 @@ def recipe(crop: int) -> str:
         "588 for Cars) and the official "
         "head (GMP, BN, FC 512, BN, ELU, FC). The pretrained body is frozen through its head conv; the outputs "
         "of block 5 are cached once per data set (`mcviz train --freeze head_conv --cache-layer block5`, "
-        "`mcviz/data/trunk_cache.py`), and each model trains the MC layer and the head on them: SGD lr 0.05, "
+        "`mcviz/trunk/cache.py`), and each model trains the MC layer and the head on them: SGD lr 0.05, "
         "cosine, nesterov, weight decay 5e-4, batch 64, 4 epochs, mu = 1.5, lambda = 10.")
 
 

@@ -41,7 +41,9 @@ def make_cub(root: Path, n_per_class=2, classes=3) -> Path:
     (root / "bounding_boxes.txt").write_text("\n".join(lines["boxes"]) + "\n")
     (root / "classes.txt").write_text("".join(f"{c + 1} {c + 1:03d}.Bird_{c}_Black_footed\n" for c in range(classes)))
     (root / "parts").mkdir()
-    (root / "parts" / "parts.txt").write_text("".join(f"{p} part {p}\n" for p in range(1, 16)))
+    from mcviz.data.cub import PART_NAMES
+
+    (root / "parts" / "parts.txt").write_text("".join(f"{i} {p}\n" for i, p in enumerate(PART_NAMES, 1)))
     (root / "parts" / "part_locs.txt").write_text("\n".join(lines["locs"]) + "\n")
     return root
 

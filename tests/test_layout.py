@@ -52,7 +52,7 @@ def test_evaluation_and_explanations_import_nothing_from_training():
     """Imported alone (a fresh interpreter), the evaluation, explanation and io packages do not
     pull in mcviz.train."""
     code = ("import sys, importlib, pkgutil\n"
-            "import mcviz.evaluate, mcviz.explain, mcviz.io, mcviz.data.trunk_cache\n"
+            "import mcviz.evaluate, mcviz.explain, mcviz.io, mcviz.trunk.cache\n"
             "for pkg in (mcviz.evaluate, mcviz.explain):\n"
             "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
             "        importlib.import_module(m.name)\n"
@@ -107,3 +107,47 @@ def test_the_train_flags_come_from_the_config():
     assert cli_fields <= flags
     assert {"lr", "mu", "lam", "seed", "freeze", "cache_views", "body_lr"} <= set(HPARAMS)
     assert not {"out", "root", "workers", "device", "command"} & set(HPARAMS)
+
+
+# The floors of the package, lowest first: a module imports only from its own floor or below.
+FLOORS = ["data", "core", "io", "trunk", "explain", "evaluate", "train", "cli"]
+
+
+def _imported_floors(path: Path) -> list[tuple[int, str]]:
+    """``(line, floor)`` of every mcviz package a module imports (relative or absolute, at the top or
+    inside a function)."""
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts[:-1]) if path.name != "__init__.py" else list(rel.parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = parts[: len(parts) - (node.level - 1)]
+                full = base + (node.module.split(".") if node.module else [])
+            else:
+                full = (node.module or "").split(".")
+            names = [a.name for a in node.names]
+            if full[:1] == ["mcviz"]:
+                if len(full) > 1:
+                    found.append((node.lineno, full[1]))
+                else:  # from mcviz import data / from .. import data
+                    found += [(node.lineno, n) for n in names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[1]) for a in node.names
+                      if a.name.startswith("mcviz.") and len(a.name.split(".")) > 1]
+    return found
+
+
+def test_imports_run_down_the_floors():
+    """data -> core -> io -> trunk -> explain -> evaluate -> train -> cli: no import from a lower
+    floor reaches a higher one (and so no circle between floors)."""
+    upward = []
+    for p in sorted((REPO / "mcviz").rglob("*.py")):
+        parts = p.relative_to(REPO / "mcviz").parts
+        if len(parts) < 2 or parts[0] not in FLOORS:
+            continue
+        own = FLOORS.index(parts[0])
+        for line, floor in _imported_floors(p):
+            if floor in FLOORS and FLOORS.index(floor) > own:
+                upward.append(f"{_rel(p)}:{line} ({parts[0]} -> {floor})")
+    assert not upward, "imports up the floors:\n" + "\n".join(upward)

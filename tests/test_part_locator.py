@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from mcviz.core.part_locator import (CUB_PARTS, MIRROR, PartLocator, PartPrediction, default_locator_path,
-                                     load_locator, locator_fits, save_locator)
+from mcviz.core.part_locator import CUB_PARTS, MIRROR, PartLocator, PartPrediction
+from mcviz.io.locator_file import default_locator_path, load_locator, locator_fits, save_locator
 from mcviz.data.transforms import EvalTransform
 from mcviz.io.checkpoint import CheckpointError
 
@@ -75,7 +75,7 @@ def test_prediction_maps_back_to_the_photo_through_the_crop():
 
 def test_unit_targets_follow_the_crop_and_the_mirror(cub_root):
     from mcviz.data.cub import CUB
-    from mcviz.data.part_targets import image_size, mirrored, unit_targets
+    from mcviz.trunk.part_targets import image_size, mirrored, unit_targets
 
     cub = CUB(cub_root, "test", annotations=True)
     keep = list(range(12))

@@ -10,7 +10,7 @@ from mcviz import build_model, load_checkpoint
 from mcviz.cli import main
 from mcviz.data import EvalTransform, build
 from mcviz.core.models import input_norm
-from mcviz.data.trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_key
+from mcviz.trunk.cache import CachedFeatures, ViewTransform, build_cache, cache_key
 
 LITE = ["--dataset", "folder", "--backbone", "lite0", "--pretrained", "--freeze", "block5", "--image-size", "64",
         "--batch-size", "8", "--workers", "0", "--lr", "0.05", "--xi", "2"]
@@ -185,7 +185,7 @@ def test_one_cache_serves_a_deeper_freeze(tiny_folder, tmp_path, capsys):
 def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     from mcviz.data import CUB
     from mcviz.evaluate.localization import localize
-    from mcviz.data.trunk_cache import cache_folder
+    from mcviz.trunk.cache import cache_folder
 
     from .test_data import make_cub
 
@@ -257,7 +257,7 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
 def test_flip_averages_the_image_and_its_mirror_from_images_and_cache(tmp_path, capsys):
     """`mcviz eval --flip`: the mean of the class probabilities of each image and its mirror; from
     the images, and from a cache that `mcviz cache --flip` made (the same numbers)."""
-    from mcviz.data.trunk_cache import eval_source
+    from mcviz.trunk.cache import eval_source
     from mcviz.evaluate.accuracy import evaluate
 
     root, ck = _frozen_lite0_checkpoint(tmp_path)

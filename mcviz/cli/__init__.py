@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..memory import keep_freed_memory
 from . import consistency, evaluate, explain, locator, ood, train
 from .common import UserError

@@ -39,7 +39,7 @@ def cmd_eval(args, argv) -> int:
     from ..core.folding import for_inference
     from ..core.models import resolve_device
     from ..data.transforms import resize_for
-    from ..data.trunk_cache import eval_source
+    from ..trunk.cache import eval_source
     from ..evaluate.accuracy import evaluate
 
     model, meta = load(args.checkpoint)
@@ -101,7 +101,7 @@ def cmd_localize(args, argv) -> int:
     model, meta = load(args.checkpoint)
     locator = None
     if args.predicted_parts is not None:
-        from ..core.part_locator import default_locator_path, load_locator
+        from ..io.locator_file import default_locator_path, load_locator
         from ..io.checkpoint import CheckpointError
 
         try:
@@ -242,7 +242,7 @@ def add_cache(sub) -> None:
 
 def cmd_cache(args, argv) -> int:
     from .. import data as mdata
-    from ..data.trunk_cache import build_eval_cache
+    from ..trunk.cache import build_eval_cache
 
     model, meta = load(args.checkpoint)
     tf = mdata.EvalTransform.from_config(meta.input)

@@ -31,7 +31,7 @@ def add_explain(sub) -> None:
 
 def _locator(arg, meta):
     """``(locator, its metadata)`` for a CUB model, or None (another data set, 'none', or no file)."""
-    from ..core.part_locator import default_locator_path, load_locator
+    from ..io.locator_file import default_locator_path, load_locator
     from ..io.checkpoint import CheckpointError
 
     if meta.dataset != "cub" or arg == "none":

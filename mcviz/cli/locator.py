@@ -52,7 +52,7 @@ def cmd_train(args, argv) -> int:
 
 
 def cmd_eval(args, argv) -> int:
-    from ..core.part_locator import load_locator
+    from ..io.locator_file import load_locator
     from ..evaluate.part_locator import evaluate_locator, naming_agreement
     from ..io.checkpoint import CheckpointError
 

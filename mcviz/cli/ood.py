@@ -44,7 +44,7 @@ def split_class_scores(args, model, meta, device):
 
     from .. import data as mdata
     from ..core.folding import for_inference
-    from ..data.trunk_cache import eval_source
+    from ..trunk.cache import eval_source
     from ..evaluate.ood import split_logits
 
     try:
@@ -61,7 +61,7 @@ def _other_dataset_scores(args, model, meta, device):
 
     from .. import data as mdata
     from ..core.folding import for_inference
-    from ..data.trunk_cache import eval_inputs
+    from ..trunk.cache import eval_inputs
     from ..evaluate.ood import split_logits
 
     if not args.ood_root:

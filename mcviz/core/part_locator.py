@@ -15,34 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.cub import MIRROR, PART_NAMES
 from ..data.transforms import EvalTransform
 
-if TYPE_CHECKING:
-    from ..io.locator_file import LocatorMeta
+__all__ = ["CUB_PARTS", "MIRROR", "PartLocator", "PartPrediction", "as_annotations", "crop_to_image"]
 
-__all__ = ["CUB_PARTS", "MIRROR", "PartLocator", "PartPrediction", "as_annotations", "crop_to_image", "default_locator_path", "load_locator",
-           "locator_fits", "save_locator", "trunk_for"]
-
-# CUB-200-2011's parts/parts.txt, in its order
-CUB_PARTS = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
-             "right eye", "right leg", "right wing", "tail", "throat")
-# the part each part becomes in a mirror image (left and right swap)
-MIRROR = tuple(CUB_PARTS.index(p.replace("left", "#").replace("right", "left").replace("#", "right"))
-               for p in CUB_PARTS)
-
-
-def default_locator_path() -> Path:
-    """``$MCVIZ_PART_LOCATOR``, else the locator shipped in the repository's ``checkpoints/locator/``."""
-    import os
-
-    env = os.environ.get("MCVIZ_PART_LOCATOR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints" / "locator" / "cub-parts.safetensors"
+# CUB's 15 parts in parts.txt's order, and which each becomes in a mirror image (stated in mcviz.data.cub)
+CUB_PARTS = PART_NAMES
 
 
 def _block(cin: int, cout: int, k: int = 3, dilation: int = 1) -> nn.Sequential:
@@ -154,43 +139,3 @@ def crop_to_image(xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform,
     width and height."""
     scale = sizes / tf.resize
     return (xy + tf.offset) * scale[..., None, :], ((box.unflatten(-1, (2, 2)) + tf.offset) * scale[..., None, :]).flatten(-2)
-
-
-def trunk_for(meta: "LocatorMeta") -> nn.Module:
-    """The frozen pretrained trunk a locator reads (rebuilt from the weights package and checked
-    against the digest recorded at training)."""
-    from ..io.checkpoint import CheckpointError, body_digest
-    from .models import build_model
-
-    model = build_model(meta.backbone, 2, pretrained=True)
-    if body_digest(model, meta.layer) != meta.trunk_sha256:
-        raise CheckpointError("the part locator was trained on another trunk than the installed weights package")
-    return model.split_at(meta.layer)[0].eval()
-
-
-def locator_fits(meta: "LocatorMeta", model: nn.Module) -> bool:
-    """Whether ``model``'s body up to the locator's layer is the trunk it was trained on (then the
-    model's own block outputs feed it, and a photo costs only the head)."""
-    from ..io.checkpoint import body_digest
-
-    try:
-        return body_digest(model, meta.layer) == meta.trunk_sha256
-    except (ValueError, AttributeError):
-        return False
-
-
-def load_locator(path: Union[str, Path]) -> tuple[PartLocator, "LocatorMeta"]:
-    """A saved locator and its metadata (:mod:`mcviz.io.locator_file`); loading runs no code."""
-    from ..io.locator_file import read_locator
-
-    state, meta = read_locator(path)
-    locator = PartLocator(**meta.config)
-    locator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return locator.eval(), meta
-
-
-def save_locator(path: Union[str, Path], locator: PartLocator, meta: dict[str, Any]) -> None:
-    """The head's weights and ``meta`` (trunk, layer, input transform, the trunk's digest, training)."""
-    from ..io.locator_file import write_locator
-
-    write_locator(path, locator.state_dict(), {"config": locator.config(), **meta})

@@ -10,6 +10,12 @@ import torch
 from .base import DataError, ImageListDataset, readable_name, require_files
 
 NUM_PARTS = 15
+# CUB-200-2011's parts/parts.txt, in its order: stated once here (the reader checks the file against it)
+PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
+              "right eye", "right leg", "right wing", "tail", "throat")
+# the part each part becomes in a mirror image (left and right swap)
+MIRROR = tuple(PART_NAMES.index(p.replace("left", "#").replace("right", "left").replace("#", "right"))
+               for p in PART_NAMES)
 
 
 def _table(path: Path) -> list[list[str]]:
@@ -61,7 +67,10 @@ class CUB(ImageListDataset):
         self.annotations = annotations
         if annotations:
             boxes = {int(r[0]): [float(v) for v in r[1:5]] for r in _table(root / "bounding_boxes.txt")}
-            self.part_names = [" ".join(r[1:]) for r in sorted(_table(root / "parts/parts.txt"), key=lambda r: int(r[0]))]
+            names = [" ".join(r[1:]) for r in sorted(_table(root / "parts/parts.txt"), key=lambda r: int(r[0]))]
+            if tuple(names) != PART_NAMES:
+                raise DataError(f"CUB: {root / 'parts/parts.txt'} names other parts than CUB-200-2011's 15: {names}")
+            self.part_names = list(PART_NAMES)
             parts = torch.zeros(len(ids), NUM_PARTS, 3)
             pos = {i: k for k, i in enumerate(ids)}
             for r in _table(root / "parts/part_locs.txt"):

@@ -18,7 +18,7 @@ from ..data.transforms import cell_centre
 from ..io.files import atomic_write_bytes
 from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
-from ..data.trunk_cache import eval_inputs
+from ..trunk.cache import eval_inputs
 from ..io.checkpoint import as_meta
 from ..io.meta import CheckpointMeta
 

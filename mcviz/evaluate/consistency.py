@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
 from ..data.cub import CUB
-from ..data.trunk_cache import CachedFeatures, build_cache, cache_folder, default_cache_dir
+from ..trunk.cache import CachedFeatures, build_cache, cache_folder, default_cache_dir
 from ..io.files import atomic_write_bytes, load_side_file, side_path
 from ..io.meta import CheckpointMeta
 

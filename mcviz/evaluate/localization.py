@@ -20,8 +20,8 @@ from ..data import CUB, EvalTransform, random_subset
 from ..data.transforms import cell_centre
 from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
-from ..data.part_targets import image_size
-from ..data.trunk_cache import find_cache
+from ..trunk.part_targets import image_size
+from ..trunk.cache import find_cache
 from ..io.checkpoint import as_meta
 from ..io.meta import CheckpointMeta
 
@@ -181,7 +181,7 @@ def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test",
 def _locator_trunk(locator, model: MCNet, after: Optional[str], crop: int):
     """None when the inputs already are the output of the locator's trunk step (the cache), else
     the model's own body up to that step; refuses a locator of another trunk or crop."""
-    from ..core.part_locator import locator_fits
+    from ..io.locator_file import locator_fits
 
     meta = locator[1]
     if not locator_fits(meta, model) or meta.transform.crop != crop:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from ..core.folding import for_inference
 from ..core.models import channels_last
-from ..core.part_locator import CUB_PARTS, PartLocator, as_annotations, crop_to_image, trunk_for
+from ..core.part_locator import CUB_PARTS, PartLocator, as_annotations, crop_to_image
+from ..io.locator_file import trunk_for
 from ..io.locator_file import LocatorMeta
 from .parts import NO_PART, OFF_BIRD, categorise_peaks
 
@@ -71,7 +72,7 @@ def pck(pred_xy: torch.Tensor, parts: torch.Tensor, boxes: torch.Tensor, thresho
 def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: Optional[int] = None,
                      progress: bool = True, cache_dir: str = "") -> LocatorReport:
     """The locator's figures on CUB's test split (its trunk's cached outputs, built when missing)."""
-    from ..data.part_targets import locator_data
+    from ..trunk.part_targets import locator_data
 
     tf = meta.transform
     data = locator_data(root, "test", trunk_for(meta), tf, meta.backbone, meta.layer, cache_dir, limit, progress)

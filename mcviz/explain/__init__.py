@@ -14,18 +14,18 @@
 - :mod:`.methods` — the map methods, one module each, behind one interface (:mod:`.methods.base`);
   :mod:`.render` — overlays, PNG panels and plotly figures of the maps.
 
-Which CUB part a channel looks at is measured in :mod:`mcviz.evaluate.parts` (re-exported here).
+Which CUB part a channel looks at is measured in :mod:`mcviz.evaluate.parts` (a floor up: it runs
+the model over a data set).
 """
 
 from .explainer import ChannelMaps, ClassMaps, Diversity, Explainer, Prediction, Predictions
 from .ood import OODCalibration, OODVerdict, load_ood_calibration
 from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget, FeatureMethod, LayerMethod, MapMethod
-from ..evaluate.parts import ChannelParts, PartProfiles, load_part_profiles, part_profile
 from .effect import HeadAblation, channel_effects
 from .rankings import (RANKINGS, ChannelRanking, EffectRanking, class_channel_scores, compute_effect_ranking,
                        load_effect_ranking, top_channels)
 
-__all__ = ["CAM_CLASSES", "ChannelMaps", "ChannelMeanTarget", "ChannelParts", "ChannelRanking", "ClassMaps",
-           "Diversity", "EffectRanking", "Explainer", "FeatureMethod", "HeadAblation", "LayerMethod", "METHODS", "MapMethod", "OODCalibration", "OODVerdict", "PartProfiles", "Prediction", "Predictions",
+__all__ = ["CAM_CLASSES", "ChannelMaps", "ChannelMeanTarget", "ChannelRanking", "ClassMaps",
+           "Diversity", "EffectRanking", "Explainer", "FeatureMethod", "HeadAblation", "LayerMethod", "METHODS", "MapMethod", "OODCalibration", "OODVerdict", "Prediction", "Predictions",
            "RANKINGS", "channel_effects", "class_channel_scores", "compute_effect_ranking", "load_effect_ranking", "load_ood_calibration",
-           "load_part_profiles", "part_profile", "top_channels"]
+           "top_channels"]

@@ -151,7 +151,7 @@ def collect_pooled(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, 
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from ..data.trunk_cache import eval_source
+    from ..trunk.cache import eval_source
 
     ds, after = eval_source(model, meta, dataset, root, split, limit, use_cache, cache_dir)
     channels_last(model.eval())

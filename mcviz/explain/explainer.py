@@ -225,7 +225,8 @@ class Explainer:
         pixels of the model's crop. When the model's body up to the locator's step is the trunk the
         locator was trained on, its own pass feeds the locator (the photo costs only the head);
         otherwise the locator's own trunk runs."""
-        from ..core.part_locator import PartPrediction, locator_fits, trunk_for
+        from ..core.part_locator import PartPrediction
+        from ..io.locator_file import locator_fits, trunk_for
 
         x, _ = self.prepare(image)
         mid = self._forward(x)[1]

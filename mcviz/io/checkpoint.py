@@ -110,7 +110,7 @@ def save_checkpoint(
         meta = meta.to_dict()
     if "backbone" not in meta:
         raise ValueError("meta must name the backbone")
-    from .. import __version__
+    from .._version import __version__
 
     full = dict(meta)
     full.update(model_config(model, meta["backbone"]))

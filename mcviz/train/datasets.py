@@ -11,7 +11,7 @@ import torch
 
 from .. import data as mdata
 from ..core.models import MCNet, input_norm
-from ..data.trunk_cache import CachedFeatures, ViewTransform, build_cache, cache_folder, default_cache_dir
+from ..trunk.cache import CachedFeatures, ViewTransform, build_cache, cache_folder, default_cache_dir
 from .config import ConfigError, TrainConfig
 
 
@@ -38,7 +38,7 @@ def build_datasets(cfg: TrainConfig):
 
 
 def trunk_caches(cfg: TrainConfig, model: MCNet, evaltf, progress: bool = True):
-    """``(train, test)`` :class:`~mcviz.data.trunk_cache.CachedFeatures` of the body up to
+    """``(train, test)`` :class:`~mcviz.trunk.cache.CachedFeatures` of the body up to
     ``cfg.cache_layer or cfg.freeze`` under ``evaltf`` (:func:`build_datasets`' transform),
     built first where missing (shared by every run with the same trunk)."""
     layer = cfg.cache_layer or cfg.freeze

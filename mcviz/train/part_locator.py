@@ -22,8 +22,9 @@ from torchvision.ops import generalized_box_iou_loss
 from tqdm import tqdm
 
 from ..core.models import build_model, input_norm
-from ..core.part_locator import PartLocator, save_locator
-from ..data.part_targets import locator_data
+from ..core.part_locator import PartLocator
+from ..io.locator_file import save_locator
+from ..trunk.part_targets import locator_data
 from ..data.transforms import EvalTransform
 from ..io.checkpoint import body_digest
 from ..io.files import atomic_write_bytes

@@ -15,11 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..core.part_locator import MIRROR
-from . import build
-from .cub import CUB
-from .transforms import EvalTransform
-from .trunk_cache import ViewTransform, build_cache, cache_folder, default_cache_dir
+from ..data import build
+from ..data.cub import CUB, MIRROR
+from ..data.transforms import EvalTransform
+from .cache import ViewTransform, build_cache, cache_folder, default_cache_dir
 
 __all__ = ["LocatorData", "image_size", "locator_data", "mirrored", "unit_targets"]
 

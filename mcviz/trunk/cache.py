@@ -35,8 +35,8 @@ from ..core.folding import for_inference
 from ..core.models import channels_last
 from ..io.files import atomic_write_bytes
 from ..io.meta import CheckpointMeta
-from .base import epoch_generator, random_subset
-from .transforms import EvalTransform
+from ..data.base import epoch_generator, random_subset
+from ..data.transforms import EvalTransform
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
            "build_eval_cache", "eval_source", "find_cache", "is_complete"]
@@ -261,7 +261,7 @@ def eval_source(model: nn.Module, meta: CheckpointMeta, dataset: str, root: str,
     With ``flip`` each input is ``(2, ...)``: the view and its mirror. ``limit`` draws the same
     random subset either way."""
     from ..io.checkpoint import as_meta
-    from . import build
+    from ..data import build
 
     meta = as_meta(meta, model)
     tf = EvalTransform.from_config(meta.input)
