@@ -19,7 +19,7 @@ from mcviz.explain import Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
 from mcviz.explain.rankings import available_rankings, load_effect_ranking, ranking_scores
 from mcviz.io import ATLAS, PARTS, RANKING, CheckpointError, CheckpointMeta, read_metadata, side_path
-from mcviz.serving import SerialWork
+from serial_work import SerialWork
 
 
 def _mtime(path: Path) -> float:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from mcviz.data import IMAGE_SUFFIXES
 from mcviz.io.locator_file import default_locator_path
-from mcviz.serving import serving_threads
+from serial_work import serving_threads
 
 APP_DIR = Path(__file__).resolve().parent
 REPO = APP_DIR.parent

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+import tomllib
 import sys
 from pathlib import Path
 
@@ -151,3 +152,25 @@ def test_imports_run_down_the_floors():
             if floor in FLOORS and FLOORS.index(floor) > own:
                 upward.append(f"{_rel(p)}:{line} ({parts[0]} -> {floor})")
     assert not upward, "imports up the floors:\n" + "\n".join(upward)
+
+
+def test_the_library_and_its_cli_need_neither_streamlit_nor_plotly():
+    """`pip install .` leaves the app's packages out (they are the `app` extra): importing every module
+    of the library and running `mcviz --help` must not need them."""
+    code = ("import sys, importlib, pkgutil\n"
+            "sys.modules['streamlit'] = None; sys.modules['plotly'] = None  # importing either now fails\n"
+            "import mcviz\n"
+            "for m in pkgutil.walk_packages(mcviz.__path__, 'mcviz.'):\n"
+            "    if m.name != 'mcviz.__main__':  # that one runs the CLI\n"
+            "        importlib.import_module(m.name)\n"
+            "from mcviz.cli import main\n"
+            "try:\n"
+            "    main(['--help'])\n"
+            "except SystemExit as e:\n"
+            "    assert e.code == 0\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "calibrate-ood" in out.stdout and "consistency" in out.stdout
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not [d for d in deps["dependencies"] if d.startswith(("streamlit", "plotly"))]
+    assert any(d.startswith("streamlit") for d in deps["optional-dependencies"]["app"])

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mcviz.serving import SerialWork
+from serial_work import SerialWork
 
 
 def test_concurrent_jobs_never_overlap_and_keep_arrival_order():
