@@ -19,13 +19,13 @@ import json
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from mcviz.io import file_sha256, load_checkpoint
 from mcviz.explain.effect import HeadAblation, collect_pooled
 from mcviz.explain.rankings import own_in_top
 from mcviz.evaluate.faithfulness import deletion_curves, ranking_scores
 from results_models import OWN_FLOOR
+
+REPO = Path(__file__).resolve().parents[1]
 
 KS = (1, 3, 10)
 TARGET_OWN = ("cub-mc", "cub-mc-anchor")  # issue 20: own channels >= OWN_FLOOR of the top 10 for these

@@ -10,7 +10,6 @@ of `python benchmarks/part_locator.py`), and the size of the shipped file.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from results_models import REPO, default_model
 

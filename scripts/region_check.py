@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 from mcviz.io.checkpoint import load_checkpoint
 from mcviz.data import CUB, EvalTransform
 from mcviz.train.diversity import threshold_region
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from results_models import BOX_FLOOR, FROZEN_224, OWN_FLOOR, PARTS_FLOOR, REPO, RUNS_DOC, fmt
+from results_models import BOX_FLOOR, FROZEN_224, OWN_FLOOR, PARTS_FLOOR, RUNS_DOC, fmt
 
 LEVER_DOC = RUNS_DOC / "levers"
 # (run, what it changes from the row it follows); the first row is the shipped CE model.

@@ -15,9 +15,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:

@@ -73,7 +73,7 @@ def test_explain_reports_a_missing_path_and_goes_on(tmp_path, capsys):
 
 
 def test_explain_names_the_usual_part_of_each_channel(tmp_path, capsys):
-    from .test_app import NAMES, _profile_for, _save
+    from .test_app import _profile_for, _save
 
     ck = tmp_path / "parts.safetensors"
     _save(ck, "mc", 0)

@@ -18,7 +18,7 @@ import torchvision
 from torchvision.models.resnet import BasicBlock
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .class_head import CLASS_HEADS, ClassConnected, class_connected_head
+from .class_head import CLASS_HEADS, class_connected_head
 from .groups import ChannelGroups
 from .loss import discriminality_logits
 from .pretrained import LITE_MEAN, LITE_STD, PretrainedUnavailable, efficientnet_lite

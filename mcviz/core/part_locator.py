@@ -14,12 +14,10 @@ them to any image's pixels through the crop's geometry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data.cub import MIRROR, PART_NAMES
 from ..data.transforms import EvalTransform
