@@ -56,7 +56,38 @@ def ood() -> str:
     return "; ".join(said)
 
 
-FIGURES = {"summary": summary, "default_training": default_training, "ood": ood}
+def _final_top1(run: str, folder: str = "levers"):
+    """The final epoch's top-1 of a run (docs/runs/FOLDER/NAME.metrics.jsonl), or None."""
+    import json
+
+    f = REPO / "docs" / "runs" / folder / f"{run}.metrics.jsonl"
+    if not f.exists():
+        return None
+    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return next((float(r["top1"]) for r in reversed(rows) if "top1" in r), None)
+
+
+def ce_control() -> str:
+    """The default against CE with the same levers (block 6 trained, distilled from cub-ce)."""
+    default = [v for v in (_final_top1("cc-avg-x3-anchor-mu03-b6-kd3"), _final_top1("cc-avg-x3-anchor-mu03-b6-kd3-s1"))
+               if v is not None]
+    control = [v for v in (_final_top1("ce-s288-b6-kd3"), _final_top1("ce-s288-b6-kd3-s1")) if v is not None]
+    plain = [float(read_metadata(REPO / "checkpoints" / "cub-ce.safetensors").metrics.top1)]
+    second = _final_top1("cub-ce-s1", ".")  # the shipped CE recipe's second seed
+    plain += [second] if second is not None else []
+
+    def said(vals):
+        return " / ".join(f"{v:.2f}" for v in vals) + (f" (mean {sum(vals) / len(vals):.2f})" if len(vals) > 1 else "")
+    text = f"`{default_model()}` {said(default)} %, plain CE (`cub-ce`) {said(plain)} %"
+    if control:
+        text += (f", CE with the default's levers (block 6 trained, distilled from `cub-ce`: `ce-s288-b6-kd3`) "
+                 f"{said(control)} % ({len(control)} seed{'s' if len(control) > 1 else ''})")
+    else:
+        text += "; CE with the default's levers not measured yet"
+    return text
+
+
+FIGURES = {"summary": summary, "default_training": default_training, "ood": ood, "ce_control": ce_control}
 
 
 def fill(text: str) -> str:
