@@ -334,7 +334,9 @@ def write_checkpoints_readme(ckpts) -> None:
     lines += ["", f"All {len(shipped)} files: {total / 1e6:.1f} MB.", "",
               "Beside each checkpoint: `NAME.ranking.json`, every channel's effect on every class (`mcviz rank`; "
               "the app's Channels page ranks by it), and for the CUB models `NAME.parts.json` / `.parts.png`, the "
-              "part each channel looks at (`mcviz parts`); the default model also ships its channel atlas "
+              "part each channel looks at (`mcviz parts`), and their part consistency and stability (`mcviz "
+              "consistency`, where measured); every model's out-of-distribution threshold, `NAME.ood.json` (`mcviz "
+              "calibrate-ood`, `docs/ood.md`); the default model also ships its channel atlas "
               f"(`mcviz atlas`). These {len(side)} files: {sum(f.stat().st_size for f in side) / 1e6:.1f} MB.", "",
               "Exact commands (run from the repository root; `scripts/train_checkpoints.sh` runs them all "
               "and copies `runs/NAME/last.safetensors` here):", "", *cmds, "", *locator_lines(),

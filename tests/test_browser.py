@@ -37,6 +37,23 @@ def browser():
         b.close()
 
 
+def _pick_option(page, box, n: int, tries: int = 3) -> None:
+    """Open a selectbox and click its n-th option; a rerun that lands between the two closes the list,
+    so open it again (a busy machine makes that likely)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for k in range(tries):
+        box.click()
+        try:
+            page.get_by_role("option").nth(n).click(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            if k == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)
+
+
 def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     out = REPO / "test-output"
     out.mkdir(exist_ok=True)
@@ -106,8 +123,7 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
 
     # a CUB gallery image: every channel map names its part, and the peaks are named in this image
     page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)
-    page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image").click()
-    page.get_by_role("option").nth(1).click()
+    _pick_option(page, page.locator("[data-testid=stSelectbox]").filter(has_text="pick a CUB test image"), 1)
     page.get_by_text("(CUB's annotated parts):").wait_for(timeout=120_000)
     # the uploader no longer names the uploaded file once a gallery image is in use
     from playwright.sync_api import expect
