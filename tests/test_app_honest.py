@@ -195,3 +195,16 @@ def test_start_script_takes_the_port_from_the_environment():
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     assert Path(REPO / ".venv").exists()
+
+
+def test_each_channel_carries_its_consistency_and_stability(app):
+    import json
+
+    at = upload(app, *real_photo())
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]][:3]
+    assert all("consistent" in t and "stable" in t for t in titles), titles
+    assert "**Consistent channels**" in _markdown(at) and "Huang et al. 2023" in _markdown(at)
+    at.switch_page("pages/channels.py").run()
+    table = at.dataframe[0].value
+    assert "stability" in table.columns and table["stability"].str.endswith("%").all()
