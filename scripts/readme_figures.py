@@ -1,5 +1,6 @@
-"""Fills the README's generated figures (between ``<!-- figures:NAME -->`` and ``<!-- /figures -->``)
-from the shipped checkpoints' recorded metrics, so that the README cannot drift from them.
+"""Fills the generated figures of the README and the docs pages in :data:`FILES` (between
+``<!-- figures:NAME -->`` and ``<!-- /figures -->``) from the shipped checkpoints' recorded metrics and
+run records, so that they cannot drift from them.
 
 Usage: python scripts/readme_figures.py        (scripts/results.py runs it too)
 """
@@ -99,10 +100,15 @@ def fill(text: str) -> str:
     return MARK.sub(one, text)
 
 
+# the pages that carry generated figures
+FILES = ("README.md", "docs/app.md", "docs/findings.md")
+
+
 def main() -> None:
-    readme = REPO / "README.md"
-    readme.write_text(fill(readme.read_text()))
-    print("README.md figures filled")
+    for name in FILES:
+        path = REPO / name
+        path.write_text(fill(path.read_text()))
+    print(f"figures filled in {', '.join(FILES)}")
 
 
 if __name__ == "__main__":

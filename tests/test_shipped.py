@@ -62,4 +62,6 @@ def test_the_readme_figures_are_the_recorded_ones():
 
     text = (REPO / "README.md").read_text()
     assert "<!-- figures:summary -->" in text and "<!-- figures:default_training -->" in text
-    assert readme_figures.fill(text) == text, "run python scripts/readme_figures.py"
+    for name in readme_figures.FILES:
+        page = (REPO / name).read_text()
+        assert readme_figures.fill(page) == page, f"{name}: run python scripts/readme_figures.py"
