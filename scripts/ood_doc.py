@@ -59,6 +59,11 @@ def missed_lines() -> list[str]:
     return out
 
 
+def _benchmark() -> list[str]:
+    f = RECORDS / "benchmark.txt"
+    return f.read_text().splitlines() if f.exists() else ["(not measured yet)"]
+
+
 def main() -> None:
     text = [
         "# Is the photo of what the model knows? The out-of-distribution check",
@@ -96,6 +101,13 @@ def main() -> None:
         "",
         f"Targets for the app's default models: at most {TARGETS['own']:.0%} of their own test photos flagged,",
         f"at least {TARGETS['cross']:.0%} of the other data set's and {TARGETS['other']:.0%} of the other photos.",
+        "",
+        "## Its cost",
+        "",
+        "`python benchmarks/ood_check.py` (predictions with and without the check, side by side; last run,",
+        "on a machine busy with training, so the two whole-prediction rows differ by noise):",
+        "",
+        *["    " + line for line in _benchmark()],
         "",
         "## What it misses, and what it cannot catch",
         "",

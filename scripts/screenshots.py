@@ -6,12 +6,14 @@ Starts the app, drives Debian's chromium with Playwright, uploads a CUB test pho
 parts the part locator predicts on it (explore-predicted-parts.png) and, for a class-connected
 default, the prediction as its channels' evidence (explore-evidence.png), then picks a gallery image
 to show its annotated parts beside the predicted ones (explore-parts.png) on every page, and
-switches that class's top 10 channels off (explore-switch-off.png).
+switches that class's top channels off (explore-switch-off.png); last, a portrait, which gets the
+out-of-distribution warning and no bird parts (explore-ood.png).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:
     page.get_by_text(f"Maps computed for {photo.name}").wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / "explore.png"))
-    # the default model is class-connected: the prediction and the runner-up as their channels' evidence
+    # the default model is class-connected: the class picked and the top prediction as their channels' evidence
     evidence = page.get_by_text("Why this prediction: each channel's evidence")
     if evidence.count():
         evidence.evaluate("e => e.scrollIntoView({block: 'start'})")
@@ -51,12 +53,29 @@ def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:
     page.wait_for_timeout(1500)
     page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
-    # the class's top 10 channels by effect switched off: the new prediction beside the old
-    page.get_by_text("and its top 10 channels by effect").click()
-    page.get_by_text("10 channel(s) off").wait_for(timeout=60_000)
+    # the class's top channels by effect switched off: the new prediction beside the old
+    toggle = page.get_by_text(re.compile(r"and its top \d+ channels by effect"))
+    n = re.search(r"top (\d+)", toggle.text_content()).group(1)
+    toggle.click()
+    page.get_by_text(f"{n} channel(s) off").wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.get_by_text("Switch channels off").scroll_into_view_if_needed()
     page.screenshot(path=str(out / "explore-switch-off.png"))
+
+
+def portrait_page(page, out: Path) -> None:
+    """A portrait under the default bird model: the warning, the maps, and no bird parts."""
+    import importlib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        portrait = next(p for p in importlib.import_module("other_photos").write(tmp)
+                        if p.name == "person-grace_hopper.png")
+        page.locator("input[type=file]").first.set_input_files(str(portrait))
+        page.get_by_text(f"Maps computed for {portrait.name}").wait_for(timeout=120_000)
+    page.get_by_text("no parts named").wait_for(timeout=60_000)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / "explore-ood.png"))
 
 
 def main() -> None:
@@ -78,6 +97,7 @@ def main() -> None:
         page.goto(url)
         page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
         explore_pages(page, photo, out, args.gallery)
+        portrait_page(page, out)
         for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
                              ("Models", "Every checkpoint this app finds")):
             page.get_by_role("link", name=name).click()
