@@ -130,3 +130,12 @@ def test_the_cli_measures_real_photos(cub_root, capsys):
     assert rec["images"] == 12 and rec["channels"] == 3  # the first 12 test photos are all of class 1
     assert 0 <= rec["consistency"] <= 100 and 0 <= rec["stability"] <= 100
     assert main(["consistency", str(REPO / "checkpoints" / "cars-mc-cc.safetensors"), "--root", str(cub_root)]) == 2
+
+
+def test_smoothing_moves_the_argmax_from_a_spike_to_a_broad_peak():
+    m = np.zeros((14, 14), np.float32)
+    m[2, 2] = 1.0  # a one-cell spike, top left
+    m[9:12, 9:12] = 0.8  # a broad peak, bottom right
+    parts = _parts({0: (int(2.5 * S / 14), int(2.5 * S / 14)), 1: (int(10.5 * S / 14), int(10.5 * S / 14))})
+    assert part_hits(m[None], parts, S, 20)[0].nonzero()[0].tolist() == [0]
+    assert part_hits(m[None], parts, S, 20, smooth=1.0)[0].nonzero()[0].tolist() == [1]

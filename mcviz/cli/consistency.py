@@ -15,6 +15,9 @@ def add_consistency(sub) -> None:
     p.add_argument("--size", type=int, default=288, help="box crops squashed to SIZE x SIZE (default 288; the "
                                                          "protocol's papers use 224 on full-size photos)")
     p.add_argument("--limit", type=int, default=None, help="the first N test photos only (a quick look; not saved)")
+    p.add_argument("--smooth", type=float, default=0.0, metavar="CELLS",
+                   help="blur each map by a Gaussian of CELLS feature cells before its argmax (not the protocol: a "
+                        "lever for stability; not saved)")
     p.add_argument("--cache-dir", default=None, help="where the frozen trunk's outputs are cached (default "
                                                      "$MCVIZ_CACHE or .cache/trunk)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -34,12 +37,13 @@ def cmd_consistency(args, argv) -> int:
                         "annotations")
     try:
         r = consistency_report(model, meta, args.root, file_sha256(args.checkpoint), args.size, args.cache_dir,
-                               args.batch_size, args.workers, args.limit)
+                               args.batch_size, args.workers, args.limit, args.smooth)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    saved = None if args.limit else save_consistency(r, args.checkpoint)
+    saved = None if args.limit or args.smooth else save_consistency(r, args.checkpoint)
     print(f"{args.checkpoint}: consistency {r.consistency:.1f} % of {len(r.channels)} channels, stability "
-          f"{r.stability:.1f} % ({r.images} CUB test photos, box crops at {r.size} px)"
+          f"{r.stability:.1f} % ({r.images} CUB test photos, box crops at {r.size} px"
+          + (f", maps blurred by {r.smooth:g} cells" if r.smooth else "") + ")"
           + (f" -> {saved}" if saved else ""))
     parts: dict[str, int] = {}
     for c in r.channels:
@@ -50,6 +54,6 @@ def cmd_consistency(args, argv) -> int:
                                                                                            key=lambda t: -t[1])))
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "consistency": r.consistency, "stability": r.stability,
-                          "images": r.images, "size": r.size, "channels": len(r.channels),
+                          "images": r.images, "size": r.size, "channels": len(r.channels), "smooth": r.smooth,
                           "consistent_by_part": parts}))
     return 0

@@ -92,13 +92,18 @@ def box_parts(cub: CUB, size: int) -> np.ndarray:
     return out
 
 
-def part_hits(maps: np.ndarray, parts: np.ndarray, size: int, half: int) -> np.ndarray:
+def part_hits(maps: np.ndarray, parts: np.ndarray, size: int, half: int, smooth: float = 0.0) -> np.ndarray:
     """``(k, 15)`` bool: the visible parts (``parts``: ``(15, 3)`` of one photo) inside the square of
-    half-side ``half`` around each of the ``k`` maps' argmax, after bicubic upsampling to ``size``."""
+    half-side ``half`` around each of the ``k`` maps' argmax, after bicubic upsampling to ``size``.
+    ``smooth`` > 0 blurs each map first (a Gaussian of that many feature cells; not the protocol's,
+    a lever for stability: a flat map's argmax jumps between near-equal cells)."""
     hits = np.zeros((len(maps), len(parts)), bool)
     vis = parts[:, 2] > 0
     for j, m in enumerate(maps):
-        up = cv2.resize(np.asarray(m, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        m = np.asarray(m, np.float32)
+        if smooth > 0:
+            m = cv2.GaussianBlur(m, (0, 0), smooth)
+        up = cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)
         y, x = divmod(int(np.argmax(up)), size)  # the first maximum in row-major order
         y1, y2, x1, x2 = max(0, y - half), min(size, y + half), max(0, x - half), min(size, x + half)
         hits[j] = vis & (parts[:, 0] >= x1) & (parts[:, 0] <= x2) & (parts[:, 1] >= y1) & (parts[:, 1] <= y2)
@@ -127,6 +132,7 @@ class ConsistencyReport:
     stability: float  # % averaged over channels
     channels: list[ChannelConsistency] = field(default_factory=list)
     format: str = FORMAT
+    smooth: float = 0.0  # the maps' blur in cells before the argmax (0: the protocol as published)
 
     def of(self, channel: int) -> Optional[ChannelConsistency]:
         return next((c for c in self.channels if c.channel == channel), None)
@@ -191,9 +197,9 @@ def _inputs(model: MCNet, meta: CheckpointMeta, cub: CUB, views: BoxCropViews, c
 @torch.no_grad()
 def consistency_report(model: MCNet, meta: CheckpointMeta, root: str | Path, checkpoint_sha256: str = "",
                        size: int = 288, cache_dir: Optional[str] = None, batch_size: int = 32, workers: int = 2,
-                       limit: Optional[int] = None) -> ConsistencyReport:
+                       limit: Optional[int] = None, smooth: float = 0.0) -> ConsistencyReport:
     """Consistency and stability of every class's channels over CUB's test split (``limit``: the
-    first N photos only, for a quick look)."""
+    first N photos only, for a quick look; ``smooth``: see :func:`part_hits`)."""
     cub = CUB(root, "test", annotations=True)
     if len(cub.classes) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but CUB at {root} has {len(cub.classes)}")
@@ -217,13 +223,13 @@ def consistency_report(model: MCNet, meta: CheckpointMeta, root: str | Path, che
         for k in range(b):
             c = int(y[k])
             chans = channels[c]
-            hits[c].append(part_hits(f[k, 0, chans], parts[i + k], size, half))
-            noisy[c].append(part_hits(f[k, 1, chans], parts[i + k], size, half))
+            hits[c].append(part_hits(f[k, 0, chans], parts[i + k], size, half, smooth))
+            noisy[c].append(part_hits(f[k, 1, chans], parts[i + k], size, half, smooth))
         i += b
     visible = {c: parts[:n][np.asarray(cub.targets[:n]) == c, :, 2] > 0 for c in channels}
     per = summarise(hits, noisy, visible, channels, cub.part_names)
     return ConsistencyReport(checkpoint_sha256, size, n, round(100 * float(np.mean([p.consistent for p in per])), 2),
-                             round(100 * float(np.mean([p.stability for p in per])), 2), per)
+                             round(100 * float(np.mean([p.stability for p in per])), 2), per, smooth=smooth)
 
 
 def consistency_path(checkpoint: str | Path) -> Path:
