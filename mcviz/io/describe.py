@@ -97,6 +97,8 @@ def training_name(meta: CheckpointMeta) -> str:
     if teacher and meta.hparam("distill_weight"):
         words.append(f"distilled from {Path(teacher).name.removesuffix('.safetensors')} (weight "
                      f"{meta.hparam('distill_weight'):g}, T = {meta.hparam('distill_temperature', 4.0):g})")
+    if meta.hparam("part_guide"):
+        words.append(f"part-guided (weight {meta.hparam('part_guide'):g}: uses CUB's part annotations)")
     return "; ".join(words) or "trained from scratch"
 
 

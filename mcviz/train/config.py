@@ -117,6 +117,12 @@ class TrainConfig:
     distill_weight: float = _opt(0.0, "weight of the distillation term (T^2 x KL of the softened probabilities; "
                                  "0: off)", metavar="A")
     distill_temperature: float = _opt(4.0, "softmax temperature T of the distillation term", metavar="T")
+    # beyond the paper, and with CUB's part annotations: each of a class's channels pulled toward its own part
+    part_guide: float = _opt(0.0, "weight of the part-guided term: each of a class's channels is pulled toward a "
+                                  "part of its own (head, body, wing, tail; CUB only, with --freeze; uses CUB's part "
+                                  "annotations, which the paper's MC-Loss does not)", metavar="B")
+    part_guide_sigma: float = _opt(1.0, "width in feature cells of the part-guided term's Gaussian target",
+                                   metavar="CELLS")
     seed: int = _opt(0)
     workers: int = _opt(2, hparam=False, machine=True)
     limit: Optional[int] = _opt(None, "use a random subset of N images per split")
@@ -154,6 +160,9 @@ def _check_basics(cfg: TrainConfig) -> None:
         raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
     if bool(cfg.distill) != bool(cfg.distill_weight):
         raise ValueError("--distill CKPT and --distill-weight A > 0 go together")
+    if cfg.part_guide and (cfg.dataset != "cub" or not cfg.freeze or cfg.variant == "mc-soft" or cfg.mixup):
+        raise ValueError("--part-guide needs CUB's part annotations and the cached views of a --freeze run "
+                         "(not mc-soft, not --mixup)")
 
 
 def _check_combinations(cfg: TrainConfig) -> None:

@@ -59,6 +59,11 @@ def trunk_caches(cfg: TrainConfig, model: MCNet, evaltf, progress: bool = True):
     return out[0], out[1]
 
 
+def guide_samples(cfg: TrainConfig, evaltf) -> list:
+    """The training photos of a --freeze run, in its cache's order (the part guide's targets follow it)."""
+    return limited(mdata.build(cfg.dataset, cfg.root, "train", min_side=evaltf.resize), cfg.limit, cfg.seed).samples
+
+
 def freeze_trunk(model: MCNet, layer: str, cache_layer: str = "") -> None:
     """No gradient for the body up to and including ``layer`` (whose outputs, or those of the
     earlier ``cache_layer``, are cached)."""

@@ -16,7 +16,6 @@ import os
 import random
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -39,9 +38,12 @@ from ..evaluate.accuracy import evaluate
 from ..io.checkpoint import save_checkpoint
 from ..io.files import atomic_write_bytes
 from .config import HPARAMS, TrainConfig
-from .datasets import build_datasets, freeze_trunk, trunk_caches
+from .datasets import build_datasets, freeze_trunk, guide_samples, trunk_caches
 from .diversity import anchor_region, frozen_copy, lam_at
 from .distill import distill_term, load_teacher
+from .mixup import mixed
+from .schedule import extend_schedule, make_schedule
+from .part_guide import PartGuide, guide_term
 from .state import load_state, read_metrics, rng_state, save_state, set_rng_state
 
 
@@ -70,20 +72,6 @@ class _TrainForward(nn.Module):
         return feats, self.model.classify(feats), None
 
 
-def _make_schedule(opt, cfg: TrainConfig):
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(cfg.epochs * 0.5), int(cfg.epochs * 0.75)], gamma=0.1)
-
-
-def _extend_schedule(sched, cfg: TrainConfig) -> None:
-    """After resuming with a larger --epochs, stretch the schedule to the new length."""
-    if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR):
-        sched.T_max = cfg.epochs
-    else:
-        sched.milestones = Counter([int(cfg.epochs * 0.5), int(cfg.epochs * 0.75)])
-
-
 @dataclass
 class _Run:
     """Everything one training run holds between epochs."""
@@ -110,6 +98,7 @@ class _Run:
     scaler: Any = None
     soft_max: int = 0  # mc-soft: a class owns at most this many channels (2 x the initial group size)
     teacher: Optional[MCNet] = None  # --distill: the checkpoint whose softened probabilities the model learns
+    guide: Optional[PartGuide] = None  # --part-guide: each own channel's part in every training view
 
     @property
     def main(self) -> bool:
@@ -167,7 +156,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     opt = _optimizer(cfg, model)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    run = _Run(cfg, model, _TrainForward(model, after), opt, _make_schedule(opt, cfg), mc_loss, train_ds,
+    run = _Run(cfg, model, _TrainForward(model, after), opt, make_schedule(opt, cfg), mc_loss, train_ds,
                DataLoader(test_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=0 if after else cfg.workers,
                           pin_memory=device.type == "cuda"),
                classes, evaltf, device, out, rank, world, after=after, use_amp=use_amp, amp_dtype=amp_dtype,
@@ -175,6 +164,9 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
                soft_max=2 * max(model.groups.sizes))  # fixed from the initial groups: regrouping must not raise it
     if cfg.distill:
         run.teacher = load_teacher(cfg, model, classes, after, device)
+    if cfg.part_guide:
+        run.guide, train_ds.with_index = PartGuide.build(cfg.root, model.groups, evaltf, guide_samples(cfg, evaltf),
+                                                         cfg.part_guide_sigma), True
     if state is not None:
         _load_run_state(run, state)
     if run.main:
@@ -194,7 +186,7 @@ def _load_run_state(run: _Run, state: dict[str, Any]) -> None:
         run.model.groups = run.regroup()
     run.opt.load_state_dict(state["optimizer"])
     run.sched.load_state_dict(state["scheduler"])
-    _extend_schedule(run.sched, run.cfg)
+    extend_schedule(run.sched, run.cfg)
     run.start_epoch = int(state["epoch"])
     if "anchor" in state:
         run.anchor = frozen_copy(run.model, state["anchor"])
@@ -217,17 +209,6 @@ def _train_loader(run: _Run, epoch: int) -> DataLoader:
                       pin_memory=pin, drop_last=len(run.train_ds) > cfg.batch_size)
 
 
-def _mixed(cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Mixup (Zhang et al., 2018): the batch blended with itself in a random order, weight ~
-    Beta(a, a); at the cached layer when the body is frozen (manifold mixup). Returns ``(inputs,
-    the partner's labels, weight of the own labels)``; without ``--mixup`` the batch as it is."""
-    if cfg.mixup <= 0:
-        return x, y, 1.0
-    lam = random.betavariate(cfg.mixup, cfg.mixup)
-    perm = torch.randperm(len(x), device=x.device)
-    return lam * x + (1 - lam) * x[perm], y[perm], lam
-
-
 def _mc_terms(run: _Run, x: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, y_b: torch.Tensor, lam: float):
     """The MC-Loss of the step (``lam``-weighted over both label sets of a mixed batch, one CWA
     mask for both)."""
@@ -245,10 +226,11 @@ def _mc_terms(run: _Run, x: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, 
                         div=lam * a.div + (1 - lam) * b.div, logits=a.logits)
 
 
-def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    """One optimiser step; returns ``(loss, ce, logits, terms)``."""
+def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor, where=None) -> tuple[torch.Tensor, ...]:
+    """One optimiser step (``where``: the photos' indices and views, for --part-guide); returns
+    ``(loss, ce, logits, terms)``."""
     cfg, mc_loss = run.cfg, run.mc_loss
-    x, y_b, lam = _mixed(cfg, channels_last(x), y)
+    x, y_b, lam = mixed(cfg, channels_last(x), y)
     with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
         feats, logits, se_w = run.fwd(x)
     ce = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -260,6 +242,10 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
                           run.device.type, run.amp_dtype, run.use_amp)
         loss = loss + cfg.distill_weight * kd
         terms["kd"] = float(kd.detach())
+    if run.guide is not None:
+        guide = guide_term(feats, y, *where, run.guide, run.model.groups)
+        loss = loss + cfg.part_guide * guide
+        terms["guide"] = float(guide.detach())
     if run.model.soft:
         # Eq. 12: CE + mu * L_MC (on the current regrouping) + L_intra + L_inter
         mc_loss.groups = run.regroup()
@@ -298,12 +284,14 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[dict[str, float], int]:
         sums.update(intra=0.0, inter=0.0)
     if run.teacher is not None:
         sums["kd"] = 0.0
+    if run.guide is not None:
+        sums["guide"] = 0.0
     steps = 0
     bar = tqdm(_train_loader(run, epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not run.main,
                file=sys.stderr, dynamic_ncols=True)
     for batch in bar:
         x, y = batch[0].to(run.device, non_blocking=True), batch[1].to(run.device, non_blocking=True)
-        loss, ce, logits, terms = _train_step(run, x, y)
+        loss, ce, logits, terms = _train_step(run, x, y, batch[2:] if run.guide is not None else None)
         loss_value = float(loss)
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"the loss became {loss_value} at epoch {epoch + 1}; lower --lr")

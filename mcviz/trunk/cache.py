@@ -186,6 +186,7 @@ class CachedFeatures(Dataset):
         self.targets = self.labels.tolist()
         self.views = self.feats.shape[1]
         self.seed = seed
+        self.with_index = False  # items (features, label, index, view): a term that needs the photo's targets
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -198,6 +199,8 @@ class CachedFeatures(Dataset):
     def __getitem__(self, i: int):
         v = slice(None) if self.all_views else self.view_of[i]
         x = torch.from_numpy(np.array(self.feats[i, v], dtype=np.float32))
+        if self.with_index:
+            return x, int(self.labels[i]), i, -1 if self.all_views else v
         return x, int(self.labels[i])
 
 
