@@ -15,14 +15,19 @@ RECORDS = REPO / "docs" / "runs" / "consistency"
 
 
 def rows() -> list[str]:
-    out = ["| model | consistency | stability | consistent channels by the part they hold |", "|---|---|---|---|"]
+    out = ["| model | maps blurred (cells) | consistency | stability | consistent channels by the part they hold |",
+           "|---|---|---|---|---|"]
     for p in sorted(RECORDS.glob("*.json")):
+        if not p.read_text().strip():
+            continue
         try:
             r = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
         parts = ", ".join(f"{k} {v}" for k, v in sorted(r["consistent_by_part"].items(), key=lambda t: -t[1])[:5])
-        out.append(f"| `{p.stem}` | {r['consistency']:.1f} % of {r['channels']} | {r['stability']:.1f} % | {parts} |")
+        name = p.stem.split(".")[0]
+        out.append(f"| `{name}` | {r.get('smooth') or '–'} | {r['consistency']:.1f} % of {r['channels']} | "
+                   f"{r['stability']:.1f} % | {parts} |")
     return out
 
 
@@ -65,6 +70,11 @@ def main() -> None:
         "shrunk to 160 px on the shorter side, so a box crop is upscaled to 288 px, and the channels are",
         "those of EfficientNet-Lite0's 18 x 18 maps. The published tables were not reachable from this",
         "machine, so their figures are not copied here.",
+        "",
+        "A blurred row is not the protocol: `mcviz consistency --smooth CELLS` blurs each map by a Gaussian",
+        "of that many feature cells before its argmax, a lever for stability (the maps are flat: the second",
+        "highest cell is nearly the highest, so the noise moves the argmax). Its price in the app would be a",
+        "blur of ξ 18 x 18 maps, microseconds a photo.",
         "",
         "A high consistency is not by itself a sign of different parts: channels of one class that all",
         "hold the throat are each consistent. Read it beside the distinct parts per class of",

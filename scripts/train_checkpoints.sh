@@ -99,7 +99,8 @@ consistency() {  # name -> a CUB model's part consistency and stability (mcviz c
   [ -f "$ck" ] || return 0
   if [ ! -f "$cj" ] || [ "$ck" -nt "$cj" ]; then
     mkdir -p docs/runs/consistency
-    $MCVIZ consistency "$ck" --root "$DATA/CUB_200_2011" --workers 1 --json | tail -1 > "docs/runs/consistency/$1.json"
+    $MCVIZ consistency "$ck" --root "$DATA/CUB_200_2011" --workers 1 --json | tail -1 > "docs/runs/consistency/$1.json.part"
+    mv "docs/runs/consistency/$1.json.part" "docs/runs/consistency/$1.json"  # whole or not at all
   fi
 }
 
