@@ -22,7 +22,7 @@ TRAIN_CMD = ("mcviz locator train --root ../shared/data/CUB_200_2011 --out runs/
 EVAL_CMD = ("mcviz locator eval checkpoints/locator/cub-parts.safetensors --root ../shared/data/CUB_200_2011 "
             "--models {models} --json | tail -1 > docs/runs/locator/cub-parts.eval.json")
 
-INTRO = """# The CUB part locator (issue 33)
+INTRO = """# The CUB part locator
 
 A map titled with a channel's *usual* part says what its peaks hit on average over its class's test
 images, not on the photo at hand. The part locator answers for the photo at hand: it predicts where
@@ -61,7 +61,7 @@ def locator_lines() -> list[str]:
     path = SHIPPED
     if not path.exists():
         return []
-    return [f"`locator/cub-parts.safetensors` ({path.stat().st_size / 1e6:.2f} MB): the CUB part locator (issue 33), which "
+    return [f"`locator/cub-parts.safetensors` ({path.stat().st_size / 1e6:.2f} MB): the CUB part locator, which "
             "predicts where each of the 15 parts of a bird photo is, whether it is visible, and the bird's box, from "
             "the block-5 output of the frozen trunk every model above shares; the app and `mcviz explain` name the "
             "part under each peak of a photo with it. `scripts/train_checkpoints.sh locator` trains it; its figures "

@@ -116,7 +116,7 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
     cc = cc_rows(by)
     if cc:
-        text += ["### The class-connected head (issue 31)", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean, by), "", grid_gaps(by), ""]
+        text += ["### The class-connected head", "", CC_TEXT, "", *cc, "", cc_rule(ce_mean, by), "", grid_gaps(by), ""]
     return text
 
 

@@ -190,7 +190,7 @@ def cc_target_rows(t, by: dict, ce_mean: Optional[float]) -> None:
         mean = sum(cc.values()) / len(cc)
         seeds = "mean of two seeds" if len(cc) == 2 else "seed 0 only"
         default = default_model()
-        t.row("CUB: the app's default is class-connected, top-1 >= CE - 0.5 (issue 31)",
+        t.row("CUB: the app's default is class-connected, top-1 >= CE - 0.5",
               f"`cub-mc-cc` {mean:.2f} % ({seeds}) against CE {ce_mean:.2f} %; the app's default is `{default}`",
               mean >= ce_mean - 0.5 and default in SHIPPED_CC, f"{ce_mean - 0.5 - mean:.2f}")
     for name, run in SHIPPED_CC.items():

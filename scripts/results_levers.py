@@ -223,7 +223,7 @@ def frozen_rows(now: dict) -> list[str]:
 SWEEP_TEXT = (
     "The anchored variant at 288 px, at the recipe's mu = 1.5 (the app's default before this sweep) and at three "
     "lower weights, two seeds each (`scripts/train_levers.sh`). Own channels: how many of a class's own channels "
-    "its top 10 by effect holds, averaged over the classes (`mcviz rank --json`, issue 20's target; measured "
+    "its top 10 by effect holds, averaged over the classes (`mcviz rank --json`, a target of its own; measured "
     "for the runs trained since it was added, and for mu = 0.15 on the seed-0 weights, shipped as `cub-mc-anchor` "
     "before it moved to mu = 0.3). "
     "`cub-mc-anchor` and `cub-mc-anchor-s1` are the shipped configuration trained again by "
@@ -308,5 +308,5 @@ def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> 
         return []
     pick = f"The rule picks mu = {max(passing)[1]}." if passing else "No weight meets the rule's bars."
     if default_mu is not None:
-        pick += f" `cub-mc-anchor`, the official-head model the app opened on before issue 31, is trained with mu = {default_mu:g}."
+        pick += f" `cub-mc-anchor`, the official-head model the app opened on before the class-connected one, is trained with mu = {default_mu:g}."
     return [f"CE's two-seed mean: {ce_mean:.2f} %, so the bar is {ce_mean - 0.5:.2f} %.", "", *out, "", pick]

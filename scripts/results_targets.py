@@ -40,7 +40,7 @@ def _best_lever() -> Optional[tuple[str, float]]:
 class _Table:
     def __init__(self) -> None:
         self.rows = ["## Targets", "",
-                     "Issue 19's targets (final epoch, full test split). Where one is missed, the last column says by "
+                     "The targets (final epoch, full test split). Where one is missed, the last column says by "
                      "how much.", "", "| target | measured | met | missed by |", "|---|---|---|---|"]
 
     def row(self, what: str, measured: str, ok: Optional[bool], short: str = "") -> None:
@@ -100,7 +100,7 @@ def _explanation_rows(t: _Table, by: dict, cub) -> None:
     faith = RUNS_DOC / f"{default}.faithfulness.json"
     if faith.exists():  # issue 20's target, measured by scripts/faithfulness.py
         own = json.loads(faith.read_text())["in-sample"]["own_in_top10"]["effect"]
-        t.row(f"default model: >= {OWN_FLOOR} of a class's own channels in its top 10 by effect (issue 20)",
+        t.row(f"default model: >= {OWN_FLOOR} of a class's own channels in its top 10 by effect",
               f"{own:.2f}", own >= OWN_FLOOR, f"{OWN_FLOOR - own:.2f}")
     fam, base = soft_family(cub), by.get("cub-mc", {}).get("top1")
     if fam:

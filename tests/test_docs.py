@@ -26,3 +26,13 @@ def test_the_readme_is_an_entry_point():
     assert len(lines) <= 200
     for page in ("using.md", "app.md", "findings.md", "performance.md", "glossary.md"):
         assert (REPO / "docs" / page).exists() and f"docs/{page}" in "\n".join(lines)
+
+
+def test_no_page_cites_an_issue_number():
+    """The README and the docs say what is, not which ticket asked for it."""
+    import re
+
+    pages = [REPO / "README.md", REPO / "checkpoints" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    cited = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in pages
+             for m in re.finditer(r"[Ii]ssue \d+", p.read_text())]
+    assert not cited, cited
