@@ -66,19 +66,9 @@ def list_checkpoints(dirs: list[Path]) -> list[Path]:
 
 
 # -- model work -------------------------------------------------------------------------------
-class _NoQueue:
-    """Each session runs its own model work at once (MCVIZ_NO_QUEUE=1: the app before the queue,
-    for benchmarks/app_load.py --compare)."""
-
-    def run(self, key, fn):
-        return fn()
-
-
 @st.cache_resource
 def work_queue():
     """The one queue of model work shared by all sessions of this server."""
-    if os.environ.get("MCVIZ_NO_QUEUE") == "1":
-        return _NoQueue()
     return SerialWork(slots=int(os.environ.get("MCVIZ_WORK_SLOTS", "2")))
 
 

@@ -34,8 +34,7 @@ MAX_UPLOAD_MB = 25
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 # Photos are decoded no larger than this on their shorter side: enough for a 448 px model
 # (squashed to 512) and for display; a 48-megapixel JPEG then decodes at 1/8 scale.
-# MCVIZ_FULL_DECODE=1 decodes every photo whole (benchmarks/app_load.py --compare measures the difference).
-DECODE_SIDE = None if os.environ.get("MCVIZ_FULL_DECODE") == "1" else 512
+DECODE_SIDE = 512
 
 # Which folders of the server's disk visitors may name: by default none (only checkpoints/,
 # $MCVIZ_CHECKPOINTS and $MCVIZ_DATA, which the operator chose). The operator opens the sidebar's

@@ -11,12 +11,11 @@ upload, and each tab's main-thread time per upload (Chromium's TaskDuration, rea
 DevTools protocol before the upload and half a second after its maps are drawn). Loopback only; bounded by
 --timeout per scenario.
 
-    python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--compare]
+    python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--before REV]
 
-With --compare the same scenarios also run against the app with MCVIZ_FULL_DECODE=1 and
-MCVIZ_NO_QUEUE=1 (photos decoded whole, every session's model work at once), and the ratios
-are printed. With --before REV they also run against the app of git revision REV (checked out
-in a temporary worktree, same checkpoints), and the ratios are printed.
+With --before REV the same scenarios also run against the app of git revision REV (checked out in
+a temporary worktree, on that revision's library, with this repository's checkpoints), and the
+ratios are printed: the way to measure a change, with no switch for it in the app's code.
 """
 
 from __future__ import annotations
@@ -177,8 +176,6 @@ async def run(args) -> None:
     warm = cub_photos(data, args.sessions + 1, tmp)[-1]
     results = {}
     setups = {"as shipped": ({}, APP)}
-    if args.compare:
-        setups["before (whole decode, no queue)"] = ({"MCVIZ_FULL_DECODE": "1", "MCVIZ_NO_QUEUE": "1"}, APP)
     if args.before:
         old = worktree(args.before, tmp)
         # PYTHONPATH: that revision's app runs on that revision's mcviz, not the installed one
@@ -249,8 +246,6 @@ def main() -> None:
     ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
-    ap.add_argument("--compare", action="store_true",
-                    help="also run the app with whole decoding and no queue, and print the ratios")
     ap.add_argument("--before", metavar="REV", help="also run the app of git revision REV, and print the ratios")
     args = ap.parse_args()
     if not 1 <= args.sessions <= 16:
