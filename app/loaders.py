@@ -5,7 +5,6 @@ Model work goes through one queue shared by all sessions (:func:`work_queue`).""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Optional
 import streamlit as st
 
 import settings
+from photo import digest as photo_digest
 from mcviz.data.images import ImageError, open_image
 from mcviz.explain import Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
@@ -92,7 +92,8 @@ def _decoded(data: bytes, name: str):
 
 
 def digest(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+    """The photo's identity in every job key (the same as :func:`photo.digest`)."""
+    return photo_digest(data)
 
 
 @st.cache_data(show_spinner="Computing channel maps...", max_entries=128)

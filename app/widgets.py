@@ -10,6 +10,7 @@ import streamlit as st
 
 import gallery
 import loaders
+import photo
 import settings
 from mcviz.core.variants import FIGURE_ORDER, order_key
 from mcviz.io import CheckpointMeta
@@ -107,21 +108,26 @@ def follow(key: str, context, value) -> None:
 
 
 def image_id() -> Optional[str]:
-    """A digest of the current photo (None before there is one)."""
-    data, _ = st.session_state.get("image", (None, ""))
-    return None if data is None else loaders.digest(data)
+    """The current photo's identity (None before there is one)."""
+    found = photo.current()
+    return None if found is None else found.digest
+
+
+def current_photo_bytes() -> tuple[Optional[bytes], str]:
+    """``(bytes, name)`` of the current photo, ``(None, "")`` before there is one."""
+    found = photo.current()
+    return (found.data, found.name) if found else (None, "")
 
 
 def current_photo(where=None) -> None:
     """The photo the page works on, as a thumbnail with its name and where it came from."""
-    data, name = st.session_state.get("image", (None, ""))
-    if data is None:
+    found = photo.current()
+    if found is None:
         return
-    img, err = loaders.decode(data, name)
+    img, err = loaders.decode(found.data, found.name)
     if err:
         return
-    origin = "from the gallery" if st.session_state.get("image_path") else "uploaded"
-    (where or st).image(img, caption=f"current photo: {name} ({origin})", width=160)
+    (where or st).image(img, caption=f"current photo: {found.name} ({found.origin})", width=160)
 
 
 def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 6,
@@ -163,38 +169,30 @@ def gallery_items(meta: Optional[CheckpointMeta]) -> tuple[list[tuple[str, str]]
 
 def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optional[bytes], str]:
     """Upload or gallery pick (the gallery of ``meta``'s data set); the choice is kept across pages
-    in session state (a gallery pick also keeps its file path in ``image_path``, for its part
-    annotations)."""
+    as the session's :class:`photo.Photo` (a gallery pick with its file, for its part annotations)."""
     # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
     # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
     # a gallery pick empties the uploader (a new key), so that it never names a file no longer in use
     up = st.file_uploader("Upload a photo", type=settings.ACCEPTED,
                           key=f"upload_{key}_{st.session_state.get('upload_gen', 0)}")
     if up is not None:
-        data = up.getvalue()
-        if st.session_state.get("image_sig") != (up.name, len(data), hash(data)):
-            st.session_state["image_sig"] = (up.name, len(data), hash(data))
-            st.session_state["image"] = (data, up.name)
-            st.session_state["image_path"] = None  # an upload: no annotations
+        photo.use(photo.Photo.uploaded(up.getvalue(), up.name))
     items, what = gallery_items(meta)
     if items:
         labels = ["—"] + [lbl for lbl, _ in items]
         # the picker shows the current gallery photo, whichever page picked it, and "—" otherwise
         by_path = {p: lbl for lbl, p in items}
-        follow(f"gallery_{key}", image_id(), by_path.get(st.session_state.get("image_path") or "", "—"))
+        now = photo.current()
+        follow(f"gallery_{key}", image_id(), by_path.get((now.path if now else None) or "", "—"))
         pick = st.selectbox(f"...or pick a {what}", labels, key=f"gallery_{key}")
         if pick != "—":
             path = dict(items)[pick]
-            if st.session_state.get("gallery_pick") != path:
-                st.session_state["gallery_pick"] = path
-                st.session_state["image"] = (Path(path).read_bytes(), Path(path).name)
-                st.session_state["image_path"] = path
-                if up is not None:  # the same file uploaded again later must count as a new choice
-                    st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
-                    st.session_state["image_sig"] = None
-                    st.rerun()
-    data, name = st.session_state.get("image", (None, ""))
-    return data, name
+            if (now.path if now else None) != path and photo.use(photo.Photo.from_gallery(path)) and up is not None:
+                # a new uploader: the file it held is no longer in use, and uploading it again is a new choice
+                st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
+                st.rerun()
+    found = photo.current()
+    return (found.data, found.name) if found else (None, "")
 
 
 def require_image(key: str, prompt: str, meta: Optional[CheckpointMeta] = None):
@@ -225,7 +223,8 @@ def warn_if_small(img, meta: CheckpointMeta) -> None:
 
 def current_annotation(meta: CheckpointMeta):
     """The annotation of the current image when it is a CUB gallery pick and the model is a CUB model."""
-    image_path, root = st.session_state.get("image_path"), data_dir()
+    found, root = photo.current(), data_dir()
+    image_path = found.path if found else None
     if not image_path or root is None or meta.dataset != "cub":
         return None
     return gallery.gallery_annotation(image_path, str(root), meta.input)

@@ -17,7 +17,7 @@ widgets.current_photo(st.sidebar)
 ex = loaders.explainer(path)
 names = ex.class_names
 # the class is the current photo's prediction by this model (class 0 without a photo) until picked
-data, photo_name = st.session_state.get("image", (None, ""))
+data, photo_name = widgets.current_photo_bytes()
 default = 0
 if data is not None and loaders.decode(data, photo_name)[1] is None:
     default = loaders.predictions(path, data, photo_name, 1)[0].index
