@@ -350,7 +350,7 @@ def test_mixup_blends_inputs_and_losses(tiny_folder, tmp_path):
     import random
 
     from mcviz.train.config import TrainConfig
-    from mcviz.train.loop import _mixed
+    from mcviz.train.mixup import mixed as _mixed
 
     cfg = TrainConfig(dataset="folder", root="r", out="o", mixup=0.4)
     random.seed(0)
