@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Optional
 
 import readme_figures
-from readme_figures import better_ce
 from results_models import (DATA_NAME, DOCS, REPO, RUNS_DOC, TERMS, default_model, fmt, localize_rows, localization,
                             map_side, mean_top1, meets_target, options, recipe, rows, seed, shared, shipped_crop,
                             soft_family, sort_key, two_seed_rows)
@@ -117,8 +116,8 @@ def lever_sections(by: dict, default_mu: Optional[float]) -> list[str]:
         text += ["### The anchored variant's weight", "", SWEEP_TEXT, "", *sweep, ""]
     cc = cc_rows(by)
     if cc:
-        text += ["### The class-connected head", "", CC_TEXT, "", *cc, "", cc_rule(better_ce(ce_mean), by), "",
-                 grid_gaps(by), ""]
+        text += ["### The class-connected head", "", CC_TEXT, "", *cc, "", cc_rule(readme_figures.better_ce(ce_mean), by),
+                 "", grid_gaps(by), ""]
     return text
 
 
