@@ -45,6 +45,8 @@ CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
     ("cc-avg-x3-h512-anchor-mu03-kd3", "cc-avg-x3-h512-anchor-mu03-kd3-s1", "avg", 3, "anchored", 0.3),
     ("cc-avg-x3-mc-mu15-b6-kd3", "cc-avg-x3-mc-mu15-b6-kd3-s1", "avg", 3, "plain", 1.5),
     ("cc-avg-x5-mc-mu15-b6-kd3", "cc-avg-x5-mc-mu15-b6-kd3-s1", "avg", 5, "plain", 1.5),
+    # part-guided (uses CUB's part annotations)
+    ("cc-avg-x3-anchor-mu03-b6-kd3-guide1", "cc-avg-x3-anchor-mu03-b6-kd3-guide1-s1", "avg", 3, "anchored + part-guided", 0.3),
 ]
 
 CC_TEXT = (

@@ -45,6 +45,9 @@ declare -A MODELS=(
   # the paper's Eq. 10-11 as written (reported in docs/soft-labels.md, not shipped)
   [cub-mc-soft-paper]="${CUB[*]} --variant mc-soft --seed 0"
   [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
+  # the rest of the paper's Table VII: MC-Loss without L_dis, and the cross-channel average (CCAP, Sec. III)
+  [cub-mc-no-dis]="${CUB[*]} --variant mc-no-dis --seed 0"
+  [cub-mc-ccap]="${CUB[*]} --variant mc-ccap --seed 0"
   [cars-ce]="${CARS[*]} --variant ce --seed 0"
   [cars-mc]="${CARS[*]} --variant mc --seed 0"
   # the app default's configuration on Cars (plain MC-Loss at mu = 1.5 stays 5 points below CE there)
@@ -60,7 +63,8 @@ declare -A MODELS=(
   [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
   [cub-mc-cc-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 1"
 )
-ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cars-ce cars-mc cars-mc-anchor
+ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cub-mc-no-dis cub-mc-ccap
+       cars-ce cars-mc cars-mc-anchor
        cub-mc-cc cars-mc-cc
        cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-cc-s1 cub-mc-soft-paper)
 
