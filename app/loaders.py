@@ -13,7 +13,7 @@ from typing import Optional
 import streamlit as st
 
 import settings
-from photo import digest as photo_digest
+from photo import digest  # the photo's identity in every job key
 from mcviz.data.images import ImageError, open_image
 from mcviz.explain import Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
@@ -89,11 +89,6 @@ def _decoded(data: bytes, name: str):
     if err:
         raise ValueError(err)
     return img
-
-
-def digest(data: bytes) -> str:
-    """The photo's identity in every job key (the same as :func:`photo.digest`)."""
-    return photo_digest(data)
 
 
 @st.cache_data(show_spinner="Computing channel maps...", max_entries=128)

@@ -191,8 +191,7 @@ def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optio
                 # a new uploader: the file it held is no longer in use, and uploading it again is a new choice
                 st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
                 st.rerun()
-    found = photo.current()
-    return (found.data, found.name) if found else (None, "")
+    return current_photo_bytes()
 
 
 def require_image(key: str, prompt: str, meta: Optional[CheckpointMeta] = None):

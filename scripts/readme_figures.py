@@ -7,12 +7,14 @@ Usage: python scripts/readme_figures.py        (scripts/results.py runs it too)
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-from results_models import default_model
+from results_levers import recorded
+from results_models import RUNS_DOC, default_model
 
-from mcviz.io import read_metadata
+from mcviz.io import CheckpointMeta, read_metadata
 from mcviz.io.describe import training_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,8 +48,6 @@ def default_training() -> str:
 
 def ood() -> str:
     """The check's figures of the default bird and car models (docs/runs/ood/, scripts/ood_doc.py)."""
-    import json
-
     said = []
     for name, what in (("cub-mc-cc", "bird"), ("cars-mc-cc", "car")):
         rec = json.loads((REPO / "docs" / "runs" / "ood" / f"{name}.json").read_text())
@@ -57,15 +57,15 @@ def ood() -> str:
     return "; ".join(said)
 
 
-def _final_top1(run: str, folder: str = "levers"):
-    """The final epoch's top-1 of a run (docs/runs/FOLDER/NAME.metrics.jsonl), or None."""
-    import json
+def _final_top1(run: str):
+    """The final epoch's top-1 of a lever run, read as the lever table reads it (None while unfinished)."""
+    return next((final["top1"] for *_, final in recorded((run,)) if final is not None), None)
 
-    f = REPO / "docs" / "runs" / folder / f"{run}.metrics.jsonl"
-    if not f.exists():
-        return None
-    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return next((float(r["top1"]) for r in reversed(rows) if "top1" in r), None)
+
+def _kept_top1(name: str):
+    """The recorded top-1 of a second seed kept in runs/ and described in docs/runs/NAME.meta.json."""
+    kept = RUNS_DOC / f"{name}.meta.json"
+    return CheckpointMeta.from_dict(json.loads(kept.read_text())).metrics.top1 if kept.exists() else None
 
 
 def better_ce(plain_mean):
@@ -84,7 +84,7 @@ def ce_control() -> str:
                if v is not None]
     control = [v for v in (_final_top1("ce-s288-b6-kd3"), _final_top1("ce-s288-b6-kd3-s1")) if v is not None]
     plain = [float(read_metadata(REPO / "checkpoints" / "cub-ce.safetensors").metrics.top1)]
-    second = _final_top1("cub-ce-s1", ".")  # the shipped CE recipe's second seed
+    second = _kept_top1("cub-ce-s1")  # the shipped CE recipe's second seed
     plain += [second] if second is not None else []
 
     def said(vals):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from .common import UserError, cache_options, checkpoint_and_data, image_files, load
 
@@ -40,29 +39,31 @@ def add_calibrate_ood(sub) -> None:
 
 def split_class_scores(args, model, meta, device):
     """The checkpoint's class scores over ``args.split`` (the trunk cache where it holds it)."""
-    from torch.utils.data import DataLoader
-
     from .. import data as mdata
-    from ..core.folding import for_inference
     from ..trunk.cache import eval_source
-    from ..evaluate.ood import split_logits
 
     try:
         ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit,
                                 getattr(args, "use_cache", True), args.cache_dir)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    return _class_scores(args, model, ds, after, device)
+
+
+def _class_scores(args, model, ds, after, device):
+    """The class scores of a split's inputs (images, or the trunk cache's outputs after ``after``)."""
+    from torch.utils.data import DataLoader
+
+    from ..core.folding import for_inference
+    from ..evaluate.ood import split_logits
+
     loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
     return split_logits(for_inference(model).to(device), loader, device, after)
 
 
 def _other_dataset_scores(args, model, meta, device):
-    from torch.utils.data import DataLoader
-
     from .. import data as mdata
-    from ..core.folding import for_inference
     from ..trunk.cache import eval_inputs
-    from ..evaluate.ood import split_logits
 
     if not args.ood_root:
         raise UserError("--ood-dataset needs --ood-root")
@@ -72,8 +73,7 @@ def _other_dataset_scores(args, model, meta, device):
         ds, after = eval_inputs(model, meta, base, args.split, None, getattr(args, "use_cache", True), args.cache_dir)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
-    return split_logits(for_inference(model).to(device), loader, device, after)
+    return _class_scores(args, model, ds, after, device)
 
 
 def other_class_scores(args, model, meta, device, names: list | None = None):
@@ -95,20 +95,10 @@ def other_class_scores(args, model, meta, device, names: list | None = None):
     return logits
 
 
-def _domain(args, meta) -> str:
-    from ..explain.ood import domain_of
-
-    if args.domain:
-        return args.domain
-    # a folder-format data set says what it holds by its folder's name (stanford_cars)
-    named = Path(args.root).name.lower() if meta.dataset == "folder" else meta.dataset
-    return domain_of(named if named in ("stanford_cars", "cars") else meta.dataset, meta.num_classes)
-
-
 def cmd_calibrate_ood(args, argv) -> int:
     from ..core.models import resolve_device
     from ..evaluate.ood import calibrate, rates
-    from ..explain.ood import SCORES, save_ood_calibration
+    from ..explain.ood import SCORES, domain_of, save_ood_calibration
     from ..io.files import file_sha256
 
     if args.score not in SCORES:
@@ -119,7 +109,7 @@ def cmd_calibrate_ood(args, argv) -> int:
     logits = split_class_scores(args, model, meta, device)
     try:
         cal = calibrate(logits, file_sha256(args.checkpoint), dataset=meta.dataset or args.dataset, split=args.split,
-                        domain=_domain(args, meta), score=args.score, quantile=args.quantile)
+                        domain=args.domain or domain_of(meta), score=args.score, quantile=args.quantile)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = save_ood_calibration(cal, args.checkpoint)

@@ -29,7 +29,9 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from ..io.describe import dataset_name
 from ..io.files import OOD, atomic_write_bytes, load_side_file, side_path
+from ..io.meta import CheckpointMeta
 
 __all__ = ["OOD_FORMAT", "SCORES", "OODCalibration", "OODVerdict", "domain_of", "load_ood_calibration",
            "ood_path", "ood_scores", "save_ood_calibration"]
@@ -42,19 +44,17 @@ SCORES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "max_prob": lambda z: torch.softmax(z, dim=-1).max(dim=-1).values,
 }
 
-# What a model of each data set knows, in the words of the warning.
-_DOMAINS = {
-    "cub": "the 200 bird species of CUB-200-2011",
-    "cars": "the 196 car models of Stanford Cars",
-    "stanford_cars": "the 196 car models of Stanford Cars",
-    "stanford-cars": "the 196 car models of Stanford Cars",
-    "flowers102": "the 102 flower species of Oxford Flowers-102",
-}
+# What the classes of each data set are (by the name mcviz.io.describe gives it), in the warning's words.
+_KINDS = {"CUB-200-2011": "bird species", "Stanford Cars": "car models", "Flowers-102": "flower species",
+          "FGVC-Aircraft": "aircraft variants"}
 
 
-def domain_of(dataset: Optional[str], num_classes: int) -> str:
-    """What a model trained on ``dataset`` knows, for a warning ("the 200 bird species of ...")."""
-    return _DOMAINS.get((dataset or "").lower(), f"the {num_classes} classes of its training data")
+def domain_of(meta: CheckpointMeta) -> str:
+    """What a model knows, for a warning: "the 200 bird species of CUB-200-2011" (the data set it was
+    trained on, named as everywhere else by :func:`mcviz.io.describe.dataset_name`)."""
+    name = dataset_name(meta)
+    kind = _KINDS.get(name)
+    return f"the {meta.num_classes} {kind} of {name}" if kind else f"the {meta.num_classes} classes of its training data"
 
 
 def ood_scores(logits: torch.Tensor, score: str = "energy") -> torch.Tensor:
