@@ -31,7 +31,7 @@ from mcviz.core.folding import for_inference
 from mcviz.core.models import channels_last
 from mcviz.evaluate import accuracy
 from mcviz.evaluate.accuracy import evaluate
-from mcviz.trunk.cache import eval_source
+from mcviz.trunk.split_pass import SplitPass
 from mcviz.memory import keep_freed_memory
 
 
@@ -47,8 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     model, meta = load_checkpoint(args.checkpoint)
     root = str(Path(args.data) / "CUB_200_2011")
-    images, _ = eval_source(model, meta, "cub", root, limit=args.images, use_cache=False)
-    cached, after = eval_source(model, meta, "cub", root, limit=args.images)
+    images, _ = SplitPass(model, meta, "cub", root, limit=args.images, use_cache=False).inputs()
+    cached, after = SplitPass(model, meta, "cub", root, limit=args.images).inputs()
     nchw = copy.deepcopy(model).eval()
     last = channels_last(copy.deepcopy(model).eval())
     folded = for_inference(last)

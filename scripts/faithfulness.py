@@ -19,7 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from mcviz.io import file_sha256, load_checkpoint
+from mcviz.io import file_sha256
+from mcviz.trunk.split_pass import SplitPass
 from mcviz.explain.effect import HeadAblation, collect_pooled
 from mcviz.explain.rankings import own_in_top
 from mcviz.evaluate.faithfulness import deletion_curves, ranking_scores
@@ -32,11 +33,12 @@ TARGET_OWN = ("cub-mc", "cub-mc-anchor")  # issue 20: own channels >= OWN_FLOOR 
 
 
 def measure(path: Path, root: str) -> dict:
-    model, meta = load_checkpoint(path)
+    run = SplitPass.open(path, "cub", root, progress=False)
+    model, meta = run.model, run.meta
     t0 = time.perf_counter()
-    test = collect_pooled(model, meta, "cub", root, "test", progress=False)
+    test = collect_pooled(run)
     t_test = time.perf_counter() - t0
-    train = collect_pooled(model, meta, "cub", root, "train", progress=False)
+    train = collect_pooled(run.on("train"))
     out = {"name": path.stem, "checkpoint_sha256": file_sha256(path), "variant": meta.variant,
            "top1": meta.metrics.top1,
            "pass_s": {"test": round(t_test, 1), "train": round(time.perf_counter() - t0 - t_test, 1)},

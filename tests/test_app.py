@@ -255,7 +255,8 @@ def test_a_huge_upload_is_decoded_small_and_explained(app):
 
 def _profile_for(ckpt: Path) -> None:
     """A part profile beside ``ckpt``: channel c looks at part c % 15 in 50 % of its peaks."""
-    from mcviz.evaluate.parts import NO_PART, OFF_BIRD, PartProfiles, _from_counts, file_sha256, profile_path
+    from mcviz.evaluate.parts import NO_PART, OFF_BIRD, PartProfiles, _from_counts, profile_path
+    from mcviz.io.files import file_sha256
 
     parts = [f"part{p}" for p in range(15)]
     cats = [*parts, NO_PART, OFF_BIRD]

@@ -34,6 +34,22 @@ def test_modules_and_functions_are_small():
     assert not long_functions, f"functions over 60 lines: {long_functions}"
 
 
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    a = node.args
+    names = [*a.posonlyargs, *a.args, *a.kwonlyargs]
+    return len(names) - (bool(names) and names[0].arg in ("self", "cls")) + bool(a.vararg) + bool(a.kwarg)
+
+
+def test_measures_and_explanations_take_at_most_8_parameters():
+    """What travels together (a checkpoint over a split) travels as one object
+    (:class:`mcviz.trunk.split_pass.SplitPass`), not as a dozen loose arguments."""
+    wide = [(_rel(p), node.name, n) for folder in ("evaluate", "explain")
+            for p in sorted((REPO / "mcviz" / folder).rglob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (n := _parameters(node)) > 8]
+    assert not wide, f"functions of evaluate/ and explain/ with more than 8 parameters: {wide}"
+
+
 # String-keyed reads of the metadata: meta.get("..."), meta["..."], (m.get("hparams") or {})...
 _RAW_META = re.compile(r"""\b(meta|m)\s*(\.get\(\s*["']|\[\s*["'])|\.get\(\s*["'](hparams|metrics|groups|input)["']""")
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mcviz import build_model
+from mcviz.trunk.split_pass import SplitPass
 from mcviz.evaluate.parts import (NO_PART, OFF_BIRD, PartProfiles, categorise_peaks, compute_part_profiles,
                                  load_part_profiles, part_profile, profile_path)
 
@@ -52,7 +53,7 @@ def _checkpoint(path, peaks_at):
     return model
 
 
-def test_profiles_on_known_peaks(tmp_path, monkeypatch):
+def test_profiles_on_known_peaks(tmp_path):
     root = make_cub(tmp_path / "CUB", n_per_class=4)  # images 200 x 100; box (20, 10, 100, 50)
     # crop 64, resize 64: image x * 64/200, y * 64/100. Parts p at (50 + p, 40) -> (16 + 0.32 p, 25.6)
     # 8x8 map on 64 px: cell (i, j) has centre ((j + .5) * 8, (i + .5) * 8).
@@ -60,12 +61,10 @@ def test_profiles_on_known_peaks(tmp_path, monkeypatch):
     model = _checkpoint(tmp_path / "m.safetensors", peaks_at)
     meta = {"backbone": "small", "class_names": ["A", "B", "C"], "dataset": "cub",
             "input": {"crop": 64, "resize": 64, "mean": [0.5] * 3, "std": [0.5] * 3}}
-    from mcviz.io import checkpoint as ck
-
-    monkeypatch.setattr(ck, "load_checkpoint", lambda p, device="cpu": (model, dict(meta)))
     ckpt = tmp_path / "m.safetensors"
     ckpt.write_bytes(b"weights")
-    prof = compute_part_profiles(ckpt, str(root), workers=0, progress=False, strongest_k=2)
+    run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, checkpoint=ckpt)
+    prof = compute_part_profiles(run, strongest_k=2)
     assert prof.images == 6 and prof.categories[-2:] == [NO_PART, OFF_BIRD]
     # channel 0 (class 0) peaks at (20, 28): parts sit at x 16.3-20.8, y 25.6; nearest visible part
     # within 0.15 x the box diagonal (35.8 * ...) -> a part, every time, over class 0's 2 test images

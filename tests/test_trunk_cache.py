@@ -1,5 +1,6 @@
 """The frozen-trunk cache: same numbers as running the trunk, reused, resumed, never stale."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from mcviz.cli import main
 from mcviz.data import EvalTransform, build
 from mcviz.core.models import input_norm
 from mcviz.trunk.cache import CachedFeatures, ViewTransform, build_cache, cache_key
+from mcviz.trunk.split_pass import SplitPass
 
 LITE = ["--dataset", "folder", "--backbone", "lite0", "--pretrained", "--freeze", "block5", "--image-size", "64",
         "--batch-size", "8", "--workers", "0", "--lr", "0.05", "--xi", "2"]
@@ -197,12 +199,13 @@ def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     trunk, views = model.split_at("block5")[0], ViewTransform(tf, 1)
     what = {"dataset": "cub", "split": "test", "backbone": "lite0", "layer": "block5"}
     ds = CUB(root, "test")
-    kw = dict(workers=0, progress=False, batch_size=4)
+    run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, batch_size=4,
+                    cache_dir=str(tmp_path / "cache"))
     # no cache yet: the images are read
-    assert localize(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw).source == "images"
+    assert localize(run).source == "images"
     build_cache(ds, trunk, views, cache_folder(tmp_path / "cache", ds, trunk, views, what), workers=0, progress=False)
-    fast = localize(model, meta, str(root), cache_dir=str(tmp_path / "cache"), **kw)
-    slow = localize(model, meta, str(root), use_cache=False, **kw)
+    fast = localize(run)
+    slow = localize(dataclasses.replace(run, use_cache=False))
     assert fast.source == "cache" and slow.source == "images"
     for k, v in slow.as_dict().items():
         if k != "source":
@@ -236,11 +239,12 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
     root, ck = _frozen_lite0_checkpoint(tmp_path)
     model, meta = load_checkpoint(ck)
     cache = str(tmp_path / "cache")
-    slow = collect_pooled(model, meta, "cub", str(root), use_cache=False, workers=0, progress=False)
+    run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, cache_dir=cache)
+    slow = collect_pooled(dataclasses.replace(run, use_cache=False))
     assert main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0",
                  "--cache-dir", cache]) == 0
     assert "cub-test-lite0-block5-" in capsys.readouterr().out
-    fast = collect_pooled(model, meta, "cub", str(root), cache_dir=cache, workers=0, progress=False)
+    fast = collect_pooled(run)
     assert fast.source == "cache" and slow.source == "images"
     # the cache holds float16: the same numbers to that precision
     assert torch.allclose(fast.pooled, slow.pooled, atol=2e-2, rtol=1e-2)
@@ -257,12 +261,11 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
 def test_flip_averages_the_image_and_its_mirror_from_images_and_cache(tmp_path, capsys):
     """`mcviz eval --flip`: the mean of the class probabilities of each image and its mirror; from
     the images, and from a cache that `mcviz cache --flip` made (the same numbers)."""
-    from mcviz.trunk.cache import eval_source
     from mcviz.evaluate.accuracy import evaluate
 
     root, ck = _frozen_lite0_checkpoint(tmp_path)
     model, meta = load_checkpoint(ck)
-    ds, after = eval_source(model, meta, "cub", str(root), flip=True, use_cache=False)
+    ds, after = SplitPass(model, meta, "cub", str(root), use_cache=False).inputs(flip=True)
     x, y = ds[0]
     assert after is None and x.shape[0] == 2 and torch.equal(x[1], x[0].flip(-1))
     with torch.no_grad():

@@ -33,6 +33,24 @@ def cache_options(p, no_cache: bool = True) -> None:
         p.add_argument("--no-cache", dest="use_cache", action="store_false", help="always read the images")
 
 
+def split_pass(args, **over):
+    """The :class:`~mcviz.trunk.split_pass.SplitPass` a command's arguments name: the checkpoint and
+    data arguments (:func:`checkpoint_and_data`, :func:`cache_options`, ``--batch-size``) where the
+    command has them; ``over`` replaces any field (``checkpoint=`` another file, or ``model=`` and
+    ``meta=`` an already loaded and changed model)."""
+    from ..trunk.split_pass import SplitPass
+
+    opts = {"dataset": getattr(args, "dataset", None) or "cub", "root": args.root,
+            "split": getattr(args, "split", "test"), "limit": getattr(args, "limit", None),
+            "workers": getattr(args, "workers", 2), "batch_size": getattr(args, "batch_size", 64),
+            "use_cache": getattr(args, "use_cache", True), "cache_dir": getattr(args, "cache_dir", None) or None}
+    opts.update(over)
+    checkpoint = Path(opts.pop("checkpoint", args.checkpoint))
+    if "model" not in opts:
+        opts["model"], opts["meta"] = load(str(checkpoint))
+    return SplitPass(checkpoint=checkpoint, **opts)
+
+
 def load(path: str):
     from ..io.checkpoint import CheckpointError, load_checkpoint
 

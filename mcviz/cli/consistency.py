@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import UserError, load
+from .common import UserError, split_pass
 
 
 def add_consistency(sub) -> None:
@@ -29,15 +29,13 @@ def add_consistency(sub) -> None:
 def cmd_consistency(args, argv) -> int:
     from ..data import DataError
     from ..evaluate.consistency import consistency_report, save_consistency
-    from ..io.files import file_sha256
 
-    model, meta = load(args.checkpoint)
-    if meta.dataset != "cub":
-        raise UserError(f"{args.checkpoint} is a {meta.dataset or 'non-CUB'} model: the protocol needs CUB's part "
+    run = split_pass(args, dataset="cub", split="test", batch_size=args.batch_size)
+    if run.meta.dataset != "cub":
+        raise UserError(f"{args.checkpoint} is a {run.meta.dataset or 'non-CUB'} model: the protocol needs CUB's part "
                         "annotations")
     try:
-        r = consistency_report(model, meta, args.root, file_sha256(args.checkpoint), args.size, args.cache_dir,
-                               args.batch_size, args.workers, args.limit, args.smooth)
+        r = consistency_report(run, args.size, args.smooth)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     saved = None if args.limit or args.smooth else save_consistency(r, args.checkpoint)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import UserError, cache_options, checkpoint_and_data, image_files, load
+from .common import UserError, cache_options, checkpoint_and_data, image_files, load, split_pass
 from .ood import ood_folder_option, report_ood
 
 
@@ -33,13 +33,10 @@ def cmd_eval(args, argv) -> int:
     import dataclasses
     import time
 
-    from torch.utils.data import DataLoader
 
     from .. import data as mdata
-    from ..core.folding import for_inference
     from ..core.models import resolve_device
     from ..data.transforms import resize_for
-    from ..trunk.cache import eval_source
     from ..evaluate.accuracy import evaluate
 
     model, meta = load(args.checkpoint)
@@ -49,15 +46,14 @@ def cmd_eval(args, argv) -> int:
         model.predict = args.predict
     if args.crop:
         meta = dataclasses.replace(meta, input={**meta.input, "crop": args.crop, "resize": resize_for(args.crop)})
+    run = split_pass(args, model=model, meta=meta)
     try:
-        ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit, args.use_cache,
-                                args.cache_dir, flip=args.flip)
+        loader, after = run.loader(flip=args.flip)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=0 if after else args.workers)
     start = time.perf_counter()
     # the cache is found by the original trunk's weights; the folded copy only runs the batches
-    r = evaluate(for_inference(model), loader, device, model.num_classes, after=after, keep_scores=True)
+    r = evaluate(run.net, loader, device, model.num_classes, after=after, keep_scores=True)
     class_scores = r.pop("class_scores")
     r["seconds"] = round(time.perf_counter() - start, 1)
     r["source"] = "cache" if after else "images"
@@ -98,7 +94,7 @@ def cmd_localize(args, argv) -> int:
     from ..data import DataError
     from ..evaluate.localization import localize
 
-    model, meta = load(args.checkpoint)
+    run = split_pass(args)
     locator = None
     if args.predicted_parts is not None:
         from ..io.locator_file import default_locator_path, load_locator
@@ -109,8 +105,7 @@ def cmd_localize(args, argv) -> int:
         except (CheckpointError, OSError) as exc:
             raise UserError(f"the part locator: {exc}") from None
     try:
-        r = localize(model, meta, args.root, args.split, args.limit, args.radius, workers=args.workers,
-                     use_cache=args.use_cache, cache_dir=args.cache_dir, locator=locator)
+        r = localize(run, args.radius, locator=locator)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels"
@@ -180,10 +175,8 @@ def cmd_atlas(args, argv) -> int:
     from ..io.files import ATLAS, side_path
     from ..data import DataError
 
-    model, meta = load(args.checkpoint)
     try:
-        atlas = build_atlas(model, meta, args.dataset, args.root, args.split, args.top, args.limit, args.workers,
-                            cache_dir=args.cache_dir)
+        atlas = build_atlas(split_pass(args), args.top)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     out = Path(args.out) if args.out else side_path(args.checkpoint, ATLAS)
@@ -208,10 +201,9 @@ def cmd_parts(args, argv) -> int:
     from ..evaluate.parts import compute_part_profiles
     from ..io.files import PARTS, PARTS_PLOT, atomic_write_bytes, side_path
 
-    load(args.checkpoint)  # a clear error for a file that is no checkpoint
+    run = split_pass(args)
     try:
-        prof = compute_part_profiles(args.checkpoint, args.root, args.split, args.limit, args.radius,
-                                     args.strongest, workers=args.workers, cache_dir=args.cache_dir)
+        prof = compute_part_profiles(run, args.radius, args.strongest)
     except (DataError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     out = side_path(args.checkpoint, PARTS)
@@ -271,11 +263,11 @@ def cmd_rank(args, argv) -> int:
     from ..data import DataError
     from ..explain.rankings import compute_effect_ranking, linearised_head_scores, own_in_top, save_effect_ranking
 
-    model, _ = load(args.checkpoint)
+    run = split_pass(args)
+    model = run.model
     start = time.perf_counter()
     try:
-        r = compute_effect_ranking(args.checkpoint, args.dataset, args.root, args.split, args.limit,
-                                   workers=args.workers, use_cache=args.use_cache, cache_dir=args.cache_dir)
+        r = compute_effect_ranking(run)
     except (DataError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     out = save_effect_ranking(r, args.checkpoint)
@@ -307,10 +299,9 @@ def cmd_faithfulness(args, argv) -> int:
     from ..data import DataError
     from ..evaluate.faithfulness import faithfulness
 
-    model, meta = load(args.checkpoint)
+    run = split_pass(args)
     try:
-        curves = faithfulness(model, meta, args.dataset, args.root, args.split, args.rank_split, args.k,
-                              args.limit, args.workers, args.use_cache, args.cache_dir, args.draws)
+        curves = faithfulness(run, args.rank_split, args.k, args.draws)
     except (DataError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     print(f"{args.checkpoint}: {curves.classes} classes, {curves.images} {curves.split} images, rankings "

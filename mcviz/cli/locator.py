@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import UserError
+from .common import UserError, split_pass
 
 
 def add_locator(sub) -> None:
@@ -67,7 +67,8 @@ def cmd_eval(args, argv) -> int:
         print(f"  {name:<11} {100 * v:5.1f} %")
     for ckpt in args.models:
         name = Path(ckpt).stem
-        report.naming[name], report.naming_confusions[name] = naming_agreement(locator, ckpt, args.root, args.limit)
+        run = split_pass(args, checkpoint=ckpt, dataset="cub")
+        report.naming[name], report.naming_confusions[name] = naming_agreement(locator, run)
         print(f"naming agreement, {name}: {100 * report.naming[name]:.1f} % of its peaks; most often instead: "
               + ", ".join(f"{a} -> {b} ({100 * s:.1f} %)" for a, b, s in report.naming_confusions[name][:4]))
     if args.json:

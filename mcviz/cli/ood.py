@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import UserError, cache_options, checkpoint_and_data, image_files, load
+from .common import UserError, cache_options, checkpoint_and_data, image_files, load, split_pass
 
 
 def ood_folder_option(p) -> None:
@@ -40,11 +40,9 @@ def add_calibrate_ood(sub) -> None:
 def split_class_scores(args, model, meta, device):
     """The checkpoint's class scores over ``args.split`` (the trunk cache where it holds it)."""
     from .. import data as mdata
-    from ..trunk.cache import eval_source
 
     try:
-        ds, after = eval_source(model, meta, args.dataset, args.root, args.split, args.limit,
-                                getattr(args, "use_cache", True), args.cache_dir)
+        ds, after = split_pass(args, model=model, meta=meta).inputs()
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     return _class_scores(args, model, ds, after, device)
@@ -63,14 +61,14 @@ def _class_scores(args, model, ds, after, device):
 
 def _other_dataset_scores(args, model, meta, device):
     from .. import data as mdata
-    from ..trunk.cache import eval_inputs
 
     if not args.ood_root:
         raise UserError("--ood-dataset needs --ood-root")
-    tf = mdata.EvalTransform.from_config(meta.input)
+    run = split_pass(args, model=model, meta=meta, dataset=args.ood_dataset, root=args.ood_root, limit=None)
+    tf = run.transform
     try:
         base = mdata.build(args.ood_dataset, args.ood_root, args.split, tf, min_side=tf.resize)
-        ds, after = eval_inputs(model, meta, base, args.split, None, getattr(args, "use_cache", True), args.cache_dir)
+        ds, after = run.inputs(base=base)
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     return _class_scores(args, model, ds, after, device)

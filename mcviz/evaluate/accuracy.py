@@ -41,7 +41,7 @@ def evaluate(model: MCNet, loader: DataLoader, device: torch.device, num_classes
              keep_scores: bool = False) -> dict[str, Any]:
     """Top-1/top-5 of the model's own prediction, of the CE head and of the MC branch,
     mean h (Eq. 7) of the true class's group, and per-class accuracy. Batches of ``(B, V, ...)``
-    inputs (``eval_source(..., flip=True)``) are scored on the mean over their V views.
+    inputs (``SplitPass.loader(flip=True)``) are scored on the mean over their V views.
     ``keep_scores``: also return every image's class scores (first view) as ``"class_scores"``,
     for the out-of-distribution check."""
     model.eval()

@@ -22,7 +22,6 @@ A frozen trunk (the shipped models') runs once for both versions of every photo 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -31,15 +30,12 @@ import cv2
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
-from ..core.folding import for_inference
-from ..core.models import MCNet, channels_last
 from ..data.cub import CUB
 from ..trunk.cache import CachedFeatures, build_cache, cache_folder, default_cache_dir
 from ..io.files import atomic_write_bytes, load_side_file, side_path
-from ..io.meta import CheckpointMeta
+from ..trunk.split_pass import SplitPass
 
 __all__ = ["CONSISTENCY", "BoxCropViews", "ChannelConsistency", "ConsistencyReport", "box_parts",
            "consistency_report", "load_consistency", "part_hits", "save_consistency", "summarise"]
@@ -179,46 +175,42 @@ class _Batches(Dataset):
         return self.views(self.cub.load(i), i), int(self.cub.targets[i])
 
 
-def _inputs(model: MCNet, meta: CheckpointMeta, cub: CUB, views: BoxCropViews, cache_dir, batch_size: int,
-            workers: int, whole: bool = True) -> tuple[Dataset, Optional[str]]:
+def _inputs(run: SplitPass, cub: CUB, views: BoxCropViews, whole: bool = True) -> tuple[Dataset, Optional[str]]:
     """The two views of every photo: through the model's frozen trunk, cached once for every model
     that shares it, or as images for a model trained whole (or for a part of the split: ``whole``
     False, which a cache of the whole split would not be worth)."""
-    layer = meta.frozen_layer
+    layer = run.meta.frozen_layer
     if not layer or not whole:
         return _Batches(cub, views), None
-    what = {"dataset": "cub-boxes", "split": cub.split, "backbone": meta.backbone, "layer": layer}
-    trunk = model.split_at(layer)[0]
-    folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), cub, trunk, views, what)
-    build_cache(cub, trunk, views, folder, batch_size, workers)
+    what = {"dataset": "cub-boxes", "split": cub.split, "backbone": run.meta.backbone, "layer": layer}
+    trunk = run.model.split_at(layer)[0]
+    folder = cache_folder(Path(run.cache_dir) if run.cache_dir else default_cache_dir(), cub, trunk, views, what)
+    build_cache(cub, trunk, views, folder, run.batch_size, run.workers)
     return CachedFeatures(folder, cub.classes, all_views=True), layer
 
 
 @torch.no_grad()
-def consistency_report(model: MCNet, meta: CheckpointMeta, root: str | Path, checkpoint_sha256: str = "",
-                       size: int = 288, cache_dir: Optional[str] = None, batch_size: int = 32, workers: int = 2,
-                       limit: Optional[int] = None, smooth: float = 0.0) -> ConsistencyReport:
-    """Consistency and stability of every class's channels over CUB's test split (``limit``: the
-    first N photos only, for a quick look; ``smooth``: see :func:`part_hits`)."""
-    cub = CUB(root, "test", annotations=True)
+def consistency_report(run: SplitPass, size: int = 288, smooth: float = 0.0) -> ConsistencyReport:
+    """Consistency and stability of every class's channels over CUB's test split at ``run.root``
+    (``run.limit``: the first N photos only, for a quick look; ``smooth``: see :func:`part_hits`).
+    The protocol crops each photo to its box, so ``run``'s own transform and split are not used."""
+    model, meta = run.model, run.meta
+    cub = CUB(run.root, "test", annotations=True)
     if len(cub.classes) != model.num_classes:
-        raise ValueError(f"the model has {model.num_classes} classes but CUB at {root} has {len(cub.classes)}")
+        raise ValueError(f"the model has {model.num_classes} classes but CUB at {run.root} has {len(cub.classes)}")
     tf = meta.input
     views = BoxCropViews(cub.boxes, size, tf.get("mean", (0.485, 0.456, 0.406)), tf.get("std", (0.229, 0.224, 0.225)))
-    n = min(len(cub), limit or len(cub))
-    ds, after = _inputs(model, meta, cub, views, cache_dir, batch_size, workers, whole=n == len(cub))
+    n = min(len(cub), run.limit or len(cub))
+    ds, after = _inputs(run, cub, views, whole=n == len(cub))
     parts, half = box_parts(cub, size), half_side(size)
-    net = for_inference(model)
     groups = model.groups
     channels = {c: list(groups.channels(c)) for c in range(model.num_classes)}
     hits: dict[int, list] = {c: [] for c in channels}
     noisy: dict[int, list] = {c: [] for c in channels}
-    loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
-                        num_workers=0 if after else workers)
     i = 0
-    for x, y in tqdm(loader, desc="consistency", leave=False, file=sys.stderr):
+    for x, y in run.bar(run.batches(torch.utils.data.Subset(ds, range(n)), after), "consistency"):
         b = len(y)
-        f = net.features(channels_last(x.flatten(0, 1)), after).float()
+        f = run.features(x.flatten(0, 1), after)
         f = f.view(b, 2, *f.shape[1:]).numpy()
         for k in range(b):
             c = int(y[k])
@@ -228,7 +220,7 @@ def consistency_report(model: MCNet, meta: CheckpointMeta, root: str | Path, che
         i += b
     visible = {c: parts[:n][np.asarray(cub.targets[:n]) == c, :, 2] > 0 for c in channels}
     per = summarise(hits, noisy, visible, channels, cub.part_names)
-    return ConsistencyReport(checkpoint_sha256, size, n, round(100 * float(np.mean([p.consistent for p in per])), 2),
+    return ConsistencyReport(run.sha256, size, n, round(100 * float(np.mean([p.consistent for p in per])), 2),
                              round(100 * float(np.mean([p.stability for p in per])), 2), per, smooth=smooth)
 
 

@@ -19,6 +19,7 @@ from ..explain.rankings import effect_scores, linearised_head_scores, soft_label
 from ..core.class_head import membership
 from ..core.models import MCNet
 from ..io.meta import CheckpointMeta
+from ..trunk.split_pass import SplitPass
 
 __all__ = ["DeletionCurves", "class_mean_activation", "deletion_curves", "faithfulness", "ranking_scores"]
 
@@ -115,23 +116,16 @@ def ranking_scores(model: MCNet, meta: CheckpointMeta, ranked: PooledSet) -> dic
     return scores
 
 
-def faithfulness(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
-                 rank_split: Optional[str] = None, ks: Sequence[int] = (1, 3, 10), limit: Optional[int] = None,
-                 workers: int = 2, use_cache: bool = True, cache_dir: Optional[str] = None,
-                 random_draws: int = 10, progress: bool = True) -> DeletionCurves:
+def faithfulness(run: SplitPass, rank_split: Optional[str] = None, ks: Sequence[int] = (1, 3, 10),
+                 random_draws: int = 10) -> DeletionCurves:
     """Deletion curves of every ranking the model offers (effect, soft labels, linearised head,
-    mean activation, random) on ``split``; the effect and activation rankings are measured on
-    ``rank_split`` (default: the same split, as the shipped ranking files are; another split
-    makes the check held-out)."""
-    rank_split = rank_split or split
-
-    def pooled(s: str) -> PooledSet:
-        return collect_pooled(model, meta, dataset, root, s, limit, workers=workers, use_cache=use_cache,
-                              cache_dir=cache_dir, progress=progress)
-
-    ev = pooled(split)
-    rk = ev if rank_split == split else pooled(rank_split)
-    curves = deletion_curves(HeadAblation.of(model, rk.pooled), ev, ranking_scores(model, meta, rk), ks,
+    mean activation, random) on ``run``'s split; the effect and activation rankings are measured on
+    ``rank_split`` (default: the same split, as the shipped ranking files are; another split makes
+    the check held-out)."""
+    rank_split = rank_split or run.split
+    ev = collect_pooled(run)
+    rk = ev if rank_split == run.split else collect_pooled(run.on(rank_split))
+    curves = deletion_curves(HeadAblation.of(run.model, rk.pooled), ev, ranking_scores(run.model, run.meta, rk), ks,
                              random_draws)
-    curves.split, curves.rank_split = split, rank_split
+    curves.split, curves.rank_split = run.split, rank_split
     return curves

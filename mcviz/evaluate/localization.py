@@ -8,22 +8,15 @@ on the same grid give the chance level.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from ..data import CUB, EvalTransform, random_subset
 from ..data.transforms import cell_centre
 from ..core.folding import for_inference
 from ..core.models import MCNet, channels_last
-from ..trunk.part_targets import image_size
-from ..trunk.cache import find_cache
-from ..io.checkpoint import as_meta
-from ..io.meta import CheckpointMeta
+from ..trunk.split_pass import SplitPass
 
 
 @dataclass
@@ -73,45 +66,6 @@ def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: 
     return int(inside.sum()), int((part_id >= 0).sum()), sum(distinct), sum(dup)
 
 
-class _CachedWithAnnotations(Dataset):
-    """``(trunk output, label, annotation)`` from a trunk cache, the annotations mapped with the
-    stored images' sizes (read from their headers, EXIF rotation included): what the images
-    would give, without decoding them."""
-
-    def __init__(self, ds: CUB, cached) -> None:
-        self.ds, self.cached = ds, cached
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int):
-        x, y = self.cached[i]
-        return x, y, self.ds.annotation(i, *image_size(self.ds.samples[i][0]))
-
-
-def annotated_loader(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
-                     batch_size: int = 64, workers: int = 2, use_cache: bool = True,
-                     cache_dir: Optional[str] = None) -> tuple[DataLoader, Optional[str], CUB]:
-    """``(loader of (input, label, annotation), layer the inputs come out of or None, the CUB data
-    set with the model's transform and the part names)`` over a CUB-layout split; the inputs are
-    images, or a frozen trunk's cached outputs when the model was trained with ``--freeze`` and
-    the cache holds this split."""
-    meta = as_meta(meta, model)
-    tf = EvalTransform.from_config(meta.input)
-    cub = ds = CUB(root, split, tf, annotations=True)
-    if len(ds.classes) != model.num_classes:
-        raise ValueError(f"the model has {model.num_classes} classes but {root} has {len(ds.classes)}")
-    cached = find_cache(model, meta, ds, tf, split, cache_dir) if use_cache else None
-    after = None
-    if cached is not None:
-        after, feats = cached
-        ds = _CachedWithAnnotations(ds, feats)
-        ds.classes = feats.classes  # type: ignore[attr-defined]
-        ds.targets = feats.targets  # type: ignore[attr-defined]
-    ds = random_subset(ds, limit, 1)
-    return DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers), after, cub
-
-
 def class_peaks(model: MCNet, features: torch.Tensor, labels: torch.Tensor, crop: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each of the labelled class's channels peaks, in crop pixels: ``(B, m, 2)`` (x, y) and
@@ -124,29 +78,27 @@ def class_peaks(model: MCNet, features: torch.Tensor, labels: torch.Tensor, crop
 
 
 @torch.no_grad()
-def localize(model: MCNet, meta: CheckpointMeta, root: str, split: str = "test", limit: Optional[int] = None,
-             radius: float = 0.15, batch_size: int = 64, workers: int = 2, seed: int = 0,
-             progress: bool = True, use_cache: bool = True, cache_dir: Optional[str] = None,
-             locator=None) -> LocalizationReport:
-    """Pointing-game statistics of the true class's channel peaks on a CUB-layout data set.
+def localize(run: SplitPass, radius: float = 0.15, seed: int = 0, locator=None) -> LocalizationReport:
+    """Pointing-game statistics of the true class's channel peaks over ``run``'s split of a
+    CUB-layout data set.
 
-    With ``use_cache`` a model trained with ``--freeze`` reads its frozen trunk's outputs from
-    the training cache when one exists for this data set (same numbers, a fraction of the time).
-    With ``locator`` (``(PartLocator, its metadata)``) the parts and box the locator predicts on
-    each photo stand in for the annotations (``source`` says so): the figures a photo set without
-    annotations would get.
+    A model trained with ``--freeze`` reads its frozen trunk's outputs from the training cache
+    when one exists for this split and ``run.use_cache`` is set (same numbers, a fraction of the
+    time). With ``locator`` (``(PartLocator, its metadata)``) the parts and box the locator
+    predicts on each photo stand in for the annotations (``source`` says so): the figures a photo
+    set without annotations would get.
     """
-    loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, use_cache, cache_dir)
+    model = run.model
+    loader, after, cub = run.annotated()
     tf = cub.transform
     g = torch.Generator().manual_seed(seed)
-    fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     totals = dict(images=0, peaks=0, in_box=0, near=0, distinct=0, dup=0, r_in=0, r_near=0, r_distinct=0)
     xi = 0
     trunk = _locator_trunk(locator, model, after, tf.crop) if locator is not None else None
-    for x, y, ann in tqdm(loader, desc="localize", disable=not progress, file=sys.stderr):
+    for x, y, ann in run.bar(loader, "localize"):
         if locator is not None:
             ann = _predicted_annotation(locator[0], x if trunk is None else trunk(channels_last(x)), tf.crop)
-        f = fast.features(channels_last(x), after).float()
+        f = run.features(x, after)
         b, _, h, w = f.shape
         peaks, vmask = class_peaks(model, f, y, tf.crop)
         xi = max(xi, peaks.shape[1])

@@ -25,11 +25,11 @@ import torch
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
-from ..core.folding import for_inference
 from ..core.models import channels_last
 from ..core.part_locator import CUB_PARTS, PartLocator, as_annotations, crop_to_image
 from ..io.locator_file import trunk_for
 from ..io.locator_file import LocatorMeta
+from ..trunk.split_pass import SplitPass
 from .parts import NO_PART, OFF_BIRD, categorise_peaks
 
 __all__ = ["LocatorReport", "evaluate_locator", "naming_agreement"]
@@ -90,27 +90,25 @@ def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: 
 
 
 @torch.no_grad()
-def naming_agreement(locator: PartLocator, checkpoint: str | Path, root: str, limit: Optional[int] = None,
-                     radius: float = 0.15, progress: bool = True, threshold: float = 0.5,
+def naming_agreement(locator: PartLocator, run: SplitPass, radius: float = 0.15, threshold: float = 0.5,
                      top: int = 8) -> tuple[float, list[tuple[str, str, float]]]:
-    """Fraction of a CUB model's true-class channel peaks on the test split whose part, named from
+    """Fraction of a CUB model's true-class channel peaks on ``run``'s split whose part, named from
     the locator's predicted parts and box, equals the part named from the annotations; and the
     ``top`` most frequent disagreements as (annotated name, predicted name, share of all peaks)."""
-    from ..io.checkpoint import load_checkpoint
-    from .localization import annotated_loader, class_peaks
+    from .localization import class_peaks
 
-    model, meta = load_checkpoint(checkpoint)
-    loader, after, cub = annotated_loader(model, meta, root, "test", limit, batch_size=64)
+    model, checkpoint = run.model, run.checkpoint or "the model"
+    loader, after, cub = run.annotated()
     if after != "block5" and after is not None:
         raise ValueError(f"{checkpoint}: its cached inputs come out of {after}, not the locator's block5")
     trunk = None if after else model.split_at("block5")[0]
-    fast, tf = for_inference(model), cub.transform
+    tf = cub.transform
     same = total = 0
     confused: Counter = Counter()
     names = [*CUB_PARTS, NO_PART, OFF_BIRD]
-    for x, y, ann in tqdm(loader, desc=f"naming {Path(checkpoint).stem}", disable=not progress, file=sys.stderr):
+    for x, y, ann in run.bar(loader, f"naming {Path(checkpoint).stem}"):
         b5 = x if after else trunk(channels_last(x))
-        peaks, m = class_peaks(model, fast.features(channels_last(b5), "block5").float(), y, tf.crop)
+        peaks, m = class_peaks(model, run.features(b5, "block5"), y, tf.crop)
         guess = as_annotations(*locator.predict(b5.float()), scale=tf.crop, threshold=threshold)
         true = categorise_peaks(peaks, ann["box"], ann["parts"], radius)
         pred = categorise_peaks(peaks, guess["box"], guess["parts"], radius)

@@ -12,18 +12,15 @@ SHA-256, so a profile of other weights is detected and ignored.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from tqdm import tqdm
 
-from ..io.files import PARTS, file_sha256, load_side_file, side_path
-from ..core.folding import for_inference
-from ..core.models import channels_last
+from ..io.files import PARTS, load_side_file, side_path
 from ..data.transforms import cell_centre
+from ..trunk.split_pass import SplitPass
 
 __all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
            "part_profile", "profile_path"]
@@ -133,17 +130,12 @@ def profile_path(checkpoint: str | Path) -> Path:
 
 
 @torch.no_grad()
-def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test", limit: Optional[int] = None,
-                          radius: float = 0.15, strongest_k: int = 10, batch_size: int = 64, workers: int = 2,
-                          progress: bool = True, cache_dir: Optional[str] = None) -> PartProfiles:
-    """Part profiles of every MC channel of ``checkpoint`` over a CUB-layout ``root``."""
-    from ..io.checkpoint import load_checkpoint
-    from .localization import annotated_loader
-
-    model, meta = load_checkpoint(checkpoint)
-    loader, after, cub = annotated_loader(model, meta, root, split, limit, batch_size, workers, cache_dir=cache_dir)
+def compute_part_profiles(run: SplitPass, radius: float = 0.15, strongest_k: int = 10) -> PartProfiles:
+    """Part profiles of every MC channel of ``run``'s model over its split of a CUB-layout data set
+    (``run.checkpoint`` names the file the profiles record the SHA-256 of)."""
+    model = run.model
+    loader, after, cub = run.annotated()
     crop = cub.transform.crop
-    fast = for_inference(model)  # after the cache lookup, which hashes the trunk's own weights
     cats = [*cub.part_names, NO_PART, OFF_BIRD]
     n, n_cat = model.groups.num_channels, len(cats)
     own = torch.zeros(n, n_cat)
@@ -152,8 +144,8 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
     for c, chans in enumerate(model.groups.members):
         member[c, list(chans)] = True
     images = 0
-    for x, y, ann in tqdm(loader, desc="part profiles", disable=not progress, file=sys.stderr):
-        f = fast.features(channels_last(x), after).float()
+    for x, y, ann in run.bar(loader, "part profiles"):
+        f = run.features(x, after)
         b, _, h, w = f.shape
         flat = f.flatten(2)
         val, arg = flat.max(dim=2)  # (B, N)
@@ -166,7 +158,7 @@ def compute_part_profiles(checkpoint: str | Path, root: str, split: str = "test"
         strong += (onehot * sel[..., None]).sum(0)
         images += b
     n_parts = len(cub.part_names)
-    return PartProfiles(file_sha256(checkpoint), split, images, radius, strongest_k, cats,
+    return PartProfiles(run.sha256, run.split, images, radius, strongest_k, cats,
                         [_from_counts(i, own[i].tolist(), cats, n_parts) for i in range(n)],
                         [_from_counts(i, strong[i].tolist(), cats, n_parts) for i in range(n)])
 

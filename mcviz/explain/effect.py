@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from ..core.class_head import CLASS_HEADS
 from ..core.models import HeadParts, MCNet, channels_last
-from ..io.meta import CheckpointMeta
+from ..trunk.split_pass import SplitPass
 
 __all__ = ["HeadAblation", "channel_effects", "pooled_inputs"]
 
@@ -141,27 +141,18 @@ class PooledSet:
 
 
 @torch.no_grad()
-def collect_pooled(model: MCNet, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
-                   limit: Optional[int] = None, batch_size: int = 64, workers: int = 2, use_cache: bool = True,
-                   cache_dir: Optional[str] = None, progress: bool = True) -> PooledSet:
-    """One pass over ``split``: every image's pooled head input. A model trained with ``--freeze``
-    reads its frozen trunk's outputs from the training cache when that holds this split."""
-    import sys
-
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from ..trunk.cache import eval_source
-
-    ds, after = eval_source(model, meta, dataset, root, split, limit, use_cache, cache_dir)
+def collect_pooled(run: SplitPass) -> PooledSet:
+    """One pass over ``run``'s split: every image's pooled head input. A model trained with
+    ``--freeze`` reads its frozen trunk's outputs from the training cache when that holds this split."""
+    model = run.model
+    loader, after = run.loader()
     channels_last(model.eval())
     pooled, gap, labels = [], [], []
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=0 if after else workers)
-    for x, y in tqdm(loader, desc="pooled inputs", disable=not progress, file=sys.stderr):
+    for x, y in run.bar(loader, "pooled inputs"):
         f = model.features(channels_last(x), after)
         pooled.append(pooled_inputs(model, f))
         gap.append(f.float().mean(dim=(2, 3)))
         labels.append(torch.as_tensor(y))
     if not labels:
-        raise ValueError(f"no images in the {split} split of {root}")
+        raise ValueError(f"no images in the {run.split} split of {run.root}")
     return PooledSet(torch.cat(pooled), torch.cat(gap), torch.cat(labels), "cache" if after else "images")

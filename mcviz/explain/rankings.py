@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ..io.checkpoint import as_meta, load_checkpoint
-from ..io.files import RANKING, atomic_write_bytes, file_sha256, load_side_file, side_path
+from ..io.files import RANKING, atomic_write_bytes, load_side_file, side_path
 from ..core.models import MCNet
 from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
 from ..io.meta import CheckpointMeta
+from ..trunk.split_pass import SplitPass
 
 __all__ = ["RANKINGS", "ChannelRanking", "EffectRanking", "available_rankings", "class_channel_scores",
            "compute_effect_ranking", "evidence_scores", "linearised_head_scores", "load_effect_ranking", "own_in_top",
@@ -115,18 +116,14 @@ def effect_scores(model: MCNet, pooled: PooledSet) -> tuple[torch.Tensor, torch.
     return channel_effects(ablation, pooled.pooled, pooled.labels), ablation.means
 
 
-def compute_effect_ranking(checkpoint: str | Path, dataset: str, root: str, split: str = "test",
-                           limit: Optional[int] = None, batch_size: int = 64, workers: int = 2,
-                           use_cache: bool = True, cache_dir: Optional[str] = None,
-                           progress: bool = True) -> EffectRanking:
-    """The effect ranking of ``checkpoint`` over ``split`` (one pass over the images, or over the
-    frozen trunk's cache; then only the head runs)."""
-    model, meta = load_checkpoint(checkpoint)
-    _require_head(model)
-    pooled = collect_pooled(model, meta, dataset, root, split, limit, batch_size, workers, use_cache, cache_dir,
-                            progress)
-    effects, means = effect_scores(model, pooled)
-    return EffectRanking(file_sha256(checkpoint), dataset, split, len(pooled.labels),
+def compute_effect_ranking(run: SplitPass) -> EffectRanking:
+    """The effect ranking of ``run``'s model over its split (one pass over the images, or over the
+    frozen trunk's cache; then only the head runs); ``run.checkpoint`` names the file it records
+    the SHA-256 of."""
+    _require_head(run.model)
+    pooled = collect_pooled(run)
+    effects, means = effect_scores(run.model, pooled)
+    return EffectRanking(run.sha256, run.dataset, run.split, len(pooled.labels),
                          effects.to(torch.float16).float(), means)
 
 

@@ -39,7 +39,7 @@ from ..data.base import epoch_generator, random_subset
 from ..data.transforms import EvalTransform
 
 __all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
-           "build_eval_cache", "eval_source", "find_cache", "is_complete"]
+           "build_eval_cache", "eval_inputs", "find_cache", "is_complete"]
 
 CACHE_FORMAT = 1
 _CHUNK = 256  # images per progress record
@@ -255,29 +255,14 @@ def find_cache(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform
     return (layer, CachedFeatures(folder, ds.classes, all_views=flip)) if is_complete(folder) else None
 
 
-def eval_source(model: nn.Module, meta: CheckpointMeta, dataset: str, root: str, split: str = "test",
-                limit: Optional[int] = None, use_cache: bool = True, cache_dir: Optional[str] = None,
-                flip: bool = False) -> tuple[Dataset, Optional[str]]:
-    """``(data set of (input, label), the body step its inputs come out of or None)`` for running
-    ``model`` over ``split``: the images under the checkpoint's transform, or the frozen trunk's
-    cached outputs when the model was trained with ``--freeze`` and the cache holds this split.
-    With ``flip`` each input is ``(2, ...)``: the view and its mirror. ``limit`` draws the same
-    random subset either way."""
-    from ..io.checkpoint import as_meta
-    from ..data import build
-
-    meta = as_meta(meta, model)
-    tf = EvalTransform.from_config(meta.input)
-    base = build(dataset, root, split, tf, min_side=tf.resize)
-    if len(base.classes) != model.num_classes:
-        raise ValueError(f"the model has {model.num_classes} classes but {dataset} at {root} has {len(base.classes)}")
-    return eval_inputs(model, meta, base, split, limit, use_cache, cache_dir, flip)
-
-
 def eval_inputs(model: nn.Module, meta: CheckpointMeta, base: Dataset, split: str, limit: Optional[int] = None,
                 use_cache: bool = True, cache_dir: Optional[str] = None,
                 flip: bool = False) -> tuple[Dataset, Optional[str]]:
-    """As :func:`eval_source` for the images ``base`` (a split under the checkpoint's transform)."""
+    """``(data set of (input, label), the body step its inputs come out of or None)`` for running
+    ``model`` over the images ``base`` (a split under the checkpoint's transform): those images, or
+    the frozen trunk's cached outputs when the model was trained with ``--freeze`` and the cache
+    holds this split. With ``flip`` each input is ``(2, ...)``: the view and its mirror. ``limit``
+    draws the same random subset either way (:class:`mcviz.trunk.split_pass.SplitPass` wraps this)."""
     cached = find_cache(model, meta, base, base.transform, split, cache_dir, flip) if use_cache else None
     if cached:
         after, ds = cached
