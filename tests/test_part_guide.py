@@ -60,6 +60,29 @@ def test_the_term_is_lowest_when_each_channel_peaks_on_its_own_part():
     x = off.clone().requires_grad_(True)
     guide_term(x, y, i, v, guide, groups).backward()
     assert x.grad.abs().sum() > 0
+    # with --cache-noise, views 2 and 3 are noisy copies of 0 and 1 and take their targets
+    guide.noisy_views = True
+    assert guide_term(off, y, i, torch.tensor([2]), guide, groups) == guide_term(off, y, i, v, guide, groups)
+    assert [guide.target_view(k) for k in range(6)] == [0, 1, 0, 1, None, None]
+
+
+def test_noisy_views_are_the_crop_and_its_mirror_plus_the_protocols_clipped_noise():
+    from PIL import Image
+
+    from mcviz.data.transforms import EvalTransform
+    from mcviz.trunk.cache import ViewTransform
+
+    img = Image.new("RGB", (80, 60), (120, 30, 200))
+    plain, noisy = ViewTransform(EvalTransform(32), 5), ViewTransform(EvalTransform(32), 5, noise=0.2)
+    a, b = plain(img, 3), noisy(img, 3)
+    assert torch.equal(a[:2], b[:2]) and torch.equal(a[4], b[4])  # the crop, its mirror, a random crop
+    for k in (2, 3):
+        d = b[k] - b[k - 2]
+        assert 0.15 < float(d.std()) < 0.25 and float(d.abs().max()) <= 0.25 + 1e-6
+    assert torch.equal(noisy(img, 3), b) and not torch.equal(noisy(img, 4)[2], b[2])  # seeded per photo
+    # a cache made without noise keeps its key; the noise changes it
+    assert "noise" not in plain.config() and noisy.config()["noise"] == 0.2
+    assert [noisy.source_view(k) for k in range(5)] == [0, 1, 0, 1, None]
 
 
 def test_a_part_guided_run_trains_and_says_it_uses_part_annotations(cub_root, tmp_path):

@@ -103,6 +103,9 @@ class TrainConfig:
                             "depths; the frozen steps after it run every batch)", metavar="LAYER")
     cache_views: int = _opt(2, "with --freeze: cached views per training image (eval crop, mirror, random crops)",
                             metavar="V")
+    cache_noise: float = _opt(0.0, "with --freeze and --cache-views >= 4: views 2 and 3 are the evaluation crop and its "
+                              "mirror with Gaussian noise of this std (clipped at 1.25 x it) on the normalised photo, "
+                              "the stability protocol's noise (0: off)", metavar="STD")
     cache_dir: str = _opt("", "with --freeze: cache folder (default $MCVIZ_CACHE or .cache/trunk)", hparam=False,
                           machine=True)
     body_lr: float = _opt(1.0, "learning-rate factor for the body's trainable layers (pretrained fine-tuning)")
@@ -166,6 +169,9 @@ def _check_basics(cfg: TrainConfig) -> None:
 
 
 def _check_combinations(cfg: TrainConfig) -> None:
+    if cfg.cache_noise < 0 or (cfg.cache_noise and (not cfg.freeze or cfg.cache_views < 4)):
+        raise ValueError("--cache-noise needs --freeze and --cache-views >= 4 (views 2 and 3 are the noisy copies), "
+                         "and must be >= 0")
     if cfg.mixup and cfg.variant == "mc-soft":
         raise ValueError("--mixup cannot be combined with mc-soft: its soft labels learn from one label per image")
     if cfg.soft_norm and cfg.variant != "mc-soft":

@@ -166,7 +166,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
         run.teacher = load_teacher(cfg, model, classes, after, device)
     if cfg.part_guide:
         run.guide, train_ds.with_index = PartGuide.build(cfg.root, model.groups, evaltf, guide_samples(cfg, evaltf),
-                                                         cfg.part_guide_sigma), True
+                                                         cfg.part_guide_sigma, cfg.cache_noise > 0), True
     if state is not None:
         _load_run_state(run, state)
     if run.main:

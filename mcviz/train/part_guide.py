@@ -10,8 +10,9 @@ learn. The paper's MC-Loss uses class labels only: a model trained with ``--part
 its description (:func:`mcviz.io.describe.training_name`).
 
 Targets come from the cached views of the frozen trunk: view 0 is the evaluation crop, view 1 its
-mirror (left and right parts swapped, :func:`mcviz.trunk.part_targets.mirrored`); random-crop
-views (``--cache-views`` > 2) carry no target.
+mirror (left and right parts swapped, :func:`mcviz.trunk.part_targets.mirrored`); with
+``--cache-noise`` views 2 and 3 are their noisy copies, with the same targets; random-crop views
+carry no target.
 """
 
 from __future__ import annotations
@@ -81,12 +82,20 @@ class PartGuide:
     ``xy[v]`` ``(n, ξmax, 2)`` in the unit square and ``vis[v]`` ``(n, ξmax)``."""
 
     def __init__(self, parts: list[list[str]], xy: list[torch.Tensor], vis: list[torch.Tensor],
-                 sigma: float = 1.0) -> None:
+                 sigma: float = 1.0, noisy_views: bool = False) -> None:
         self.parts, self.xy, self.vis, self.sigma = parts, xy, vis, float(sigma)
+        self.noisy_views = noisy_views  # views 2 and 3 are noisy copies of 0 and 1 (--cache-noise)
+
+    def target_view(self, view: int) -> Optional[int]:
+        """The view whose targets ``view`` has: its own for the crop and its mirror, theirs for their
+        noisy copies, None for a random crop (:meth:`mcviz.trunk.cache.ViewTransform.source_view`)."""
+        if view < 2:
+            return view
+        return view - 2 if self.noisy_views and view < 4 else None
 
     @classmethod
     def build(cls, root: str, groups: ChannelGroups, tf: EvalTransform, samples: Optional[list] = None,
-              sigma: float = 1.0) -> "PartGuide":
+              sigma: float = 1.0, noisy_views: bool = False) -> "PartGuide":
         """From CUB's training split under ``root`` (``samples``: the run's own subset of its images,
         in the cache's order), with each view's targets for the class's assigned parts."""
         cub = CUB(root, "train", annotations=True)
@@ -107,7 +116,7 @@ class PartGuide:
                     xy[i, j], vis[i, j] = by_part[p][0][i], by_part[p][1][i]
             xys.append(xy)
             viss.append(vis)
-        return cls(parts, xys, viss, sigma)
+        return cls(parts, xys, viss, sigma, noisy_views)
 
 
 def guide_term(feats: torch.Tensor, y: torch.Tensor, index: torch.Tensor, view: torch.Tensor, guide: PartGuide,
@@ -119,8 +128,8 @@ def guide_term(feats: torch.Tensor, y: torch.Tensor, index: torch.Tensor, view: 
                             torch.arange(w, device=feats.device, dtype=torch.float32) + 0.5, indexing="ij")
     total, count = feats.new_zeros(()), 0
     for k in range(b):
-        v = int(view[k])
-        if v > 1:  # a random-crop view: no target
+        v = guide.target_view(int(view[k]))
+        if v is None:  # a random-crop view: no target
             continue
         chans = groups.channels(int(y[k]))
         i = int(index[k])

@@ -51,15 +51,34 @@ def default_cache_dir() -> Path:
 
 
 class ViewTransform:
-    """An image -> ``(views, 3, crop, crop)``: the evaluation crop, its mirror, random crops."""
+    """An image -> ``(views, 3, crop, crop)``: the evaluation crop, its mirror, random crops. With
+    ``noise`` > 0, views 2 and 3 are the evaluation crop and its mirror with Gaussian noise of that
+    std, clipped at 1.25 x it, added to the normalised photo (the stability protocol's noise,
+    :mod:`mcviz.evaluate.consistency`; the parts stay where they are), and random crops follow."""
 
-    def __init__(self, evaltf: EvalTransform, views: int, seed: int = 0, min_scale: float = 0.35) -> None:
+    def __init__(self, evaltf: EvalTransform, views: int, seed: int = 0, min_scale: float = 0.35,
+                 noise: float = 0.0) -> None:
         if views < 1:
             raise ValueError("views must be >= 1")
         self.evaltf, self.views, self.seed, self.min_scale = evaltf, int(views), int(seed), float(min_scale)
+        self.noise = float(noise)
 
     def config(self) -> dict:
-        return {"eval": self.evaltf.config(), "views": self.views, "seed": self.seed, "min_scale": self.min_scale}
+        out = {"eval": self.evaltf.config(), "views": self.views, "seed": self.seed, "min_scale": self.min_scale}
+        if self.noise:  # absent when off, so the caches made before it keep their keys
+            out["noise"] = self.noise
+        return out
+
+    def source_view(self, view: int) -> Optional[int]:
+        """The view whose geometry (part positions) ``view`` shares: itself for the crop and its
+        mirror, 0 or 1 for a noisy copy, None for a random crop."""
+        if view < 2:
+            return view
+        return view - 2 if self.noise and view < 4 else None
+
+    def _noisy(self, x: torch.Tensor, index: int, view: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(random.Random(f"{self.seed}-{index}-{view}-noise").getrandbits(63))
+        return x + (torch.randn(x.shape, generator=g) * self.noise).clamp(-1.25 * self.noise, 1.25 * self.noise)
 
     def _random_crop(self, img, rng: random.Random) -> torch.Tensor:
         w, h = img.size
@@ -82,6 +101,9 @@ class ViewTransform:
         if self.views > 1:
             out.append(centre.flip(-1))
         for v in range(2, self.views):
+            if self.source_view(v) is not None:
+                out.append(self._noisy(out[v - 2], index, v))
+                continue
             x = self._random_crop(img, random.Random(f"{self.seed}-{index}-{v}"))
             out.append(x.flip(-1) if v % 2 else x)
         return torch.stack(out)
