@@ -12,42 +12,26 @@ from __future__ import annotations
 import json
 from typing import Optional
 
+import recipes
 from mcviz.io import CheckpointMeta
 from results_levers import LEVER_DOC, _localization, _own, recorded, train_minutes
 from results_models import BOX_FLOOR, PARTS_FLOOR, default_model
 
-# (run, its second seed, head pool, xi, L_div, mu); a run name's -h512 is a deeper MC layer (a
-# shared 1x1 layer of 512 channels first, `--mc-hidden 512`), -e8 eight epochs instead of four,
-# -kd distilled from the shipped CE model's probabilities (`--distill checkpoints/cub-ce.safetensors
-# --distill-weight 1 --distill-temperature 4`; -kd3 at weight 3), -b6 block 6 and the head conv trained too (at 0.2 x the lr)
-CC_RUNS: list[tuple[str, str, str, int, str, float]] = [
-    ("cc-avg-x10-h512-anchor-mu03", "cc-avg-x10-h512-anchor-mu03-s1", "avg", 10, "anchored", 0.3),
-    ("cc-avg-x10-anchor-mu03-e8", "cc-avg-x10-anchor-mu03-e8-s1", "avg", 10, "anchored", 0.3),
-    ("cc-avg-x3-anchor-mu03-e8", "cc-avg-x3-anchor-mu03-e8-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x10-anchor-mu03", "cc-avg-x10-anchor-mu03-s1", "avg", 10, "anchored", 0.3),
-    ("cc-avg-x3-anchor-mu03", "cc-avg-x3-anchor-mu03-s1", "avg", 3, "anchored", 0.3),
-    ("cc-max-x3-anchor-mu03", "cc-max-x3-anchor-mu03-s1", "max", 3, "anchored", 0.3),
-    ("cc-avg-x5-anchor-mu03", "cc-avg-x5-anchor-mu03-s1", "avg", 5, "anchored", 0.3),
-    ("cc-avg-x10-anchor-mu15", "cc-avg-x10-anchor-mu15-s1", "avg", 10, "anchored", 1.5),
-    ("cc-avg-x10-mc-mu15", "cc-avg-x10-mc-mu15-s1", "avg", 10, "plain", 1.5),
-    ("cc-avg-x10-mc-mu03", "cc-avg-x10-mc-mu03-s1", "avg", 10, "plain", 0.3),
-    ("cc-avg-x5-mc-mu15", "cc-avg-x5-mc-mu15-s1", "avg", 5, "plain", 1.5),
-    ("cc-avg-x3-mc-mu15", "cc-avg-x3-mc-mu15-s1", "avg", 3, "plain", 1.5),
-    ("cc-avg-x3-anchor-mu15", "cc-avg-x3-anchor-mu15-s1", "avg", 3, "anchored", 1.5),
-    ("cc-avg-x3-mc-mu03", "cc-avg-x3-mc-mu03-s1", "avg", 3, "plain", 0.3),
-    ("cc-avg-x10-ce", "cc-avg-x10-ce-s1", "avg", 10, "none (CE only)", 0.0),
-    ("cc-avg-x3-anchor-mu03-kd", "cc-avg-x3-anchor-mu03-kd-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x3-anchor-mu03-kd3", "cc-avg-x3-anchor-mu03-kd3-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x10-anchor-mu03-kd", "cc-avg-x10-anchor-mu03-kd-s1", "avg", 10, "anchored", 0.3),
-    ("cc-avg-x3-anchor-mu03-b6", "cc-avg-x3-anchor-mu03-b6-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x3-anchor-mu03-b6-kd3", "cc-avg-x3-anchor-mu03-b6-kd3-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x10-anchor-mu03-b6-kd3", "cc-avg-x10-anchor-mu03-b6-kd3-s1", "avg", 10, "anchored", 0.3),
-    ("cc-avg-x3-h512-anchor-mu03-kd3", "cc-avg-x3-h512-anchor-mu03-kd3-s1", "avg", 3, "anchored", 0.3),
-    ("cc-avg-x3-mc-mu15-b6-kd3", "cc-avg-x3-mc-mu15-b6-kd3-s1", "avg", 3, "plain", 1.5),
-    ("cc-avg-x5-mc-mu15-b6-kd3", "cc-avg-x5-mc-mu15-b6-kd3-s1", "avg", 5, "plain", 1.5),
-    # part-guided (uses CUB's part annotations)
-    ("cc-avg-x3-anchor-mu03-b6-kd3-guide1", "cc-avg-x3-anchor-mu03-b6-kd3-guide1-s1", "avg", 3, "anchored + part-guided", 0.3),
-]
+def _columns(name: str) -> tuple[str, str, str, float]:
+    """``(head pool, xi, L_div, mu)`` of a class-connected run, read from its configuration."""
+    cfg = recipes.config(name)
+    if cfg is None:
+        return "–", "–", "–", float("nan")
+    div = "none (CE only)" if cfg["variant"] == "ce" else "anchored" if cfg["div_anchor"] else "plain"
+    if cfg.get("part_guide"):
+        div += " + part-guided"
+    return cfg["head"].removeprefix("class-connected-"), str(cfg["xi"]), div, float(cfg["mu"] if cfg["variant"] != "ce" else 0)
+
+
+def cc_runs() -> list[tuple[str, str]]:
+    """The class-connected table's runs (recipes.toml): (seed-0 run, its second seed)."""
+    return [(n, recipes.second_seed(n)) for n in recipes.table("class-connected")]
+
 
 CC_TEXT = (
     "The class-connected head (`--head class-connected-avg` / `-max`): class c's score is its bias plus "
@@ -73,7 +57,7 @@ def _faith(name: str, k: int) -> Optional[tuple[float, float]]:
     return (100 * own[0], 100 * rnd[0]) if own and rnd else None
 
 
-SHIPPED_CC = {"cub-mc-cc": "cc-avg-x3-anchor-mu03-b6-kd3"}  # shipped class-connected model -> its lever run
+SHIPPED_CC = recipes.lever_of_shipped()  # shipped class-connected model -> its lever run
 
 
 def _flip(name: str) -> Optional[dict]:
@@ -106,12 +90,13 @@ def cc_rows(by: Optional[dict] = None) -> list[str]:
            "distinct parts / image | peaks in the box | own channels in the top 10 | "
            "own off / random off (acc. points) | minutes |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for seed0, seed1, pool, xi, div, mu in CC_RUNS:
+    for seed0, seed1 in cc_runs():
+        pool, xi, div, mu = _columns(seed0)
         for seed, name in enumerate((seed0, seed1)):
             (final, minutes), flip = _final(name, by), _flip(name)
             if final is None and flip is None:
                 continue
-            loc, own, faith = _localization(name), _own(name), _faith(name, xi)
+            loc, own, faith = _localization(name), _own(name), _faith(name, int(xi) if xi.isdigit() else 0)
             where = f"{loc['distinct_parts']:.2f} | {loc['in_box']:.2f}" if loc else "– | –"
             f_cell = f"{faith[0]:.1f} / {faith[1]:.1f} ({faith[0] / max(faith[1], 1e-9):.0f}x)" if faith else "–"
             acc = (f"{final['top1']:.2f} | {fmt_or_dash(flip, 'top1')} | {final['top1_mc']:.2f} | {final['mean_h']:.2f}"
@@ -144,7 +129,7 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
         return ""
     by = by or {}
     passing, closest, single = [], None, []
-    for seed0, seed1, *_ in CC_RUNS:
+    for seed0, seed1 in cc_runs():
         finals = {n: f for n in (seed0, seed1) if (f := _final(n, by)[0]) is not None}
         locs = {n: _localization(n) for n in finals}
         if seed0 in finals and locs.get(seed0):

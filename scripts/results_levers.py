@@ -14,29 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import recipes
 from results_models import BOX_FLOOR, FROZEN_224, OWN_FLOOR, PARTS_FLOOR, RUNS_DOC, fmt
 
 LEVER_DOC = RUNS_DOC / "levers"
-# (run, what it changes from the row it follows); the first row is the shipped CE model.
-LEVERS: list[tuple[str, str]] = [
-    ("cub-ce", "the recipe before the rebuild: 224 px, body frozen through the head conv, 2 views (crop, "
-               "mirror), 4 epochs"),
-    ("hc-v4-e4", "views: 4 per image (+ 2 random resized crops)"),
-    ("hc-v4-e8", "epochs: 8"),
-    ("hc-v8-e4", "views: 8 per image (`hc-v4-e4` with 6 random resized crops instead of 2)"),
-    ("b5-v4-e8", "depth: block 6 and the head conv train too (body lr x 0.2)"),
-    ("b5-v4-e8-ls", "label smoothing 0.1"),
-    ("b5-v4-e8-mix", "mixup 0.2 at the cached layer (instead of label smoothing)"),
-    ("hc-v2-e4-s288", "resolution: `cub-ce`'s recipe at 288 px crops (squashed to 329) instead of 224"),
-    ("lite2-s288", "backbone: EfficientNet-Lite2 (its ImageNet weights; 208 channels out of block 5 against "
-                   "192) instead of Lite0, at `hc-v2-e4-s288`'s recipe"),
-    ("lite2-s288-s1", "`lite2-s288`, seed 1 (the seed-to-seed spread)"),
-    ("ce-s288-b6", "depth at 288 px: `hc-v2-e4-s288` with block 6 and the head conv trained too (body lr x 0.2), "
-                   "the CE counterpart of the shipped class-connected `cub-mc-cc`"),
-    ("ce-s288-b6-kd3", "the control of `cub-mc-cc`: `ce-s288-b6` distilled from `cub-ce` at weight 3 (T = 4), "
-                       "every lever of the class-connected default but its head and its MC-Loss"),
-    ("ce-s288-b6-kd3-s1", "`ce-s288-b6-kd3`, seed 1"),
-]
+# (run, what it changes from the row it follows), from recipes.toml; the first row is the shipped CE model.
+LEVERS: list[tuple[str, str]] = list(recipes.table("levers").items())
 
 
 # What trains behind each --freeze depth of lite0.
@@ -47,10 +30,8 @@ TRAINED = {"head_conv": "1x1 layer + head", "block5": "block 6 + head conv + 1x1
 def copy_lever_runs(runs_dir: Path) -> None:
     """runs/levers/NAME/{config.json, metrics.jsonl} -> docs/runs/levers/NAME.*, where present."""
     LEVER_DOC.mkdir(parents=True, exist_ok=True)
-    from results_class_head import CC_RUNS
-
-    cc = [n for run in CC_RUNS for n in run[:2]]
-    for name in [n for n, _ in LEVERS] + [c[0] for c in MC_CONFIGS] + cc:
+    tabled = [n for t in recipes.load()["tables"] for n in recipes.table(t)]
+    for name in dict.fromkeys([*recipes.names("runs"), *tabled, *map(recipes.second_seed, tabled)]):
         src = runs_dir / "levers" / name
         for f in ("config.json", "metrics.jsonl"):
             if (src / f).exists():
@@ -94,8 +75,8 @@ def train_minutes(rows: list[dict]) -> float:
     return sum(r["train_time_s"] for r in rows) / 60
 
 
-# The backbone lever's two seeds (the last rows of LEVERS).
-BACKBONE_PAIR = ("lite2-s288", "lite2-s288-s1")
+# The backbone lever's two seeds (rows of the lever table).
+BACKBONE_PAIR = ("lite2-s288", recipes.second_seed("lite2-s288"))
 
 
 def backbone_text(ce_mean: Optional[float]) -> str:
@@ -135,28 +116,11 @@ def lever_rows() -> list[str]:
     return out if len(out) > 2 else []
 
 
-# Issue 19's MC-Loss configurations: (a) the 1x1 MC layer (xi = 3) on the frozen head conv, (b) the
-# head conv's own 1280 channels split unevenly (Table II) while block 6 and the head conv train;
-# each at the paper's fine-tuning weight (mu = 0.005) and its from-scratch one (mu = 1.5).
-MC_CONFIGS: list[tuple[str, str, str, str]] = [
-    ("cub-ce", "CE reference of (a), 224 px", "–", "–"),
-    ("cub-mc", "(a) 1x1 MC layer, xi = 3, 224 px", "1.5", "10"),
-    ("mc-a-mu0005", "(a) 1x1 MC layer, xi = 3", "0.005", "10"),
-    ("b5-v4-e8", "CE reference of (b)", "–", "–"),
-    ("mc-b-mu0005", "(b) head conv's 1280 channels, Table II split", "0.005", "10"),
-    ("mc-b-mu15", "(b) head conv's 1280 channels, Table II split", "1.5", "10"),
-    ("hc-v2-e4-s288", "CE reference at 288 px (18x18 maps)", "–", "–"),
-    ("mc-s288", "(a) at 288 px (`cub-mc`'s recipe)", "1.5", "10"),
-    ("anchor-s288", "(a) + the anchored L_div at 288 px (the app's default before the mu sweep)", "1.5", "2"),
-    ("anchor-s288-s1", "`anchor-s288`, seed 1 (`cub-mc-anchor-s1` before the mu sweep)", "1.5", "2"),
-    ("anchor-s288-mu05", "`anchor-s288` at a lower weight", "0.5", "2"),
-    ("anchor-s288-mu05-s1", "`anchor-s288-mu05`, seed 1", "0.5", "2"),
-    ("anchor-s288-mu03", "`anchor-s288` at a lower weight (`cub-mc-anchor`'s configuration)", "0.3", "2"),
-    ("anchor-s288-mu03-s1", "`anchor-s288-mu03`, seed 1", "0.3", "2"),
-    ("anchor-s288-mu015", "`anchor-s288` at a lower weight still", "0.15", "2"),
-    ("anchor-s288-mu015-s1", "`anchor-s288-mu015`, seed 1", "0.15", "2"),
-    ("lite2-anchor-s288-mu03", "`anchor-s288-mu03` on EfficientNet-Lite2 (CE reference: `lite2-s288`)", "0.3", "2"),
-]
+def _weights(name: str, cfg: Optional[dict]) -> tuple[str, str]:
+    """``(mu, lambda)`` of an MC-Loss run's configuration, "–" for a CE run or one without a configuration."""
+    if cfg is None or cfg.get("variant") == "ce":
+        return "–", "–"
+    return f"{cfg['mu']:g}", f"{cfg['lam']:g}"
 
 
 def _localization(name: str) -> Optional[dict]:
@@ -168,11 +132,11 @@ def mc_config_rows() -> list[str]:
     """The MC-Loss configuration table (empty when none of its runs is recorded)."""
     out = ["| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
            "(random peaks) | peaks in the box (random) | minutes |", "|---|---|---|---|---|---|---|---|---|"]
-    configs = {name: rest for name, *rest in MC_CONFIGS}
-    for name, cfg, rows, final in recorded(configs):
+    configs = recipes.table("mc-configs")
+    for name, _, rows, final in recorded(configs):
         if final is None:
             continue
-        what, mu, lam = configs[name]
+        what, (mu, lam) = configs[name], _weights(name, recipes.config(name))
         loc = _localization(name)
         parts = f"{loc['distinct_parts']:.3f} ({loc['random_distinct_parts']:.2f})" if loc else "–"
         in_box = f"{loc['in_box']:.3f} ({loc['random_in_box']:.2f})" if loc else "–"
@@ -199,17 +163,12 @@ def crop_rows() -> list[str]:
     return out
 
 
-# The 224 px frozen-body models (docs/runs/frozen-224/), in the order of the tables.
-FROZEN_ORDER = ("cub-ce", "cub-mc", "cub-mc-no-div", "cub-mc-no-cwa", "cub-mc-v2", "cub-mc-soft", "cub-mc-anchor",
-                "cub-mc-soft-paper", "cub-ce-s1", "cub-mc-s1", "cub-mc-anchor-s1", "cars-ce", "cars-mc")
-
-
 def frozen_rows(now: dict) -> list[str]:
-    """The "frozen body at 224 px" table: one row per recorded model of FROZEN_ORDER, beside the
+    """The "frozen body at 224 px" table: one row per recorded model of its recipes.toml table, beside the
     top-1 of the model of that name now (``now``: name -> metrics of the current models)."""
     out = ["| model | top-1 % at 224 px | MC branch % | mean h | distinct parts / image | peaks in the box | "
            "top-1 % now | change |", "|---|---|---|---|---|---|---|---|"]
-    for name, _, _, final in recorded(FROZEN_ORDER):
+    for name, _, _, final in recorded(recipes.table("frozen-224")):
         loc = _localization(name)
         where = f"{loc['distinct_parts']:.3f} | {loc['in_box']:.3f}" if loc else "– | –"
         h = f"{final['mean_h']:.3f}" if "mean_h" in final else "–"
@@ -240,10 +199,13 @@ SWEEP_TEXT = (
     "records), and so do the distinct parts and the own channels in the top 10.")
 
 
-# The anchored variant's MC-Loss weight, two seeds each: (mu, seed-0 run, seed-1 run).
-ANCHOR_SWEEP = (("1.5", "anchor-s288", "anchor-s288-s1"), ("0.5", "anchor-s288-mu05", "anchor-s288-mu05-s1"),
-                ("0.3", "anchor-s288-mu03", "anchor-s288-mu03-s1"),
-                ("0.15", "anchor-s288-mu015", "anchor-s288-mu015-s1"))
+def _anchor_sweep() -> list[tuple[str, str, str]]:
+    """The anchored variant's MC-Loss weights, two seeds each: (mu, seed-0 run, seed-1 run)."""
+    out = []
+    for name in recipes.table("anchor-sweep"):
+        cfg = recipes.config(name)
+        out.append(("–" if cfg is None else f"{cfg['mu']:g}", name, recipes.second_seed(name)))
+    return out
 
 
 def _own(name: str) -> Optional[float]:
@@ -294,7 +256,7 @@ def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> 
            f"peaks in the box (mean) | own channels in a class's top 10 (target >= {OWN_FLOOR}) | meets the rule's bars |",
            "|---|---|---|---|---|---|---|---|---|"]
     passing = []
-    for mu, seed0, seed1 in ANCHOR_SWEEP:
+    for mu, seed0, seed1 in _anchor_sweep():
         p = _sweep_point(seed0, seed1)
         if p is None:
             continue

