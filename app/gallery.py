@@ -47,7 +47,7 @@ def gallery(root: str, kind: str = "cub", limit: int = 40) -> list[tuple[str, st
     if ds is None:
         return []
     out, seen = [], set()
-    for (p, y) in ds.samples:
+    for p, y in ds.samples:
         if y not in seen:
             seen.add(y)
             out.append((f"{ds.classes[y]} — {p.name}", str(p)))
@@ -83,8 +83,9 @@ def _cub_test_annotations(root: str, input_json: str):
     from mcviz.data import CUB, EvalTransform
 
     try:
-        ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(json.loads(input_json)),
-                 annotations=True)
+        ds = CUB(
+            Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(json.loads(input_json)), annotations=True
+        )
     except Exception:
         return None
     return ds, {str(p): i for i, (p, _) in enumerate(ds.samples)}

@@ -76,8 +76,9 @@ def work_queue():
 def decode(data: bytes, name: str):
     """Decoded RGB image (no larger than needed) or an error message, never an exception."""
     if len(data) > settings.MAX_UPLOAD_BYTES:
-        return None, (f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is "
-                      f"{settings.MAX_UPLOAD_BYTES // 2**20} MB")
+        return None, (
+            f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is {settings.MAX_UPLOAD_BYTES // 2**20} MB"
+        )
     try:
         return open_image(data, name=name, min_side=settings.DECODE_SIDE), None
     except ImageError as exc:
@@ -92,8 +93,9 @@ def _decoded(data: bytes, name: str):
 
 
 @st.cache_data(show_spinner="Computing channel maps...", max_entries=128)
-def _channel_maps(path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str,
-                  layer: Optional[str]):
+def _channel_maps(
+    path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]
+):
     img, ex = _decoded(data, name), _explainer(path, mtime)
     key = ("maps", path, mtime, digest(data), classes, method, layer)
     return work_queue().run(key, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer))
@@ -235,7 +237,9 @@ def consistency(path: Path):
 
 def consistency_text(c) -> str:
     """``"consistent: throat in 86 % · stable 31 %"`` (Huang et al.'s protocol, one channel)."""
-    held = f"consistent: {c.part} in {c.share:.0%}" if c.consistent else f"not consistent (best: {c.part}, {c.share:.0%})"
+    held = (
+        f"consistent: {c.part} in {c.share:.0%}" if c.consistent else f"not consistent (best: {c.part}, {c.share:.0%})"
+    )
     return f"{held} · stable {c.stability:.0%}"
 
 
@@ -292,7 +296,9 @@ def rankings(path: Path) -> list[str]:
 def _scores_matrix(path: str, mtime: float, by: str):
     ex = _explainer(path, mtime)
     effect = effect_ranking(Path(path))
-    scores, source = work_queue().run(("scores", path, mtime, by), lambda: ranking_scores(by, ex.model, ex.meta, effect))
+    scores, source = work_queue().run(
+        ("scores", path, mtime, by), lambda: ranking_scores(by, ex.model, ex.meta, effect)
+    )
     return scores.numpy(), source
 
 
@@ -315,8 +321,10 @@ def _activation_ranking(path: str, mtime: float, root: str, class_index: int, k:
 
     ex = _explainer(path, mtime)
     ds = CUB(Path(root) / "CUB_200_2011", "test", EvalTransform.from_config(ex.meta.input))
-    return work_queue().run(("ranking", path, mtime, root, class_index, k),
-                            lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds, by="activation"))
+    return work_queue().run(
+        ("ranking", path, mtime, root, class_index, k),
+        lambda: top_channels((ex.model, ex.meta), class_index, k, dataset=ds, by="activation"),
+    )
 
 
 def activation_ranking(path: Path, root: Path, class_index: int, k: int = 10):

@@ -40,15 +40,21 @@ def sidebar_settings() -> None:
     if not settings.folders_allowed():
         return
     with st.sidebar.expander("Folders", expanded=False):
-        st.text_input("Extra checkpoint folder", key="extra_checkpoint_dir",
-                      help="Checkpoints are read from checkpoints/, $MCVIZ_CHECKPOINTS and this folder.")
-        st.text_input("Data folder (for the gallery)", key="data_dir",
-                      help="A folder holding CUB_200_2011/; default $MCVIZ_DATA or ../shared/data.")
+        st.text_input(
+            "Extra checkpoint folder",
+            key="extra_checkpoint_dir",
+            help="Checkpoints are read from checkpoints/, $MCVIZ_CHECKPOINTS and this folder.",
+        )
+        st.text_input(
+            "Data folder (for the gallery)",
+            key="data_dir",
+            help="A folder holding CUB_200_2011/; default $MCVIZ_DATA or ../shared/data.",
+        )
 
 
 def label(path: Path) -> str:
-    """``"name · 69.85 %"`` for the pickers (the two decimals the results tables give): short enough for the sidebar (the variant in words is
-    the picker's caption, :func:`describe`)."""
+    """``"name · 69.85 %"`` for the pickers (the two decimals the results tables give): short enough
+    for the sidebar (the variant in words is the picker's caption, :func:`describe`)."""
     meta, _ = loaders.metadata(path)
     if not meta:
         return f"{path.stem} (unreadable)"
@@ -66,8 +72,9 @@ def describe(meta: CheckpointMeta) -> str:
 def _require_checkpoints() -> list[Path]:
     ckpts = checkpoints()
     if not ckpts:
-        st.warning("No checkpoint found. Put `.safetensors` checkpoints in `checkpoints/` or name a folder "
-                   "in the sidebar.")
+        st.warning(
+            "No checkpoint found. Put `.safetensors` checkpoints in `checkpoints/` or name a folder in the sidebar."
+        )
         st.stop()
     return ckpts
 
@@ -130,10 +137,12 @@ def current_photo(where=None) -> None:
     (where or st).image(img, caption=f"current photo: {found.name} ({found.origin})", width=160)
 
 
-def compare_defaults(readable: list[Path], dataset: Optional[str], k: int = 6,
-                     first: Optional[Path] = None) -> list[Path]:
+def compare_defaults(
+    readable: list[Path], dataset: Optional[str], k: int = 6, first: Optional[Path] = None
+) -> list[Path]:
     """The Compare page's default models: ``first`` (the sidebar's model), the app's default
     model, then the seed-0 models of ``dataset`` in the paper's Fig. 7 order."""
+
     def key(p: Path):
         meta = loaders.metadata(p)[0]
         extra = bool(meta.diversity_options())
@@ -173,8 +182,9 @@ def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optio
     # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
     # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
     # a gallery pick empties the uploader (a new key), so that it never names a file no longer in use
-    up = st.file_uploader("Upload a photo", type=settings.ACCEPTED,
-                          key=f"upload_{key}_{st.session_state.get('upload_gen', 0)}")
+    up = st.file_uploader(
+        "Upload a photo", type=settings.ACCEPTED, key=f"upload_{key}_{st.session_state.get('upload_gen', 0)}"
+    )
     if up is not None:
         photo.use(photo.Photo.uploaded(up.getvalue(), up.name))
     items, what = gallery_items(meta)
@@ -216,8 +226,10 @@ def warn_if_small(img, meta: CheckpointMeta) -> None:
     root = data_dir()
     own = gallery.gallery_side(str(root), gallery.gallery_kind(meta)) if root else None
     if min(img.size) < min(crop / 2, own or crop):
-        st.warning(f"This photo is {img.width} x {img.height} px, less than half the {crop} px the model looks at: "
-                   "it is blown up, so the prediction and the maps rest on little detail.")
+        st.warning(
+            f"This photo is {img.width} x {img.height} px, less than half the {crop} px the model looks at: "
+            "it is blown up, so the prediction and the maps rest on little detail."
+        )
 
 
 def current_annotation(meta: CheckpointMeta):
@@ -240,7 +252,7 @@ def ood_warning(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> boo
 
 
 def short_part(label: Optional[str]) -> str:
-    """"usually the throat, 30 %" -> "throat": what fits a chip."""
+    """ "usually the throat, 30 %" -> "throat": what fits a chip."""
     if not label:
         return ""
     return label.removeprefix("usually ").removeprefix("the ").split(",")[0].strip()

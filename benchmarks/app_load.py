@@ -38,8 +38,10 @@ APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
 REPO = Path(__file__).resolve().parents[1]
 
-DRAWN = ("n => [...document.querySelectorAll('.js-plotly-plot')].some("
-         "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)")
+DRAWN = (
+    "n => [...document.querySelectorAll('.js-plotly-plot')].some("
+    "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)"
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -148,6 +150,7 @@ async def main_thread_s(page) -> float:
 async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Optional[list] = None) -> list[float]:
     """Each page uploads its file at once; the wall time of each until its maps are drawn. With
     ``main_thread`` (a list), each tab's main-thread seconds for its upload are appended to it."""
+
     async def one(page, f: Path) -> float:
         busy0 = await main_thread_s(page) if main_thread is not None else 0.0
         t0 = time.perf_counter()
@@ -158,6 +161,7 @@ async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Op
             await asyncio.sleep(0.5)  # the tab finishes laying out what it drew
             main_thread.append(await main_thread_s(page) - busy0)
         return wall
+
     return list(await asyncio.gather(*(one(p, f) for p, f in zip(pages, files))))
 
 
@@ -179,18 +183,23 @@ async def run(args) -> None:
     if args.before:
         old = worktree(args.before, tmp)
         # PYTHONPATH: that revision's app runs on that revision's mcviz, not the installed one
-        setups[f"the app of {args.before}"] = ({"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"),
-                                                "PYTHONPATH": str(old)}, old / "app" / "main.py")
+        setups[f"the app of {args.before}"] = (
+            {"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"), "PYTHONPATH": str(old)},
+            old / "app" / "main.py",
+        )
     for label, (extra, app) in setups.items():
         print(f"== {label}")
-        results[label] = await one_server(args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
-                                                 **extra}, scenarios, warm, app)
+        results[label] = await one_server(
+            args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "", **extra}, scenarios, warm, app
+        )
     new = results.pop("as shipped")
     for label, old in results.items():
         print(f"== {label} -> as shipped")
         for name in new:
-            print(f"  {name}: slowest {old[name][0]:.2f} s -> {new[name][0]:.2f} s ({old[name][0] / new[name][0]:.1f}x), "
-                  f"peak memory {old[name][1]:.0f} MB -> {new[name][1]:.0f} MB")
+            print(
+                f"  {name}: slowest {old[name][0]:.2f} s -> {new[name][0]:.2f} s ({old[name][0] / new[name][0]:.1f}x), "
+                f"peak memory {old[name][1]:.0f} MB -> {new[name][1]:.0f} MB"
+            )
     if args.before:
         import subprocess
 
@@ -202,8 +211,9 @@ def worktree(rev: str, tmp: Path) -> Path:
     import subprocess
 
     path = tmp / "before"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True, capture_output=True
+    )
     return path
 
 
@@ -217,23 +227,26 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             pages = await open_pages(browser, url, args.sessions)
             t = (await upload_all(pages[:1], [warm], args.timeout))[0]
-            print(f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; "
-                  f"{os.cpu_count()} cores")
+            print(f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; {os.cpu_count()} cores")
             # every page's first figure also loads and starts plotly.js in that tab: timed on its own
             cold = await upload_all(pages, _copies(warm, len(pages)), args.timeout)
-            print(f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
-                  f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s")
+            print(
+                f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
+                f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s"
+            )
             for name, files in scenarios.items():
                 base, cpu0, busy = rss_mb(proc.pid), cpu_s(proc.pid), []
                 with MemoryWatch(proc.pid) as mem:
                     times = await upload_all(pages, files, args.timeout, busy)
                 cpu = cpu_s(proc.pid) - cpu0
                 mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
-                print(f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
-                      f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
-                      f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s "
-                      f"({cpu / len(files):.3f} s per upload); a tab's main thread per upload: median "
-                      f"{statistics.median(busy):.3f} s, most {max(busy):.3f} s")
+                print(
+                    f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
+                    f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
+                    f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s "
+                    f"({cpu / len(files):.3f} s per upload); a tab's main thread per upload: median "
+                    f"{statistics.median(busy):.3f} s, most {max(busy):.3f} s"
+                )
                 out[name] = (max(times), mem.peak)
                 await asyncio.sleep(2)
             await browser.close()

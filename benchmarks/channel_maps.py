@@ -69,13 +69,19 @@ def main() -> None:
             cam(input_tensor=x, targets=[ClassifierOutputTarget(top3[0])])
 
     t = interleaved({"mcviz": ours, "per-channel": per_channel, "one Grad-CAM": one_gradcam}, repeats=args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, resnet18 {args.size}px, "
-          f"{len(channels)} channel maps (top-3 classes x xi=3)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, resnet18 {args.size}px, "
+        f"{len(channels)} channel maps (top-3 classes x xi=3)"
+    )
     print(f"mcviz batched:              {t['mcviz'] * 1e3:7.0f} ms (includes preprocessing and h)")
-    print(f"grad-cam once per channel:  {t['per-channel'] * 1e3:7.0f} ms -> mcviz is "
-          f"{t['per-channel'] / t['mcviz']:.1f}x faster (goal >= 5x)")
-    print(f"one ordinary Grad-CAM:      {t['one Grad-CAM'] * 1e3:7.0f} ms -> all {len(channels)} maps cost "
-          f"{t['mcviz'] / t['one Grad-CAM']:.2f}x of it (goal <= 1.5x)")
+    print(
+        f"grad-cam once per channel:  {t['per-channel'] * 1e3:7.0f} ms -> mcviz is "
+        f"{t['per-channel'] / t['mcviz']:.1f}x faster (goal >= 5x)"
+    )
+    print(
+        f"one ordinary Grad-CAM:      {t['one Grad-CAM'] * 1e3:7.0f} ms -> all {len(channels)} maps cost "
+        f"{t['mcviz'] / t['one Grad-CAM']:.2f}x of it (goal <= 1.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -65,17 +65,23 @@ def main() -> None:
             finally:
                 accuracy.channels_last = channels_last
                 keep_freed_memory(True)
+
         return go
 
-    fns = {"images, NCHW": run(nchw, images, None, False), "images, channels_last": run(last, images, None, True),
-           "+ BN folded": run(folded, images, None, True),
-           "..., glibc's malloc": run(folded, images, None, True, keep=False)}
+    fns = {
+        "images, NCHW": run(nchw, images, None, False),
+        "images, channels_last": run(last, images, None, True),
+        "+ BN folded": run(folded, images, None, True),
+        "..., glibc's malloc": run(folded, images, None, True, keep=False),
+    }
     if after:
         fns["cache, folded"] = run(folded, cached, after, True)
     t = interleaved(fns, repeats=args.repeats, warmup=1)
     n = len(images)
-    print(f"{Path(args.checkpoint).name}: {n} CUB test images, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.workers} loader worker(s)")
+    print(
+        f"{Path(args.checkpoint).name}: {n} CUB test images, batch {args.batch}, {torch.get_num_threads()} threads, "
+        f"{args.workers} loader worker(s)"
+    )
     base = n / t["images, NCHW"]
     for k, v in t.items():
         print(f"  {k:24s} {n / v:7.1f} img/s  ({n / v / base:.2f}x)")

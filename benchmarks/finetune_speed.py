@@ -47,6 +47,7 @@ def _step(model, inputs, after, y, loss):
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+
     return run
 
 
@@ -73,28 +74,45 @@ def main() -> None:
         with torch.no_grad():
             trunk(x)
 
-    t = interleaved({"whole": _step(whole, x, None, y, loss), "block5": _step(block5, z, args.cache_layer, y, loss),
-                     "block4": _step(block4, z4, "block4", y, loss),
-                     "shipped": _step(shipped, z, args.cache_layer, y, loss), "cache": build_cache},
-                    repeats=args.repeats, warmup=1)
+    t = interleaved(
+        {
+            "whole": _step(whole, x, None, y, loss),
+            "block5": _step(block5, z, args.cache_layer, y, loss),
+            "block4": _step(block4, z4, "block4", y, loss),
+            "shipped": _step(shipped, z, args.cache_layer, y, loss),
+            "cache": build_cache,
+        },
+        repeats=args.repeats,
+        warmup=1,
+    )
     report(args, {k: args.batch / v for k, v in t.items()}, tuple(z.shape[-2:]))
 
 
 def report(args, ips: dict, maps: tuple) -> None:
-    print(f"{args.backbone} {args.size}px batch {args.batch}, MC-Loss (600 channels, {maps} maps), "
-          f"{torch.get_num_threads()} threads, channels_last")
+    print(
+        f"{args.backbone} {args.size}px batch {args.batch}, MC-Loss (600 channels, {maps} maps), "
+        f"{torch.get_num_threads()} threads, channels_last"
+    )
     print(f"  whole-network fine-tuning:                 {ips['whole']:7.1f} img/s")
-    print(f"  cached, --freeze block4 (block 5 trained too):  {ips['block4']:7.1f} img/s -> "
-          f"{ips['block4'] / ips['whole']:.1f}x faster")
-    print(f"  cached, --freeze {args.cache_layer} (block6 + head conv trained): "
-          f"{ips['block5']:7.1f} img/s -> {ips['block5'] / ips['whole']:.1f}x faster")
-    print(f"  cached, --freeze {args.freeze} --cache-layer {args.cache_layer} (shipped): "
-          f"{ips['shipped']:7.1f} img/s -> {ips['shipped'] / ips['whole']:.1f}x faster")
+    print(
+        f"  cached, --freeze block4 (block 5 trained too):  {ips['block4']:7.1f} img/s -> "
+        f"{ips['block4'] / ips['whole']:.1f}x faster"
+    )
+    print(
+        f"  cached, --freeze {args.cache_layer} (block6 + head conv trained): "
+        f"{ips['block5']:7.1f} img/s -> {ips['block5'] / ips['whole']:.1f}x faster"
+    )
+    print(
+        f"  cached, --freeze {args.freeze} --cache-layer {args.cache_layer} (shipped): "
+        f"{ips['shipped']:7.1f} img/s -> {ips['shipped'] / ips['whole']:.1f}x faster"
+    )
     print(f"  building the cache (once):                 {ips['cache']:7.1f} views/s")
     n = 5994  # CUB training images
-    print(f"  one CUB epoch: whole {n / ips['whole'] / 60:.1f} min, block4 {n / ips['block4'] / 60:.1f} min, "
-          f"block5 {n / ips['block5'] / 60:.1f} min, shipped {n / ips['shipped'] / 60:.1f} min; "
-          f"the 2-view cache {2 * n / ips['cache'] / 60:.1f} min once")
+    print(
+        f"  one CUB epoch: whole {n / ips['whole'] / 60:.1f} min, block4 {n / ips['block4'] / 60:.1f} min, "
+        f"block5 {n / ips['block5'] / 60:.1f} min, shipped {n / ips['shipped'] / 60:.1f} min; "
+        f"the 2-view cache {2 * n / ips['cache'] / 60:.1f} min once"
+    )
 
 
 if __name__ == "__main__":

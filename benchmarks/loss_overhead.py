@@ -85,12 +85,15 @@ def step_overhead(args) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         return run
 
     t = interleaved({"ce": step(False), "ce+mc": step(True)}, repeats=args.repeats, warmup=1)
     r1 = t["ce+mc"] / t["ce"]
-    print(f"(1) training step, resnet18 {args.size}px batch {args.batch}: CE {t['ce'] * 1e3:.0f} ms, "
-          f"CE+MC {t['ce+mc'] * 1e3:.0f} ms, ratio {r1:.3f} (goal <= 1.05)")
+    print(
+        f"(1) training step, resnet18 {args.size}px batch {args.batch}: CE {t['ce'] * 1e3:.0f} ms, "
+        f"CE+MC {t['ce+mc'] * 1e3:.0f} ms, ratio {r1:.3f} (goal <= 1.05)"
+    )
 
 
 def vectorised_against_loops(args) -> None:
@@ -122,12 +125,18 @@ def vectorised_against_loops(args) -> None:
     t = interleaved({"vectorised": fast, "class loop": class_loop}, repeats=args.repeats)
     # The reference takes minutes per call: timed once, after the others warmed the allocator.
     t.update(interleaved({"reference": reference}, repeats=1, warmup=0))
-    print(f"(2) MC-Loss fwd+bwd, N=2048 over 200 classes (10/11), 14x14, batch 16: vectorised "
-          f"{t['vectorised'] * 1e3:.1f} ms")
-    print(f"    vs the tests' loop reference (per sample and class) {t['reference'] * 1e3:.0f} ms: "
-          f"{t['reference'] / t['vectorised']:.1f}x faster (goal >= 20x)")
-    print(f"    vs a loop over classes, batched over samples {t['class loop'] * 1e3:.0f} ms: "
-          f"{t['class loop'] / t['vectorised']:.1f}x faster")
+    print(
+        f"(2) MC-Loss fwd+bwd, N=2048 over 200 classes (10/11), 14x14, batch 16: vectorised "
+        f"{t['vectorised'] * 1e3:.1f} ms"
+    )
+    print(
+        f"    vs the tests' loop reference (per sample and class) {t['reference'] * 1e3:.0f} ms: "
+        f"{t['reference'] / t['vectorised']:.1f}x faster (goal >= 20x)"
+    )
+    print(
+        f"    vs a loop over classes, batched over samples {t['class loop'] * 1e3:.0f} ms: "
+        f"{t['class loop'] / t['vectorised']:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

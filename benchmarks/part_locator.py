@@ -34,8 +34,10 @@ def main() -> None:
     torch.set_num_threads(2)
     ex = Explainer.from_checkpoint(args.checkpoint)
     loc, meta = load_locator(default_locator_path())
-    photos = [open_image(p, min_side=ex.transform.resize)
-              for p in sorted(Path(args.root, "images").glob("*/*.jpg"))[:: 500][: args.photos]]
+    photos = [
+        open_image(p, min_side=ex.transform.resize)
+        for p in sorted(Path(args.root, "images").glob("*/*.jpg"))[::500][: args.photos]
+    ]
     cls = [ex.predict(p, 1)[0].index for p in photos]
 
     def maps(parts: bool, own_trunk: bool = False):
@@ -46,6 +48,7 @@ def main() -> None:
                 if parts:
                     ex._fits = not own_trunk
                     ex.locate_parts(p, loc, meta)
+
         return run
 
     x, _ = ex.prepare(photos[0])
@@ -55,16 +58,28 @@ def main() -> None:
         for _ in photos:
             loc.predict(mid)
 
-    t = interleaved({"maps": maps(False), "maps + parts": maps(True), "maps + parts, own trunk": maps(True, True),
-                     "the locator's head alone": head_alone}, repeats=args.repeats, warmup=1)
+    t = interleaved(
+        {
+            "maps": maps(False),
+            "maps + parts": maps(True),
+            "maps + parts, own trunk": maps(True, True),
+            "the locator's head alone": head_alone,
+        },
+        repeats=args.repeats,
+        warmup=1,
+    )
     n = len(photos)
     base = t["maps"] / n
-    print(f"{n} CUB photos, {Path(args.checkpoint).stem}, median of {args.repeats} interleaved rounds, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{n} CUB photos, {Path(args.checkpoint).stem}, median of {args.repeats} interleaved rounds, "
+        f"{torch.get_num_threads()} threads"
+    )
     for k, v in t.items():
         print(f"  {k:<26} {1000 * v / n:7.1f} ms per photo   x{v / n / base:.3f}   (+{1000 * (v / n - base):.1f} ms)")
     extra = 1000 * (t["maps + parts"] / n - base)
-    print(f"extra per photo with the shared trunk: {extra:.1f} ms (target <= 30 ms: {'met' if extra <= 30 else 'missed'})")
+    print(
+        f"extra per photo with the shared trunk: {extra:.1f} ms (target <= 30 ms: {'met' if extra <= 30 else 'missed'})"
+    )
 
 
 if __name__ == "__main__":

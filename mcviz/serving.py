@@ -17,8 +17,15 @@ from typing import Iterator, Optional
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "free_port", "running_app", "running_app_process"]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -36,16 +43,34 @@ def running_app(app: Path, env: Optional[dict] = None, timeout: float = 120) -> 
 
 
 @contextmanager
-def running_app_process(app: Path, env: Optional[dict] = None,
-                        timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_app_process(
+    app: Path, env: Optional[dict] = None, timeout: float = 120
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         # from the repository root, where Streamlit reads .streamlit/config.toml (the upload limit)
-        cwd=str(Path(app).resolve().parent.parent), start_new_session=True)
+        cwd=str(Path(app).resolve().parent.parent),
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

@@ -15,8 +15,10 @@ RECORDS = REPO / "docs" / "runs" / "consistency"
 
 
 def rows() -> list[str]:
-    out = ["| model | maps blurred (cells) | consistency | stability | consistent channels by the part they hold |",
-           "|---|---|---|---|---|"]
+    out = [
+        "| model | maps blurred (cells) | consistency | stability | consistent channels by the part they hold |",
+        "|---|---|---|---|---|",
+    ]
     for p in sorted(RECORDS.glob("*.json")):
         if not p.read_text().strip():
             continue
@@ -26,8 +28,10 @@ def rows() -> list[str]:
             continue
         parts = ", ".join(f"{k} {v}" for k, v in sorted(r["consistent_by_part"].items(), key=lambda t: -t[1])[:5])
         name = p.stem.split(".")[0]
-        out.append(f"| `{name}` | {r.get('smooth') or '–'} | {r['consistency']:.1f} % of {r['channels']} | "
-                   f"{r['stability']:.1f} % | {parts} |")
+        out.append(
+            f"| `{name}` | {r.get('smooth') or '–'} | {r['consistency']:.1f} % of {r['channels']} | "
+            f"{r['stability']:.1f} % | {parts} |"
+        )
     return out
 
 
@@ -39,8 +43,8 @@ def main() -> None:
         "",
         "The part-prototype literature (ProtoPNet, TesNet, ProtoPool, Deformable ProtoPNet and their",
         "successors) scores whether a network's per-class units are parts with Huang et al.'s protocol",
-        "(ICCV 2023, \"Evaluation and Improvement of Interpretability for Self-Explainable Part-Prototype",
-        "Networks\"; reference code hqhQAQ/EvalProtoPNet, `util/eval_interpretability.py`). `mcviz",
+        '(ICCV 2023, "Evaluation and Improvement of Interpretability for Self-Explainable Part-Prototype',
+        'Networks"; reference code hqhQAQ/EvalProtoPNet, `util/eval_interpretability.py`). `mcviz',
         "consistency` applies it to each class's ξ channels in place of its prototypes",
         "(`mcviz/evaluate/consistency.py`):",
         "",

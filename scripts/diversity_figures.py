@@ -41,8 +41,21 @@ def main() -> None:
     for m in models:
         out = REPO / "docs" / "diversity" / m
         for path, label in images:
-            subprocess.run([sys.executable, "-m", "mcviz", "explain", str(REPO / "checkpoints" / f"{m}.safetensors"),
-                            str(path), "--class", str(label), "--out", str(out)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mcviz",
+                    "explain",
+                    str(REPO / "checkpoints" / f"{m}.safetensors"),
+                    str(path),
+                    "--class",
+                    str(label),
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+            )
         shrink(out)
     print("\n".join(f"{p.name} (class {c})" for p, c in images))
 

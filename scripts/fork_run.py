@@ -25,8 +25,11 @@ from mcviz.train.config import TrainConfig
 from mcviz.train.state import load_state, save_state
 
 # Options that act only from the anchor epoch on.
-AFTER_ANCHOR = {"div_anchor_sd": ("--div-anchor-sd", float), "lam_warmup": ("--lam-warmup", int),
-                "lam": ("--lam", float)}
+AFTER_ANCHOR = {
+    "div_anchor_sd": ("--div-anchor-sd", float),
+    "lam_warmup": ("--lam-warmup", int),
+    "lam": ("--lam", float),
+}
 
 
 def fork(src: Path, dst: Path, changes: dict) -> TrainConfig:

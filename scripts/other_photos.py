@@ -17,11 +17,26 @@ from PIL import Image, ImageDraw
 
 # (scikit-image sample, kind): what each photo is of, so a failure names the kind it missed
 SKIMAGE = {
-    "astronaut": "person", "camera": "person", "chelsea": "animal", "coffee": "object", "rocket": "scene",
-    "hubble_deep_field": "scene", "moon": "scene", "brick": "texture", "grass": "texture", "gravel": "texture",
-    "page": "document", "text": "document", "coins": "object", "clock": "object",
-    "stereo_motorcycle": "object", "immunohistochemistry": "texture", "retina": "object", "logo": "object",
-    "cell": "texture", "colorwheel": "object",
+    "astronaut": "person",
+    "camera": "person",
+    "chelsea": "animal",
+    "coffee": "object",
+    "rocket": "scene",
+    "hubble_deep_field": "scene",
+    "moon": "scene",
+    "brick": "texture",
+    "grass": "texture",
+    "gravel": "texture",
+    "page": "document",
+    "text": "document",
+    "coins": "object",
+    "clock": "object",
+    "stereo_motorcycle": "object",
+    "immunohistochemistry": "texture",
+    "retina": "object",
+    "logo": "object",
+    "cell": "texture",
+    "colorwheel": "object",
 }
 
 
@@ -39,8 +54,9 @@ def _synthetic(rng: np.random.Generator) -> dict[str, Image.Image]:
     out = {}
     out["synthetic-noise"] = Image.fromarray(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8))
     g = np.linspace(0, 255, 320, dtype=np.uint8)
-    out["synthetic-gradient"] = Image.fromarray(np.stack([np.tile(g, (320, 1)), np.tile(g[:, None], (1, 320)),
-                                                          np.full((320, 320), 128, np.uint8)], -1))
+    out["synthetic-gradient"] = Image.fromarray(
+        np.stack([np.tile(g, (320, 1)), np.tile(g[:, None], (1, 320)), np.full((320, 320), 128, np.uint8)], -1)
+    )
     doc = Image.new("RGB", (360, 480), "white")
     d = ImageDraw.Draw(doc)
     for i in range(22):

@@ -17,10 +17,14 @@ RUNS = REPO / "docs" / "runs" / "locator"
 SHIPPED = REPO / "checkpoints" / "locator" / "cub-parts.safetensors"
 DEFAULT = default_model()  # the app's default model
 
-TRAIN_CMD = ("mcviz locator train --root ../shared/data/CUB_200_2011 --out runs/locator/cub-parts --epochs {epochs}"
-             " && cp runs/locator/cub-parts/last.safetensors checkpoints/locator/cub-parts.safetensors")
-EVAL_CMD = ("mcviz locator eval checkpoints/locator/cub-parts.safetensors --root ../shared/data/CUB_200_2011 "
-            "--models {models} --json | tail -1 > docs/runs/locator/cub-parts.eval.json")
+TRAIN_CMD = (
+    "mcviz locator train --root ../shared/data/CUB_200_2011 --out runs/locator/cub-parts --epochs {epochs}"
+    " && cp runs/locator/cub-parts/last.safetensors checkpoints/locator/cub-parts.safetensors"
+)
+EVAL_CMD = (
+    "mcviz locator eval checkpoints/locator/cub-parts.safetensors --root ../shared/data/CUB_200_2011 "
+    "--models {models} --json | tail -1 > docs/runs/locator/cub-parts.eval.json"
+)
 
 INTRO = """# The CUB part locator
 
@@ -61,11 +65,14 @@ def locator_lines() -> list[str]:
     path = SHIPPED
     if not path.exists():
         return []
-    return [f"`locator/cub-parts.safetensors` ({path.stat().st_size / 1e6:.2f} MB): the CUB part locator, which "
-            "predicts where each of the 15 parts of a bird photo is, whether it is visible, and the bird's box, from "
-            "the block-5 output of the frozen trunk every model above shares; the app and `mcviz explain` name the "
-            "part under each peak of a photo with it. `scripts/train_checkpoints.sh locator` trains it; its figures "
-            "and commands are in `docs/part-locator.md`.", ""]
+    return [
+        f"`locator/cub-parts.safetensors` ({path.stat().st_size / 1e6:.2f} MB): the CUB part locator, which "
+        "predicts where each of the 15 parts of a bird photo is, whether it is visible, and the bird's box, from "
+        "the block-5 output of the frozen trunk every model above shares; the app and `mcviz explain` name the "
+        "part under each peak of a photo with it. `scripts/train_checkpoints.sh locator` trains it; its figures "
+        "and commands are in `docs/part-locator.md`.",
+        "",
+    ]
 
 
 def _fmt_pct(v: float) -> str:
@@ -94,8 +101,11 @@ def main() -> None:
     row("visibility accuracy >= 85 %", _fmt_pct(ev["visibility_accuracy"]), ev["visibility_accuracy"] >= 0.85)
     row("box IoU >= 0.70", f"{ev['box_iou']:.3f}", ev["box_iou"] >= 0.70)
     if default_naming is not None:
-        row(f"naming agreement >= 80 % of the default model's (`{DEFAULT}`) peaks", _fmt_pct(default_naming),
-            default_naming >= 0.80)
+        row(
+            f"naming agreement >= 80 % of the default model's (`{DEFAULT}`) peaks",
+            _fmt_pct(default_naming),
+            default_naming >= 0.80,
+        )
     if extra is not None:
         row("extra time per photo in the app <= 30 ms (`benchmarks/part_locator.py`)", f"{extra:.1f} ms", extra <= 30)
     row("`checkpoints/` <= 100 MB", f"{ckpt_total:.1f} MB (the locator: {size:.2f} MB)", ckpt_total <= 100)
@@ -108,26 +118,58 @@ def main() -> None:
 
     head = load_locator(SHIPPED)[0]
     w = head.window
-    window = (f", over the {2 * w + 1}x{2 * w + 1} cells around the map's peak (the read-out picked on the training "
-              "split: the full expectation pulls a part toward a second mode, the other leg or wing)") if w else ""
+    window = (
+        (
+            f", over the {2 * w + 1}x{2 * w + 1} cells around the map's peak (the read-out picked on the training "
+            "split: the full expectation pulls a part toward a second mode, the other leg or wing)"
+        )
+        if w
+        else ""
+    )
     worst = ev.get("naming_confusions", {}).get(DEFAULT, [])
-    why = (["", f"Where `{DEFAULT}`'s names disagree most often (named from the annotations -> from the prediction, "
+    why = (
+        [
+            "",
+            f"Where `{DEFAULT}`'s names disagree most often (named from the annotations -> from the prediction, "
             "share of all its peaks): " + "; ".join(f"{a} -> {b} {100 * s:.1f} %" for a, b, s in worst) + ". Most "
             "disagreements are a neighbouring part (the nearest-part rule flips where a peak lies about halfway "
             "between two annotated points), the other leg or wing, or a "
-            "peak at the edge of the bird, where the box decides between on and off the bird."] if worst else [])
-    text = [INTRO.format(width=head.width, window=window), "## Targets (CUB test split, all 5,794 photos)", "", *t, "",
-            "## PCK@0.1 per part", "", *per, "",
-            "## Naming agreement of each shipped CUB model's peaks", "", *names, *why, "",
-            "## Commands", "",
-            f"- Train ({cfg['epochs']} epochs, {minutes:.0f} minutes on one core of the 2-core CPU once the block-5 "
-            f"cache of the training split exists; `scripts/train_checkpoints.sh` builds it): `{TRAIN_CMD.format(epochs=cfg['epochs'])}`",
-            f"- Measure: `{EVAL_CMD.format(models=models)}`",
-            "- Per photo in the app: `python benchmarks/part_locator.py > docs/runs/locator/benchmark.txt`",
-            "- This page: `python scripts/part_locator_doc.py`", ""]
+            "peak at the edge of the bird, where the box decides between on and off the bird.",
+        ]
+        if worst
+        else []
+    )
+    text = [
+        INTRO.format(width=head.width, window=window),
+        "## Targets (CUB test split, all 5,794 photos)",
+        "",
+        *t,
+        "",
+        "## PCK@0.1 per part",
+        "",
+        *per,
+        "",
+        "## Naming agreement of each shipped CUB model's peaks",
+        "",
+        *names,
+        *why,
+        "",
+        "## Commands",
+        "",
+        f"- Train ({cfg['epochs']} epochs, {minutes:.0f} minutes on one core of the 2-core CPU once the block-5 "
+        f"cache of the training split exists; `scripts/train_checkpoints.sh` builds it): "
+        f"`{TRAIN_CMD.format(epochs=cfg['epochs'])}`",
+        f"- Measure: `{EVAL_CMD.format(models=models)}`",
+        "- Per photo in the app: `python benchmarks/part_locator.py > docs/runs/locator/benchmark.txt`",
+        "- This page: `python scripts/part_locator_doc.py`",
+        "",
+    ]
     if bench:
         text += ["## Time per photo", "", "```", bench, "```", ""]
-    text += ["Trained on CUB-200-2011's annotations: non-commercial research and education only, like the data set.", ""]
+    text += [
+        "Trained on CUB-200-2011's annotations: non-commercial research and education only, like the data set.",
+        "",
+    ]
     (REPO / "docs" / "part-locator.md").write_text("\n".join(text))
     print("wrote docs/part-locator.md")
 

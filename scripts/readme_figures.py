@@ -37,8 +37,10 @@ def summary() -> str:
     d = dict(cub)
     lo, hi = min(v for _, v in cub), max(v for _, v in cub)
     clo, chi = min(v for _, v in cars), max(v for _, v in cars)
-    return (f"CUB top-1 {lo:.1f}-{hi:.1f} %, the app's default `{default}` {d[default]:.2f} %; Stanford Cars "
-            f"{clo:.1f}-{chi:.1f} %; final epoch, full test split")
+    return (
+        f"CUB top-1 {lo:.1f}-{hi:.1f} %, the app's default `{default}` {d[default]:.2f} %; Stanford Cars "
+        f"{clo:.1f}-{chi:.1f} %; final epoch, full test split"
+    )
 
 
 def default_training() -> str:
@@ -52,8 +54,10 @@ def ood() -> str:
     for name, what in (("cub-mc-cc", "bird"), ("cars-mc-cc", "car")):
         rec = json.loads((REPO / "docs" / "runs" / "ood" / f"{name}.json").read_text())
         other, cal = rec["other"], rec["calibration"]
-        said.append(f"{what} model `{name}`: {other['detected']:.0%} of {other['n_out']} photos of other things "
-                    f"flagged, {cal['false_alarm']:.1%} of its own held-out test photos")
+        said.append(
+            f"{what} model `{name}`: {other['detected']:.0%} of {other['n_out']} photos of other things "
+            f"flagged, {cal['false_alarm']:.1%} of its own held-out test photos"
+        )
     return "; ".join(said)
 
 
@@ -80,8 +84,11 @@ def better_ce(plain_mean):
 
 def ce_control() -> str:
     """The default against CE with the same levers (block 6 trained, distilled from cub-ce)."""
-    default = [v for v in (_final_top1("cc-avg-x3-anchor-mu03-b6-kd3"), _final_top1("cc-avg-x3-anchor-mu03-b6-kd3-s1"))
-               if v is not None]
+    default = [
+        v
+        for v in (_final_top1("cc-avg-x3-anchor-mu03-b6-kd3"), _final_top1("cc-avg-x3-anchor-mu03-b6-kd3-s1"))
+        if v is not None
+    ]
     control = [v for v in (_final_top1("ce-s288-b6-kd3"), _final_top1("ce-s288-b6-kd3-s1")) if v is not None]
     plain = [float(read_metadata(REPO / "checkpoints" / "cub-ce.safetensors").metrics.top1)]
     second = _kept_top1("cub-ce-s1")  # the shipped CE recipe's second seed
@@ -89,10 +96,13 @@ def ce_control() -> str:
 
     def said(vals):
         return " / ".join(f"{v:.2f}" for v in vals) + (f" (mean {sum(vals) / len(vals):.2f})" if len(vals) > 1 else "")
+
     text = f"`{default_model()}` {said(default)} %, plain CE (`cub-ce`) {said(plain)} %"
     if control:
-        text += (f", CE with the default's levers (block 6 trained, distilled from `cub-ce`: `ce-s288-b6-kd3`) "
-                 f"{said(control)} % ({len(control)} seed{'s' if len(control) > 1 else ''})")
+        text += (
+            f", CE with the default's levers (block 6 trained, distilled from `cub-ce`: `ce-s288-b6-kd3`) "
+            f"{said(control)} % ({len(control)} seed{'s' if len(control) > 1 else ''})"
+        )
     else:
         text += "; CE with the default's levers not measured yet"
     return text
@@ -103,10 +113,12 @@ FIGURES = {"summary": summary, "default_training": default_training, "ood": ood,
 
 def fill(text: str) -> str:
     """``text`` with every marked figure recomputed (an unknown name is an error)."""
+
     def one(m: re.Match) -> str:
         if m.group(2) not in FIGURES:
             raise KeyError(f"unknown README figure {m.group(2)!r}")
         return f"{m.group(1)}{FIGURES[m.group(2)]()}{m.group(4)}"
+
     return MARK.sub(one, text)
 
 

@@ -31,8 +31,7 @@ def main() -> None:
     for name in args.models:
         path = Path(name) if name.endswith(".safetensors") else REPO / "checkpoints" / f"{name}.safetensors"
         model, meta = load_checkpoint(path)
-        ds = CUB(Path(args.data) / "CUB_200_2011", "test", EvalTransform.from_config(meta.input),
-                 annotations=True)
+        ds = CUB(Path(args.data) / "CUB_200_2011", "test", EvalTransform.from_config(meta.input), annotations=True)
         share = {sd: [] for sd in args.sd}
         in_box = {sd: [] for sd in args.sd}
         for i in list(range(0, len(ds), 29))[:200]:
@@ -50,8 +49,10 @@ def main() -> None:
                 share[sd].append(inside.float().mean().item())
         for sd in args.sd:
             n = len(share[sd])
-            print(f"{name} (mean + {sd:g} sd): object region covers {sum(share[sd]) / n:.3f} of the map, "
-                  f"{sum(in_box[sd]) / n:.3f} of it in the bird's box ({n} images)")
+            print(
+                f"{name} (mean + {sd:g} sd): object region covers {sum(share[sd]) / n:.3f} of the map, "
+                f"{sum(in_box[sd]) / n:.3f} of it in the bird's box ({n} images)"
+            )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from mcviz.io import CheckpointMeta
 from results_levers import LEVER_DOC, _localization, _own, recorded, train_minutes
 from results_models import BOX_FLOOR, PARTS_FLOOR, default_model
 
+
 def _columns(name: str) -> tuple[str, str, str, float]:
     """``(head pool, xi, L_div, mu)`` of a class-connected run, read from its configuration."""
     cfg = recipes.config(name)
@@ -25,7 +26,12 @@ def _columns(name: str) -> tuple[str, str, str, float]:
     div = "none (CE only)" if cfg["variant"] == "ce" else "anchored" if cfg["div_anchor"] else "plain"
     if cfg.get("part_guide"):
         div += " + part-guided"
-    return cfg["head"].removeprefix("class-connected-"), str(cfg["xi"]), div, float(cfg["mu"] if cfg["variant"] != "ce" else 0)
+    return (
+        cfg["head"].removeprefix("class-connected-"),
+        str(cfg["xi"]),
+        div,
+        float(cfg["mu"] if cfg["variant"] != "ce" else 0),
+    )
 
 
 def cc_runs() -> list[tuple[str, str]]:
@@ -38,14 +44,16 @@ CC_TEXT = (
     "the weighted, normalised pooled values of its own channels only, so each channel's term is exact "
     "evidence and a channel outside the class's group cannot move its score. Every run below keeps the "
     "shipped recipe (288 px, body frozen through the head conv, the block-5 cache, 4 epochs, lr 0.05) and "
-    "changes the head and the levers its name says: the pool, ξ, the MC-Loss weight μ, plain or anchored L_div (λ = 2), a "
+    "changes the head and the levers its name says: the pool, ξ, the MC-Loss weight μ, plain or anchored L_div "
+    "(λ = 2), a "
     "deeper MC layer (`-h512`: a shared 1x1 layer of 512 channels first), 8 epochs (`-e8`), or distillation from "
     "the shipped CE model's probabilities (`-kd`: `--distill checkpoints/cub-ce.safetensors --distill-weight 1 "
     "--distill-temperature 4`, Hinton et al. 2015; `-kd3`: at weight 3), or block 6 and the head conv trained "
     "too, at 0.2 x the lr (`-b6`); a name with several of these combines them. "
     "*Own off* is the drop of a class's test accuracy when its ξ own channels are switched off (pooled "
     "value set to the mean), *random off* the same for ξ random channels (mean of 10 draws); the "
-    "target is a ratio of at least 5. Final epoch, full test split, one row per seed measured.")
+    "target is a ratio of at least 5. Final epoch, full test split, one row per seed measured."
+)
 
 
 def _faith(name: str, k: int) -> Optional[tuple[float, float]]:
@@ -86,10 +94,12 @@ def cc_rows(by: Optional[dict] = None) -> list[str]:
     model -> its metrics. A run whose training record was lost keeps its other records and shows
     "–" where the record is missing."""
     by = by or {}
-    out = ["| run | pool | ξ | L_div | μ | seed | top-1 % | with flip % | MC-branch top-1 % | mean h | "
-           "distinct parts / image | peaks in the box | own channels in the top 10 | "
-           "own off / random off (acc. points) | minutes |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| run | pool | ξ | L_div | μ | seed | top-1 % | with flip % | MC-branch top-1 % | mean h | "
+        "distinct parts / image | peaks in the box | own channels in the top 10 | "
+        "own off / random off (acc. points) | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for seed0, seed1 in cc_runs():
         pool, xi, div, mu = _columns(seed0)
         for seed, name in enumerate((seed0, seed1)):
@@ -99,11 +109,16 @@ def cc_rows(by: Optional[dict] = None) -> list[str]:
             loc, own, faith = _localization(name), _own(name), _faith(name, int(xi) if xi.isdigit() else 0)
             where = f"{loc['distinct_parts']:.2f} | {loc['in_box']:.2f}" if loc else "– | –"
             f_cell = f"{faith[0]:.1f} / {faith[1]:.1f} ({faith[0] / max(faith[1], 1e-9):.0f}x)" if faith else "–"
-            acc = (f"{final['top1']:.2f} | {fmt_or_dash(flip, 'top1')} | {final['top1_mc']:.2f} | {final['mean_h']:.2f}"
-                   if final else f"– | {fmt_or_dash(flip, 'top1')} | – | –")
-            out.append(f"| `{name}` | {pool} | {xi} | {div} | {mu:g} | {seed} | {acc} | {where} | "
-                       f"{'–' if own is None else f'{own:.2f}'} | {f_cell} | "
-                       f"{'–' if minutes is None else f'{minutes:.0f}'} |")
+            acc = (
+                f"{final['top1']:.2f} | {fmt_or_dash(flip, 'top1')} | {final['top1_mc']:.2f} | {final['mean_h']:.2f}"
+                if final
+                else f"– | {fmt_or_dash(flip, 'top1')} | – | –"
+            )
+            out.append(
+                f"| `{name}` | {pool} | {xi} | {div} | {mu:g} | {seed} | {acc} | {where} | "
+                f"{'–' if own is None else f'{own:.2f}'} | {f_cell} | "
+                f"{'–' if minutes is None else f'{minutes:.0f}'} |"
+            )
     return out if len(out) > 2 else []
 
 
@@ -112,9 +127,15 @@ def grid_gaps(by: Optional[dict] = None) -> str:
     recipe without the other levers) that have no final record yet, in words ('' when none)."""
     cells = [f"cc-avg-x{xi}-{div}-mu{mu}" for xi in (3, 5, 10) for mu in ("15", "03") for div in ("mc", "anchor")]
     gaps = [f"`{n}`" for n in cells if _final(n, by or {})[0] is None]
-    return (f"Not measured yet, of the grid on the frozen recipe (`mc`: plain L_div, `anchor`: anchored; `mu15`: "
+    return (
+        (
+            f"Not measured yet, of the grid on the frozen recipe (`mc`: plain L_div, `anchor`: anchored; `mu15`: "
             f"μ = 1.5, `mu03`: 0.3): {', '.join(gaps)} (each about 25 minutes of one core with "
-            "`scripts/train_levers.sh NAME`; a name missing there needs its entry).") if gaps else ""
+            "`scripts/train_levers.sh NAME`; a name missing there needs its entry)."
+        )
+        if gaps
+        else ""
+    )
 
 
 def fmt_or_dash(record: Optional[dict], key: str) -> str:
@@ -146,8 +167,10 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
         box = sum(l["in_box"] for l in locs.values()) / 2
         if mean >= ce_mean - 0.5 and parts >= PARTS_FLOOR and box >= BOX_FLOOR:
             passing.append((parts, seed0, mean))
-    bar = (f"The better CE two-seed mean (plain, or with the default's levers: `ce-s288-b6-kd3`) is {ce_mean:.2f} %, "
-           f"so the bar is {ce_mean - 0.5:.2f} %.")
+    bar = (
+        f"The better CE two-seed mean (plain, or with the default's levers: `ce-s288-b6-kd3`) is {ce_mean:.2f} %, "
+        f"so the bar is {ce_mean - 0.5:.2f} %."
+    )
     default = default_model()
     shipped = {run: model for model, run in SHIPPED_CC.items()}
     if passing:
@@ -159,16 +182,18 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
     said = f"{bar} No class-connected configuration qualifies yet"
     if closest:
         seeds = "the mean of two seeds" if closest[2] == 2 else "seed 0"
-        said += (f"; the closest, `{closest[0]}`, scores {closest[3]:.2f} % on {seeds}, {closest[1]:+.2f} points from CE "
-                 f"(the bar misses by {ce_mean - 0.5 - closest[3]:.2f})")
+        said += (
+            f"; the closest, `{closest[0]}`, scores {closest[3]:.2f} % on {seeds}, {closest[1]:+.2f} points from CE "
+            f"(the bar misses by {ce_mean - 0.5 - closest[3]:.2f})"
+        )
     if single:
         said += f" (top-1 without flip on seed 0 only: {', '.join(f'`{n}`' for n in single)})"
-    return (said + ". Rows with \"–\" for top-1 lost their training record with a rebuilt machine; compare "
-            "their top-1 with flip (`mcviz eval --flip`, the photo and its mirror averaged) with the other rows' flip "
-            f"column. The app's default stays `{default}`; the closest shipped class-connected model is "
-            "`cub-mc-cc`.")
-
-
+    return (
+        said + '. Rows with "–" for top-1 lost their training record with a rebuilt machine; compare '
+        "their top-1 with flip (`mcviz eval --flip`, the photo and its mirror averaged) with the other rows' flip "
+        f"column. The app's default stays `{default}`; the closest shipped class-connected model is "
+        "`cub-mc-cc`."
+    )
 
 
 def cc_target_rows(t, by: dict, ce_mean: Optional[float]) -> None:
@@ -178,16 +203,27 @@ def cc_target_rows(t, by: dict, ce_mean: Optional[float]) -> None:
         mean = sum(cc.values()) / len(cc)
         seeds = "mean of two seeds" if len(cc) == 2 else "seed 0 only"
         default = default_model()
-        t.row("CUB: the app's default is class-connected, top-1 >= CE - 0.5",
-              f"`cub-mc-cc` {mean:.2f} % ({seeds}) against CE {ce_mean:.2f} %; the app's default is `{default}`",
-              mean >= ce_mean - 0.5 and default in SHIPPED_CC, f"{ce_mean - 0.5 - mean:.2f}")
+        t.row(
+            "CUB: the app's default is class-connected, top-1 >= CE - 0.5",
+            f"`cub-mc-cc` {mean:.2f} % ({seeds}) against CE {ce_mean:.2f} %; the app's default is `{default}`",
+            mean >= ce_mean - 0.5 and default in SHIPPED_CC,
+            f"{ce_mean - 0.5 - mean:.2f}",
+        )
     for name, run in SHIPPED_CC.items():
         faith = _faith(run, 3)
         if faith:
             ratio = faith[0] / max(faith[1], 1e-9)
-            t.row(f"`{name}`: its own channels off drop a class's accuracy >= 5x as many random ones",
-                  f"{faith[0]:.1f} against {faith[1]:.1f} points ({ratio:.0f}x)", ratio >= 5, "")
+            t.row(
+                f"`{name}`: its own channels off drop a class's accuracy >= 5x as many random ones",
+                f"{faith[0]:.1f} against {faith[1]:.1f} points ({ratio:.0f}x)",
+                ratio >= 5,
+                "",
+            )
     cars_ce, cars_cc = by.get("cars-ce", {}).get("top1"), by.get("cars-mc-cc", {}).get("top1")
     if cars_ce is not None and cars_cc is not None:
-        t.row("Stanford Cars: class-connected MC-Loss >= CE - 0.5", f"`cars-mc-cc` {cars_cc:.2f} % ({cars_cc - cars_ce:+.2f})",
-              cars_cc >= cars_ce - 0.5, f"{cars_ce - 0.5 - cars_cc:.2f}")
+        t.row(
+            "Stanford Cars: class-connected MC-Loss >= CE - 0.5",
+            f"`cars-mc-cc` {cars_cc:.2f} % ({cars_cc - cars_ce:+.2f})",
+            cars_cc >= cars_ce - 0.5,
+            f"{cars_ce - 0.5 - cars_cc:.2f}",
+        )

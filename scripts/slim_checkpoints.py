@@ -30,9 +30,18 @@ def slim(path: str) -> str:
     layer = meta.hparam("freeze")
     if not layer or not meta.backbone.startswith("lite") or not meta.hparam("pretrained"):
         return "not a frozen packaged body: kept whole"
-    new = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=True, mc_layer=meta.mc_layer,
-                      head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel, soft=meta.soft,
-                      mc_hidden=meta.mc_hidden).eval()
+    new = build_model(
+        meta.backbone,
+        meta.num_classes,
+        meta.channel_groups(),
+        pretrained=True,
+        mc_layer=meta.mc_layer,
+        head=meta.head,
+        predict=meta.predict,
+        mc_kernel=meta.mc_kernel,
+        soft=meta.soft,
+        mc_hidden=meta.mc_hidden,
+    ).eval()
     dtype = getattr(torch, meta.storage_dtype)
     old_state, new_state = old.state_dict(), new.state_dict()
     for k in packaged_keys(new, layer):
@@ -43,8 +52,14 @@ def slim(path: str) -> str:
     new.load_state_dict(trained, strict=False)
     extra = {k: v for k, v in meta.extra.items() if isinstance(v, torch.Tensor)}
     before = os.path.getsize(path)
-    save_checkpoint(path, new, meta.to_dict(), dtype=None if dtype == torch.float32 else dtype, extra_tensors=extra,
-                    packaged_body=layer)
+    save_checkpoint(
+        path,
+        new,
+        meta.to_dict(),
+        dtype=None if dtype == torch.float32 else dtype,
+        extra_tensors=extra,
+        packaged_body=layer,
+    )
     return f"{before / 1e6:.1f} MB -> {os.path.getsize(path) / 1e6:.1f} MB"
 
 

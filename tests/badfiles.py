@@ -29,9 +29,9 @@ def bomb_png(w=30000, h=30000) -> bytes:
     """A valid PNG header that claims 30000 x 30000 pixels (a decompression bomb)."""
     data = bytearray(_png(Image.new("L", (1, 1))))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", w, h)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", w, h)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17])) & 0xFFFFFFFF
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     return bytes(data)
 
 
@@ -62,7 +62,11 @@ def bad_files() -> dict[str, tuple[str, bytes, bool]]:
         "empty": ("empty.png", b"", True),
         "bomb": ("huge.png", bomb_png(), True),
         "cmyk": ("cmyk.jpg", _jpeg(photo().convert("CMYK")), False),
-        "16-bit": ("deep.png", _png(Image.fromarray((np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20))), False),
+        "16-bit": (
+            "deep.png",
+            _png(Image.fromarray((np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20))),
+            False,
+        ),
         "palette+transparency": ("pal.png", _png(pal, transparency=0), False),
         "animated gif": ("anim.gif", gif_animated(), False),
         "1x1": ("dot.png", _png(Image.new("RGB", (1, 1), (255, 0, 0))), False),

@@ -56,8 +56,8 @@ def make_folder_dataset(root: Path, classes: int = 3, per_class: int = 6, size: 
         for c in range(classes):
             for i in range(n):
                 arr = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-                x0 = (c * size // classes)
-                arr[x0:x0 + size // classes, :, c % 3] = 230
+                x0 = c * size // classes
+                arr[x0 : x0 + size // classes, :, c % 3] = 230
                 p = root / split / f"{c + 1:03d}.Class_{c}" / f"img_{i}.jpg"
                 p.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(arr).save(p)

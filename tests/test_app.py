@@ -20,12 +20,21 @@ NAMES = [f"Bird {i}" for i in range(200)]
 def _save(path: Path, variant: str, seed: int, hparams: dict | None = None) -> None:
     torch.manual_seed(seed)
     m = build_model("small", 200, xi=3).eval()
-    save_checkpoint(path, m, {"backbone": "small", "class_names": NAMES, "dataset": "cub", "variant": variant,
-                              "hparams": {"seed": seed, **(hparams or {})},
-                              "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
-                                        "std": [0.229, 0.224, 0.225]},
-                              "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"},
-                    dtype=torch.float16)
+    save_checkpoint(
+        path,
+        m,
+        {
+            "backbone": "small",
+            "class_names": NAMES,
+            "dataset": "cub",
+            "variant": variant,
+            "hparams": {"seed": seed, **(hparams or {})},
+            "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1},
+            "command": "test",
+        },
+        dtype=torch.float16,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +149,14 @@ def test_compare_defaults_follow_the_papers_figure(tmp_path, monkeypatch):
     import settings
     import widgets
 
-    made = {"a-ce": ("ce", 0, None), "b-v2": ("mc-v2", 0, None), "c-mc-seed1": ("mc", 1, None),
-            "d-object": ("mc", 0, {"div_region": "object"}), "e-mc": ("mc", 0, None),
-            "f-no-div": ("mc-no-div", 0, None)}
+    made = {
+        "a-ce": ("ce", 0, None),
+        "b-v2": ("mc-v2", 0, None),
+        "c-mc-seed1": ("mc", 1, None),
+        "d-object": ("mc", 0, {"div_region": "object"}),
+        "e-mc": ("mc", 0, None),
+        "f-no-div": ("mc-no-div", 0, None),
+    }
     for name, (variant, seed, hp) in made.items():
         _save(tmp_path / f"{name}.safetensors", variant, seed, hp)
     paths = sorted(tmp_path.glob("*.safetensors"))
@@ -179,7 +193,8 @@ def test_channels_page(app):
 
 def test_channels_page_ranks_by_effect_when_the_file_is_there(tmp_path, monkeypatch):
     from mcviz.io.checkpoint import load_checkpoint
-    from mcviz.explain.rankings import EffectRanking, file_sha256, save_effect_ranking
+    from mcviz.explain.rankings import EffectRanking, save_effect_ranking
+    from mcviz.io.files import file_sha256
 
     ck = tmp_path / "ranked.safetensors"
     _save(ck, "mc", 0)
@@ -295,8 +310,10 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "<br>usually the part" in spec["layout"]["annotations"][0]["text"]
-    assert any("In this image (predicted parts):" in c.value and "In this image (CUB's annotated parts):" in c.value
-               for c in at.caption)
+    assert any(
+        "In this image (predicted parts):" in c.value and "In this image (CUB's annotated parts):" in c.value
+        for c in at.caption
+    )
     # Channels: the part bars and the class x part matrix
     at.switch_page("pages/channels.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4

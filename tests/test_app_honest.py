@@ -160,8 +160,8 @@ def test_part_colours_are_far_apart():
 
     from mcviz.explain.render import _PART_COLOURS
 
-    lab = [rgb2lab(np.array([[[int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)]]]))[0, 0] for c in _PART_COLOURS]
-    closest = min(deltaE_ciede2000(a, b) for i, a in enumerate(lab) for b in lab[i + 1:])
+    lab = [rgb2lab(np.array([[[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)]]]))[0, 0] for c in _PART_COLOURS]
+    closest = min(deltaE_ciede2000(a, b) for i, a in enumerate(lab) for b in lab[i + 1 :])
     assert len(_PART_COLOURS) == 17 and closest >= 20
 
 
@@ -179,8 +179,13 @@ def test_the_parts_overlay_stays_small_and_names_peaks_by_channel():
 def test_start_script_takes_the_port_from_the_environment():
     port = free_port()
     env = {**os.environ, "STREAMLIT_SERVER_PORT": str(port), "STREAMLIT_SERVER_HEADLESS": "true"}
-    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "start.sh"), "--server.address", "127.0.0.1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(REPO / "scripts" / "start.sh"), "--server.address", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:

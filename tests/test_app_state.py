@@ -29,13 +29,21 @@ def _jpeg(seed: int, size=(320, 320)) -> bytes:
 def _cars_model(path) -> None:
     torch.manual_seed(3)
     m = build_model("small", 196, xi=3).eval()
-    save_checkpoint(path, m, {"backbone": "small", "class_names": [f"Car {i}" for i in range(196)],
-                              "dataset": "folder", "variant": "mc", "hparams": {"seed": 0},
-                              "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
-                                        "std": [0.229, 0.224, 0.225]},
-                              "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1},
-                              "command": "mcviz train --dataset folder --root ../shared/data/stanford_cars"},
-                    dtype=torch.float16)
+    save_checkpoint(
+        path,
+        m,
+        {
+            "backbone": "small",
+            "class_names": [f"Car {i}" for i in range(196)],
+            "dataset": "folder",
+            "variant": "mc",
+            "hparams": {"seed": 0},
+            "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1},
+            "command": "mcviz train --dataset folder --root ../shared/data/stanford_cars",
+        },
+        dtype=torch.float16,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +197,28 @@ def test_part_labels_never_overlap():
 
     from mcviz.explain.render import _overlaps, place_labels
 
-    names = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
-             "right eye", "right leg", "right wing", "tail", "throat"]
+    names = [
+        "back",
+        "beak",
+        "belly",
+        "breast",
+        "crown",
+        "forehead",
+        "left eye",
+        "left leg",
+        "left wing",
+        "nape",
+        "right eye",
+        "right leg",
+        "right wing",
+        "tail",
+        "throat",
+    ]
     rng = np.random.default_rng(0)
     points = [(140 + rng.integers(0, 25), 140 + rng.integers(0, 25), n) for n in names]  # a crowded head
     draw = ImageDraw.Draw(PILImage.new("RGB", (288, 288)))
     boxes = [b for _, _, b in place_labels(draw, points, [], (288, 288))]
-    assert not any(_overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(_overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     assert all(0 <= b[0] and 0 <= b[1] and b[2] <= 288 and b[3] <= 288 for b in boxes)
 
 
@@ -209,11 +232,20 @@ def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp
     with torch.no_grad():
         m.head[-1].weight.uniform_(-2, 2)
         m.head[-1].bias.uniform_(-1, 1)
-    save_checkpoint(tmp_path / "cc.safetensors", m,
-                    {"backbone": "small", "class_names": NAMES, "dataset": "cub", "variant": "mc",
-                     "hparams": {"seed": 0}, "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
-                                                       "std": [0.229, 0.224, 0.225]},
-                     "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1}, "command": "test"})
+    save_checkpoint(
+        tmp_path / "cc.safetensors",
+        m,
+        {
+            "backbone": "small",
+            "class_names": NAMES,
+            "dataset": "cub",
+            "variant": "mc",
+            "hparams": {"seed": 0},
+            "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "metrics": {"top1": 1.0, "mean_h": 2.0, "epoch": 1},
+            "command": "test",
+        },
+    )
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
     at = AppTest.from_file(APP, default_timeout=180)
@@ -224,8 +256,9 @@ def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp
     sums = [c.value for c in at.caption if "bias" in c.value and "the model's score" in c.value]
     assert len(sums) == 2  # the predicted class and the runner-up
     for text in sums:
-        total, score, gap = re.search(r"= \*\*(-?[\d.]+)\*\*; the model's score is (-?[\d.]+) \(they differ by ([\d.e+-]+)\)",
-                                      text).groups()
+        total, score, gap = re.search(
+            r"= \*\*(-?[\d.]+)\*\*; the model's score is (-?[\d.]+) \(they differ by ([\d.e+-]+)\)", text
+        ).groups()
         assert abs(float(total) - float(score)) <= 1e-4 and float(gap) <= 1e-4
     tables = [t.value for t in at.table if "evidence" in t.value.columns]
     assert len(tables) == 2 and all(len(t) == 3 for t in tables)  # xi = 3 own channels each

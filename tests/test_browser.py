@@ -66,8 +66,10 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     # A warm-up upload; then, once the page has settled (plotly.js loaded and drawn), the
     # timed uploads measure upload-to-heat-maps with the model loaded.
     page.locator("input[type=file]").first.set_input_files(str(photo))
-    drawn = ("n => [...document.querySelectorAll('.js-plotly-plot')].some("
-             "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 4)")
+    drawn = (
+        "n => [...document.querySelectorAll('.js-plotly-plot')].some("
+        "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 4)"
+    )
     page.wait_for_function(drawn, arg=name, timeout=120_000)
     page.get_by_role("heading", name="Predictions").wait_for()
     page.wait_for_load_state("networkidle")
@@ -83,8 +85,10 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
         times.append(time.perf_counter() - t0)
         page.get_by_text(f"Maps computed for {again.name}").wait_for(timeout=60_000)
     elapsed = sorted(times)[len(times) // 2]
-    print(f"\nupload-to-heat-maps in the browser (model loaded): median {elapsed:.2f} s of "
-          + ", ".join(f"{t:.2f}" for t in times))
+    print(
+        f"\nupload-to-heat-maps in the browser (model loaded): median {elapsed:.2f} s of "
+        + ", ".join(f"{t:.2f}" for t in times)
+    )
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 4
     # an uploaded photo (not from the gallery): the part under each peak, from the predicted parts
     page.get_by_text("(parts predicted by the part locator):").wait_for(timeout=60_000)
@@ -113,10 +117,15 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.get_by_text(off).wait_for(timeout=30_000)
     assert page.locator("[data-testid=stMetric]").filter(has_text="P(").count() == 1
     median_off = sorted(off_times)[len(off_times) // 2]
-    print(f"switch-off to new probability in the browser: median {median_off:.2f} s of "
-          + ", ".join(f"{t:.2f}" for t in off_times))
-    (out / "browser-timing.json").write_text(json.dumps({"upload_to_heatmaps_s": [round(t, 3) for t in times],
-                                                         "switch_off_s": [round(t, 3) for t in off_times]}))
+    print(
+        f"switch-off to new probability in the browser: median {median_off:.2f} s of "
+        + ", ".join(f"{t:.2f}" for t in off_times)
+    )
+    (out / "browser-timing.json").write_text(
+        json.dumps(
+            {"upload_to_heatmaps_s": [round(t, 3) for t in times], "switch_off_s": [round(t, 3) for t in off_times]}
+        )
+    )
     page.screenshot(path=str(out / "explore-switch-off.png"), full_page=True)
     toggle.click()
     page.get_by_text(off).wait_for(state="detached", timeout=30_000)
@@ -204,8 +213,11 @@ def test_a_portrait_gets_the_warning_and_no_bird_parts_in_a_browser(server, brow
     """Issue 38's first finding as a user meets it: a portrait under the default bird model."""
     import importlib
 
-    portrait = next(p for p in importlib.import_module("other_photos").write(tmp_path / "other")
-                    if p.name == "person-grace_hopper.png")
+    portrait = next(
+        p
+        for p in importlib.import_module("other_photos").write(tmp_path / "other")
+        if p.name == "person-grace_hopper.png"
+    )
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     page.goto(server)
     page.get_by_text("Upload a photo of a bird or a car").wait_for(timeout=120_000)

@@ -8,8 +8,13 @@ import torch
 from mcviz import ChannelGroups, CheckpointError, build_model, load_checkpoint, save_checkpoint
 from mcviz.io.checkpoint import read_metadata
 
-META = {"backbone": "small", "class_names": ["a", "b", "c"], "input": {"crop": 32, "resize": 36,
-        "mean": [0.5] * 3, "std": [0.25] * 3}, "variant": "mc", "dataset": "folder"}
+META = {
+    "backbone": "small",
+    "class_names": ["a", "b", "c"],
+    "input": {"crop": 32, "resize": 36, "mean": [0.5] * 3, "std": [0.25] * 3},
+    "variant": "mc",
+    "dataset": "folder",
+}
 
 
 def _model():

@@ -13,9 +13,22 @@ from .test_data import make_cub
 def _ckpt(path, classes, crop=64):
     torch.manual_seed(0)
     m = build_model("small", len(classes), xi=3).eval()
-    save_checkpoint(path, m, {"backbone": "small", "class_names": classes, "dataset": "cub", "variant": "mc",
-                              "input": {"crop": crop, "resize": int(crop * 8 / 7), "mean": [0.485, 0.456, 0.406],
-                                        "std": [0.229, 0.224, 0.225]}})
+    save_checkpoint(
+        path,
+        m,
+        {
+            "backbone": "small",
+            "class_names": classes,
+            "dataset": "cub",
+            "variant": "mc",
+            "input": {
+                "crop": crop,
+                "resize": int(crop * 8 / 7),
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+            },
+        },
+    )
     return path
 
 
@@ -35,8 +48,19 @@ def test_explain_writes_panels_and_skips_bad_files(tmp_path, capsys):
     assert len(js["predictions"]) == 2 and len(js["classes"]) == 2 and len(js["classes"][0]["channels"]) == 3
     png = (tmp_path / "out" / "cmyk.png").read_bytes()
     assert png[:4] == b"\x89PNG"
-    rc = main(["explain", str(ck), str(imgs / "cmyk.jpg"), "--out", str(tmp_path / "o2"), "--method", "gradcam",
-               "--layer", "stage3"])
+    rc = main(
+        [
+            "explain",
+            str(ck),
+            str(imgs / "cmyk.jpg"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--method",
+            "gradcam",
+            "--layer",
+            "stage3",
+        ]
+    )
     assert rc == 0 and (tmp_path / "o2" / "cmyk.png").exists()
     assert main(["explain", str(ck), str(imgs), "--out", str(tmp_path / "o3"), "--layer", "nope"]) == 2
 
@@ -45,8 +69,9 @@ def test_explain_chosen_classes_by_name_or_index(tmp_path, capsys):
     ck = _ckpt(tmp_path / "m.safetensors", ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross", "Crow"])
     name, data, _ = bad_files()["cmyk"]
     (tmp_path / name).write_bytes(data)
-    rc = main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "laysan",
-               "--class", "3"])
+    rc = main(
+        ["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "laysan", "--class", "3"]
+    )
     assert rc == 0
     js = json.loads((tmp_path / "o" / "cmyk.json").read_text())
     assert [c["class"] for c in js["classes"]] == ["Laysan Albatross", "Crow"]
@@ -57,7 +82,10 @@ def test_explain_chosen_classes_by_name_or_index(tmp_path, capsys):
     assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "7"]) == 2
     capsys.readouterr()
     assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "Cro"]) == 0
-    assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "Laysen Albatros"]) == 2
+    assert (
+        main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "Laysen Albatros"])
+        == 2
+    )
     assert "did you mean 'Laysan Albatross' or" in capsys.readouterr().err
 
 
@@ -83,8 +111,11 @@ def test_explain_names_the_usual_part_of_each_channel(tmp_path, capsys):
     _profile_for(ck)
     assert main(["explain", str(ck), str(tmp_path / name), "--out", str(tmp_path / "o"), "--class", "0"]) == 0
     js = json.loads((tmp_path / "o" / "cmyk.json").read_text())
-    assert js["classes"][0]["usual_parts"] == ["usually the part0, 50 %", "usually the part1, 50 %",
-                                               "usually the part2, 50 %"]
+    assert js["classes"][0]["usual_parts"] == [
+        "usually the part0, 50 %",
+        "usually the part1, 50 %",
+        "usually the part2, 50 %",
+    ]
     assert "usual_parts" not in json.loads((tmp_path / "plain" / "cmyk.json").read_text())["classes"][0]
     # the panel grew the lines that name the parts
     from PIL import Image

@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from mcviz.evaluate.consistency import (PART_THRESH, BoxCropViews, ConsistencyReport, box_parts, half_side,
-                                        load_consistency, part_hits, save_consistency, summarise)
+from mcviz.evaluate.consistency import (
+    PART_THRESH,
+    BoxCropViews,
+    ConsistencyReport,
+    box_parts,
+    half_side,
+    load_consistency,
+    part_hits,
+    save_consistency,
+    summarise,
+)
 
 from .conftest import REPO
 
@@ -65,13 +74,19 @@ def _summary(clean: list[list[bool]], noisy: list[list[bool]], visible: list[lis
 
 def test_consistency_counts_only_photos_where_the_part_is_visible():
     # part 0 hit on 4 of the 5 photos where it is visible (80 %: consistent); a sixth photo hides it
-    c = _summary([[True, False]] * 4 + [[False, False]] * 2, [[True, False]] * 4 + [[False, False]] * 2,
-                 [[True, True]] * 5 + [[False, True]])
+    c = _summary(
+        [[True, False]] * 4 + [[False, False]] * 2,
+        [[True, False]] * 4 + [[False, False]] * 2,
+        [[True, True]] * 5 + [[False, True]],
+    )
     assert c.channel == 7 and c.part == "p0" and c.share == pytest.approx(0.8) and c.consistent
     assert c.stability == 1.0
     # 3 of 5: not consistent
-    c = _summary([[True, False]] * 3 + [[False, False]] * 3, [[True, False]] * 3 + [[False, False]] * 3,
-                 [[True, True]] * 5 + [[False, True]])
+    c = _summary(
+        [[True, False]] * 3 + [[False, False]] * 3,
+        [[True, False]] * 3 + [[False, False]] * 3,
+        [[True, True]] * 5 + [[False, True]],
+    )
     assert c.share == pytest.approx(0.6) and not c.consistent and PART_THRESH == 0.8
 
 
@@ -115,8 +130,14 @@ def test_the_report_round_trips_beside_its_checkpoint(tmp_path):
 
     ck = tmp_path / "m.safetensors"
     save_checkpoint(ck, build_model("small", 2, xi=1), {"backbone": "small"})
-    r = ConsistencyReport(file_sha256(ck), 288, 10, 50.0, 40.0, [ChannelConsistency(0, 0, "beak", 0.9, True, 0.4),
-                                                                 ChannelConsistency(1, 1, "tail", 0.3, False, 0.4)])
+    r = ConsistencyReport(
+        file_sha256(ck),
+        288,
+        10,
+        50.0,
+        40.0,
+        [ChannelConsistency(0, 0, "beak", 0.9, True, 0.4), ChannelConsistency(1, 1, "tail", 0.3, False, 0.4)],
+    )
     save_consistency(r, ck)
     assert load_consistency(ck) == r and load_consistency(ck).of(1).part == "tail"
 

@@ -98,8 +98,10 @@ def _write_cars(root: Path, n_classes=3, per_class=2):
     (base / "devkit").mkdir(parents=True)
     names = np.array([f"Make{c} Model {2000 + c}" for c in range(n_classes)], dtype=object)
     scipy.io.savemat(base / "devkit" / "cars_meta.mat", {"class_names": names[None, :]})
-    for split, folder, mat in (("train", "cars_train", base / "devkit" / "cars_train_annos.mat"),
-                               ("test", "cars_test", base / "cars_test_annos_withlabels.mat")):
+    for split, folder, mat in (
+        ("train", "cars_train", base / "devkit" / "cars_train_annos.mat"),
+        ("test", "cars_test", base / "cars_test_annos_withlabels.mat"),
+    ):
         dt = [(k, "O") for k in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")]
         rows = np.zeros((1, n_classes * per_class), dtype=dt)
         i = 0

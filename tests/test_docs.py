@@ -15,8 +15,13 @@ def test_mkdocs_builds_strict(tmp_path):
         if os.environ.get("MCVIZ_REQUIRE_DATA") == "1":
             pytest.fail("mkdocs is required in CI (requirements.txt)")
         pytest.skip("mkdocs is not installed")
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("channel_maps") >= 1
 
@@ -33,6 +38,5 @@ def test_no_page_cites_an_issue_number():
     import re
 
     pages = [REPO / "README.md", REPO / "checkpoints" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-    cited = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in pages
-             for m in re.finditer(r"[Ii]ssue \d+", p.read_text())]
+    cited = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in pages for m in re.finditer(r"[Ii]ssue \d+", p.read_text())]
     assert not cited, cited

@@ -64,8 +64,16 @@ class _Features(nn.Module):
         return self.m.features(x)
 
 
-@pytest.mark.parametrize("name,cls", [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus), ("xgradcam", XGradCAM),
-                                      ("layercam", LayerCAM), ("hirescam", HiResCAM)])
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("gradcam", GradCAM),
+        ("gradcam++", GradCAMPlusPlus),
+        ("xgradcam", XGradCAM),
+        ("layercam", LayerCAM),
+        ("hirescam", HiResCAM),
+    ],
+)
 @pytest.mark.parametrize("layer", ["layer4", "layer3"])
 def test_batched_cams_equal_the_package_single_target(model, image, name, cls, layer):
     ex = Explainer(model, META)
@@ -106,7 +114,8 @@ def test_contribution_sums_to_the_logit(model, image):
     for c in range(4):
         ch = mc_model.groups.channels(c)
         assert METHODS["contribution"](ex2.model, x2, ch, classes=[c] * len(ch)).sum() == pytest.approx(
-            float(mc_logits[c]), abs=1e-4)
+            float(mc_logits[c]), abs=1e-4
+        )
 
 
 def test_errors(model, image):

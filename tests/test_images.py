@@ -41,9 +41,9 @@ def _quadrants(w, h):
     """Red top-left, green top-right, blue bottom-left, white bottom-right."""
     arr = np.zeros((h, w, 3), np.uint8)
     arr[: h // 2, : w // 2] = (220, 20, 20)
-    arr[: h // 2, w // 2:] = (20, 220, 20)
-    arr[h // 2:, : w // 2] = (20, 20, 220)
-    arr[h // 2:, w // 2:] = (240, 240, 240)
+    arr[: h // 2, w // 2 :] = (20, 220, 20)
+    arr[h // 2 :, : w // 2] = (20, 20, 220)
+    arr[h // 2 :, w // 2 :] = (240, 240, 240)
     return arr
 
 

@@ -5,10 +5,12 @@ and an architecture table that matches the folders."""
 from __future__ import annotations
 
 import ast
+import io
 import re
 import subprocess
-import tomllib
 import sys
+import tokenize
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,32 +24,34 @@ def _rel(p: Path) -> str:
     return str(p.relative_to(REPO))
 
 
+def _statement_ends(source: str) -> list[int]:
+    """The line of each logical line's end: sizes count statements, so how the formatter (ruff format)
+    breaks a long call over lines does not count against a module or a function."""
+    return [t.start[0] for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NEWLINE]
+
+
 def test_modules_and_functions_are_small():
-    long_modules = [(_rel(p), n) for p in CODE if (n := p.read_text().count("\n")) > 400]
-    long_functions = []
+    """At most 300 logical lines a module and 50 a function (the physical limits were 400 and 60 before
+    the code was formatted by ruff, which spreads a wrapped call over more lines)."""
+    long_modules, long_functions = [], []
     for p in CODE:
-        for node in ast.walk(ast.parse(p.read_text())):
+        source = p.read_text()
+        ends = _statement_ends(source)
+        if len(ends) > 300:
+            long_modules.append((_rel(p), len(ends)))
+        for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                if (n := node.end_lineno - node.lineno + 1) > 60:
+                if (n := sum(node.lineno <= e <= node.end_lineno for e in ends)) > 50:
                     long_functions.append((_rel(p), node.name, n))
-    assert not long_modules, f"modules over 400 lines: {long_modules}"
-    assert not long_functions, f"functions over 60 lines: {long_functions}"
+    assert not long_modules, f"modules over 300 logical lines: {long_modules}"
+    assert not long_functions, f"functions over 50 logical lines: {long_functions}"
 
 
-def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    a = node.args
-    names = [*a.posonlyargs, *a.args, *a.kwonlyargs]
-    return len(names) - (bool(names) and names[0].arg in ("self", "cls")) + bool(a.vararg) + bool(a.kwarg)
-
-
-def test_measures_and_explanations_take_at_most_8_parameters():
-    """What travels together (a checkpoint over a split) travels as one object
-    (:class:`mcviz.trunk.split_pass.SplitPass`), not as a dozen loose arguments."""
-    wide = [(_rel(p), node.name, n) for folder in ("evaluate", "explain")
-            for p in sorted((REPO / "mcviz" / folder).rglob("*.py"))
-            for node in ast.walk(ast.parse(p.read_text()))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (n := _parameters(node)) > 8]
-    assert not wide, f"functions of evaluate/ and explain/ with more than 8 parameters: {wide}"
+def test_ruff_lints_and_formats_clean():
+    """The lint rules and the format of pyproject.toml's [tool.ruff] hold everywhere."""
+    for cmd in (["check", "."], ["format", "--check", "."]):
+        out = subprocess.run([sys.executable, "-m", "ruff", *cmd], cwd=REPO, capture_output=True, text=True)
+        assert out.returncode == 0, f"ruff {' '.join(cmd)}:\n{out.stdout[-3000:]}{out.stderr[-1000:]}"
 
 
 # String-keyed reads of the metadata: meta.get("..."), meta["..."], (m.get("hparams") or {})...
@@ -68,12 +72,14 @@ def test_only_the_io_package_reads_metadata_by_key():
 def test_evaluation_and_explanations_import_nothing_from_training():
     """Imported alone (a fresh interpreter), the evaluation, explanation and io packages do not
     pull in mcviz.train."""
-    code = ("import sys, importlib, pkgutil\n"
-            "import mcviz.evaluate, mcviz.explain, mcviz.io, mcviz.trunk.cache\n"
-            "for pkg in (mcviz.evaluate, mcviz.explain):\n"
-            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-            "        importlib.import_module(m.name)\n"
-            "print(sorted(n for n in sys.modules if n.startswith('mcviz.train')))\n")
+    code = (
+        "import sys, importlib, pkgutil\n"
+        "import mcviz.evaluate, mcviz.explain, mcviz.io, mcviz.trunk.cache\n"
+        "for pkg in (mcviz.evaluate, mcviz.explain):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.startswith('mcviz.train')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     for p in sorted((REPO / "mcviz" / "evaluate").glob("*.py")):
@@ -81,8 +87,11 @@ def test_evaluation_and_explanations_import_nothing_from_training():
 
 
 def test_no_import_path_hacks():
-    offenders = [_rel(p) for p in CODE + sorted((REPO / "tests").glob("*.py"))
-                 if "sys.path." + "insert" in p.read_text() and p != REPO / "tests" / "conftest.py"]
+    offenders = [
+        _rel(p)
+        for p in CODE + sorted((REPO / "tests").glob("*.py"))
+        if "sys.path." + "insert" in p.read_text() and p != REPO / "tests" / "conftest.py"
+    ]
     assert not offenders
 
 
@@ -94,12 +103,14 @@ def test_the_readme_architecture_names_every_module():
     folders = {_rel(p.parent) + "/" for p in CODE if _rel(p).startswith(("mcviz/", "app/"))}
 
     def covered(module: str) -> bool:
-        return module in named or any(module.startswith(f if f.endswith("/") else f + "/") for f in named
-                                      if f.endswith("/"))
+        return module in named or any(
+            module.startswith(f if f.endswith("/") else f + "/") for f in named if f.endswith("/")
+        )
 
     assert [m for m in sorted(modules) if not covered(m)] == []
-    assert [n for n in sorted(named) if n not in modules and n not in folders and n.rstrip("/") + "/" not in folders] \
-        == []
+    assert [
+        n for n in sorted(named) if n not in modules and n not in folders and n.rstrip("/") + "/" not in folders
+    ] == []
 
 
 @pytest.mark.parametrize("term", ["channel map", "merged map", "body", "frozen part", "part profile"])
@@ -149,8 +160,11 @@ def _imported_floors(path: Path) -> list[tuple[int, str]]:
                 else:  # from mcviz import data / from .. import data
                     found += [(node.lineno, n) for n in names]
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name.split(".")[1]) for a in node.names
-                      if a.name.startswith("mcviz.") and len(a.name.split(".")) > 1]
+            found += [
+                (node.lineno, a.name.split(".")[1])
+                for a in node.names
+                if a.name.startswith("mcviz.") and len(a.name.split(".")) > 1
+            ]
     return found
 
 
@@ -172,17 +186,19 @@ def test_imports_run_down_the_floors():
 def test_the_library_and_its_cli_need_neither_streamlit_nor_plotly():
     """`pip install .` leaves the app's packages out (they are the `app` extra): importing every module
     of the library and running `mcviz --help` must not need them."""
-    code = ("import sys, importlib, pkgutil\n"
-            "sys.modules['streamlit'] = None; sys.modules['plotly'] = None  # importing either now fails\n"
-            "import mcviz\n"
-            "for m in pkgutil.walk_packages(mcviz.__path__, 'mcviz.'):\n"
-            "    if m.name != 'mcviz.__main__':  # that one runs the CLI\n"
-            "        importlib.import_module(m.name)\n"
-            "from mcviz.cli import main\n"
-            "try:\n"
-            "    main(['--help'])\n"
-            "except SystemExit as e:\n"
-            "    assert e.code == 0\n")
+    code = (
+        "import sys, importlib, pkgutil\n"
+        "sys.modules['streamlit'] = None; sys.modules['plotly'] = None  # importing either now fails\n"
+        "import mcviz\n"
+        "for m in pkgutil.walk_packages(mcviz.__path__, 'mcviz.'):\n"
+        "    if m.name != 'mcviz.__main__':  # that one runs the CLI\n"
+        "        importlib.import_module(m.name)\n"
+        "from mcviz.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "calibrate-ood" in out.stdout and "consistency" in out.stdout

@@ -41,9 +41,15 @@ def test_h_bounds_on_random_uneven_groups():
     assert torch.allclose(h[:, 0], torch.ones(6))  # a 1-channel group has h = 1 exactly
 
 
-@pytest.mark.parametrize("groups", [ChannelGroups.uniform(4, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
-                                    ChannelGroups.from_sizes([2, 3] * 6),  # 12 runs: the gather path
-                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ChannelGroups.uniform(4, 3),
+        ChannelGroups.from_sizes([2, 3, 1, 4]),
+        ChannelGroups.from_sizes([2, 3] * 6),  # 12 runs: the gather path
+        ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6),
+    ],
+)
 def test_fast_terms_match_slow_loops(groups):
     torch.manual_seed(1)
     x = torch.randn(3, groups.num_channels, 5, 4, dtype=torch.float64)
@@ -54,8 +60,9 @@ def test_fast_terms_match_slow_loops(groups):
     assert torch.allclose(discriminality_logits(x, groups, keep), slow_discriminality(x, groups, keep))
     keep_b = random_cwa_mask(groups, batch=3, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(discriminality_logits(x, groups, keep_b), slow_discriminality(x, groups, keep_b))
-    assert torch.allclose(discriminality_logits(x, groups, keep_b, pool="avg"),
-                          slow_discriminality(x, groups, keep_b, pool="avg"))
+    assert torch.allclose(
+        discriminality_logits(x, groups, keep_b, pool="avg"), slow_discriminality(x, groups, keep_b, pool="avg")
+    )
 
 
 def test_dropped_channels_are_excluded_not_zeroed():
@@ -210,8 +217,14 @@ def test_normalize_makes_h_scale_free():
 
 
 @pytest.mark.parametrize("region", ["class", "object"])
-@pytest.mark.parametrize("groups", [ChannelGroups.uniform(3, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
-                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ChannelGroups.uniform(3, 3),
+        ChannelGroups.from_sizes([2, 3, 1, 4]),
+        ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6),
+    ],
+)
 def test_region_h_matches_slow_loop_and_keeps_bounds(groups, region):
     torch.manual_seed(2)
     x = torch.randn(4, groups.num_channels, 5, 4, dtype=torch.float64) * 3
@@ -259,8 +272,14 @@ def test_region_option_reaches_the_loss():
         diversity_scores(x, g, region="box")
 
 
-@pytest.mark.parametrize("groups", [ChannelGroups.uniform(3, 3), ChannelGroups.from_sizes([2, 3, 1, 4]),
-                                    ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6)])
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ChannelGroups.uniform(3, 3),
+        ChannelGroups.from_sizes([2, 3, 1, 4]),
+        ChannelGroups.from_members([[0, 5], [5, 1, 2], [3], [4, 0]], 6),
+    ],
+)
 def test_given_region_mask_matches_slow_loop_and_keeps_bounds(groups):
     torch.manual_seed(3)
     x = torch.randn(3, groups.num_channels, 4, 5, dtype=torch.float64) * 3
@@ -273,8 +292,9 @@ def test_given_region_mask_matches_slow_loop_and_keeps_bounds(groups):
     sizes = torch.tensor(groups.sizes, dtype=h.dtype)
     assert (h >= 1 - 1e-6).all() and (h <= sizes + 1e-6).all()
     # the full mask is the paper's h
-    assert torch.allclose(diversity_scores(x, groups, mask=torch.ones(3, 4, 5, dtype=torch.bool)),
-                          diversity_scores(x, groups))
+    assert torch.allclose(
+        diversity_scores(x, groups, mask=torch.ones(3, 4, 5, dtype=torch.bool)), diversity_scores(x, groups)
+    )
 
 
 def test_given_mask_stops_the_escape_the_class_region_allows():
@@ -310,4 +330,3 @@ def test_region_mask_reaches_the_loss_and_is_checked():
     empty[1] = False
     with pytest.raises(ValueError, match="empty"):
         diversity_scores(x, g, mask=empty)
-

@@ -13,7 +13,8 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the knob e
 MB100 = 25_000_000  # float32 elements: far above glibc's largest mmap threshold (32 MiB)
 
 
-_PROBE = """
+_PROBE = (
+    """
 import resource, sys, torch
 from mcviz.memory import keep_freed_memory
 assert keep_freed_memory(sys.argv[1] == "keep")
@@ -23,7 +24,9 @@ for _ in range(8):  # allocated, touched, freed
     torch.ones(%d)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(*faults)
-""" % MB100
+"""
+    % MB100
+)
 
 
 def _faults(mode: str) -> list[int]:

@@ -7,8 +7,9 @@ from mcviz import ChannelGroups, PretrainedUnavailable, build_model
 from mcviz.cli import main
 
 
-@pytest.mark.parametrize("backbone,stride,channels", [("small", 8, 192), ("resnet18", 16, 512),
-                                                      ("vgg16", 16, 512), ("resnet50", 16, 2048)])
+@pytest.mark.parametrize(
+    "backbone,stride,channels", [("small", 8, 192), ("resnet18", 16, 512), ("vgg16", 16, 512), ("resnet50", 16, 2048)]
+)
 def test_backbones_stride_and_streams(backbone, stride, channels):
     m = build_model(backbone, 5, xi=2).eval()
     x = torch.randn(2, 3, 64, 64)
@@ -65,8 +66,24 @@ def test_pretrained_offline_says_what_to_download(monkeypatch, tmp_path):
 
 def test_cli_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path, tiny_folder, capsys):
     _offline(monkeypatch, tmp_path / "hub")
-    rc = main(["train", "--dataset", "folder", "--root", str(tiny_folder), "--out", str(tmp_path / "run"),
-               "--backbone", "resnet18", "--pretrained", "--epochs", "1", "--workers", "0"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "folder",
+            "--root",
+            str(tiny_folder),
+            "--out",
+            str(tmp_path / "run"),
+            "--backbone",
+            "resnet18",
+            "--pretrained",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "could not download the ImageNet weights" in err and "Traceback" not in err

@@ -70,8 +70,11 @@ def test_calibration_sets_the_quantile_of_one_half_and_measures_the_other():
 def _tiny_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     model = build_model("small", 3, xi=2).eval()
-    save_checkpoint(path, model, {"backbone": "small", "class_names": ["a", "b", "c"], "dataset": "folder",
-                                  "input": {"crop": 32, "resize": 36}})
+    save_checkpoint(
+        path,
+        model,
+        {"backbone": "small", "class_names": ["a", "b", "c"], "dataset": "folder", "input": {"crop": 32, "resize": 36}},
+    )
     return path
 
 
@@ -100,8 +103,10 @@ def test_the_explainer_returns_the_verdict_with_every_prediction(tmp_path):
     logits = plain.model.logits_from_features(plain.features(plain.prepare(photo)[0]))[0]
     score = float(torch.logsumexp(logits.detach().float(), 0))
     for threshold, flagged in ((score + 1, True), (score - 1, False)):
-        save_ood_calibration(OODCalibration(file_sha256(ck), "energy", threshold, 0.03, "folder", "test", 10, 10, 0.0,
-                                            "three things"), ck)
+        save_ood_calibration(
+            OODCalibration(file_sha256(ck), "energy", threshold, 0.03, "folder", "test", 10, 10, 0.0, "three things"),
+            ck,
+        )
         preds = Explainer.from_checkpoint(ck).predict(photo, 2)
         assert preds.flagged is flagged and preds.ood.score == pytest.approx(score, abs=1e-4)
         assert ("three things" in preds.ood.message()) is flagged
@@ -120,15 +125,49 @@ def test_calibrate_ood_and_eval_report_rates_from_the_cli(tmp_path, capsys):
     for i in range(4):
         Image.new("RGB", (50, 40), (40 * i, 200, 90)).save(other / f"flat{i}.png")
     (other / "broken.jpg").write_bytes(b"not an image")
-    assert main(["calibrate-ood", str(ck), "--dataset", "folder", "--root", str(root), "--quantile", "0.1",
-                 "--ood-folder", str(other), "--workers", "0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "calibrate-ood",
+                str(ck),
+                "--dataset",
+                "folder",
+                "--root",
+                str(root),
+                "--quantile",
+                "0.1",
+                "--ood-folder",
+                str(other),
+                "--workers",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     rec = json.loads(out.out.strip().splitlines()[-1])
     assert rec["calibration"]["calibration_images"] + rec["calibration"]["held_out_images"] == 24
     assert rec["other"]["n_out"] == 4 and "skipped" in out.err  # the broken file is reported, not fatal
     assert load_ood_calibration(ck).threshold == rec["calibration"]["threshold"]
-    assert main(["eval", str(ck), "--dataset", "folder", "--root", str(root), "--workers", "0",
-                 "--ood-folder", str(other), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(ck),
+                "--dataset",
+                "folder",
+                "--root",
+                str(root),
+                "--workers",
+                "0",
+                "--ood-folder",
+                str(other),
+                "--json",
+            ]
+        )
+        == 0
+    )
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["ood"]["n_in"] == 24 and ev["ood"]["n_out"] == 4 and 0 <= ev["ood"]["false_alarm"] <= 1
     assert main(["calibrate-ood", str(ck), "--dataset", "folder", "--root", str(root), "--score", "nope"]) == 2
@@ -176,8 +215,9 @@ def test_explain_on_a_portrait_warns_and_names_no_parts(tmp_path, others):
 
     portrait = next(p for p in others if p.name == "person-grace_hopper.png")
     out = tmp_path / "out"
-    assert main(["explain", str(SHIPPED / "cub-mc-cc.safetensors"), str(portrait), "--out", str(out),
-                 "--top-k", "1"]) == 0
+    assert (
+        main(["explain", str(SHIPPED / "cub-mc-cc.safetensors"), str(portrait), "--out", str(out), "--top-k", "1"]) == 0
+    )
     rec = json.loads((out / f"{portrait.stem}.json").read_text())
     assert rec["ood"]["in_distribution"] is False and rec["ood"]["score"] < rec["ood"]["threshold"]
     assert rec["parts_in_image"] is None and "names no parts" in rec["parts_source"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from mcviz.core.groups import ChannelGroups
@@ -23,8 +22,14 @@ def _vis(rows: list[dict[str, float]]) -> torch.Tensor:
 
 def test_each_channel_of_a_class_gets_its_own_region_by_visibility():
     # class 0 shows its throat more than its crown, its back more than its breast; class 1 the reverse
-    vis = _vis([{"throat": 1, "back": 1, "left wing": 1, "tail": 1}, {"throat": 1, "crown": 1, "back": 1},
-                {"crown": 1, "breast": 1, "right wing": 1}, {"crown": 1, "breast": 1, "throat": 1}])
+    vis = _vis(
+        [
+            {"throat": 1, "back": 1, "left wing": 1, "tail": 1},
+            {"throat": 1, "crown": 1, "back": 1},
+            {"crown": 1, "breast": 1, "right wing": 1},
+            {"crown": 1, "breast": 1, "throat": 1},
+        ]
+    )
     parts = assign_parts(vis, [0, 0, 1, 1], ChannelGroups.uniform(2, 3))
     assert parts == [["throat", "back", "wing"], ["crown", "breast", "wing"]]
     five = assign_parts(vis, [0, 0, 1, 1], ChannelGroups.uniform(2, 5))[0]
@@ -91,13 +96,62 @@ def test_a_part_guided_run_trains_and_says_it_uses_part_annotations(cub_root, tm
     from mcviz.io.describe import training_name
 
     run = tmp_path / "run"
-    assert main(["train", "--dataset", "cub", "--root", str(cub_root), "--out", str(run), "--backbone", "lite0",
-                 "--pretrained", "--freeze", "block5", "--image-size", "64", "--epochs", "1", "--limit", "32",
-                 "--batch-size", "16", "--workers", "0", "--head", "class-connected-avg", "--part-guide", "1",
-                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cub",
+                "--root",
+                str(cub_root),
+                "--out",
+                str(run),
+                "--backbone",
+                "lite0",
+                "--pretrained",
+                "--freeze",
+                "block5",
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--limit",
+                "32",
+                "--batch-size",
+                "16",
+                "--workers",
+                "0",
+                "--head",
+                "class-connected-avg",
+                "--part-guide",
+                "1",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["train_guide"] > 0
     _, meta = load_checkpoint(run / "last.safetensors")
     assert meta.hparam("part_guide") == 1 and "part annotations" in training_name(meta)
-    assert main(["train", "--dataset", "cub", "--root", str(cub_root), "--out", str(tmp_path / "no"),
-                 "--part-guide", "1", "--epochs", "1", "--limit", "8"]) == 2  # not without --freeze
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cub",
+                "--root",
+                str(cub_root),
+                "--out",
+                str(tmp_path / "no"),
+                "--part-guide",
+                "1",
+                "--epochs",
+                "1",
+                "--limit",
+                "8",
+            ]
+        )
+        == 2
+    )  # not without --freeze

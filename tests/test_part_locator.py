@@ -99,8 +99,9 @@ def test_unit_targets_follow_the_crop_and_the_mirror(cub_root):
 def test_save_and_load_round_trip(tmp_path):
     loc = PartLocator(16, width=8).eval()
     path = tmp_path / "loc.safetensors"
-    save_locator(path, loc, {"backbone": "lite0", "layer": "block5", "input": EvalTransform(288).config(),
-                             "trunk_sha256": "x"})
+    save_locator(
+        path, loc, {"backbone": "lite0", "layer": "block5", "input": EvalTransform(288).config(), "trunk_sha256": "x"}
+    )
     again, meta = load_locator(path)
     x = torch.randn(2, 16, 6, 6)
     for a, b in zip(loc.predict(x), again.predict(x)):
@@ -134,8 +135,9 @@ def test_the_shipped_locator_finds_parts_on_real_photos(cub_root):
     from mcviz.evaluate.part_locator import evaluate_locator
 
     loc, meta = load_locator(SHIPPED)
-    r = evaluate_locator(loc, meta, str(cub_root), limit=48, progress=False,
-                         cache_dir=str(REPO / ".cache" / "test-locator"))
+    r = evaluate_locator(
+        loc, meta, str(cub_root), limit=48, progress=False, cache_dir=str(REPO / ".cache" / "test-locator")
+    )
     assert r.pck > 0.6 and r.box_iou > 0.6 and r.visibility_accuracy > 0.8
 
 
@@ -159,8 +161,20 @@ def test_explain_names_the_predicted_part_under_every_peak(cub_root, tmp_path):
 
     photo = sorted((cub_root / "images").glob("*/*.jpg"))[5]
     out = tmp_path / "out"
-    assert main(["explain", str(REPO / "checkpoints" / "cub-mc-anchor.safetensors"), str(photo), "--out", str(out),
-                 "--top-k", "1"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(REPO / "checkpoints" / "cub-mc-anchor.safetensors"),
+                str(photo),
+                "--out",
+                str(out),
+                "--top-k",
+                "1",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / f"{photo.stem}.json").read_text())
     chans = rec["classes"][0]["channels"]
     assert set(rec["parts_in_image"]) == {str(c) for c in chans}
@@ -169,8 +183,20 @@ def test_explain_names_the_predicted_part_under_every_peak(cub_root, tmp_path):
     assert rec["parts_source"] == "predicted by the CUB part locator" and rec["predicted_parts"]["predicted"]
     # a car model gets no part names
     car = tmp_path / "car"
-    assert main(["explain", str(REPO / "checkpoints" / "cars-ce.safetensors"), str(photo), "--out", str(car),
-                 "--top-k", "1"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(REPO / "checkpoints" / "cars-ce.safetensors"),
+                str(photo),
+                "--out",
+                str(car),
+                "--top-k",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "parts_in_image" not in json.loads((car / f"{photo.stem}.json").read_text())
 
 
@@ -178,16 +204,43 @@ def test_a_tiny_locator_run_trains_resumes_and_evaluates(cub_root, tmp_path, cap
     from mcviz.cli import main
 
     out = tmp_path / "loc"
-    args = ["locator", "train", "--root", str(cub_root), "--out", str(out), "--limit", "32", "--batch-size", "16",
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "locator",
+        "train",
+        "--root",
+        str(cub_root),
+        "--out",
+        str(out),
+        "--limit",
+        "32",
+        "--batch-size",
+        "16",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main([*args, "--epochs", "1"]) == 0
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     loc, meta = load_locator(out / "last.safetensors")
     assert loc.window in (0, 1, 2) and meta.epoch == 2
-    assert main(["locator", "eval", str(out / "last.safetensors"), "--root", str(cub_root), "--limit", "16",
-                 "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "locator",
+                "eval",
+                str(out / "last.safetensors"),
+                "--root",
+                str(cub_root),
+                "--limit",
+                "16",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["images"] == 16 and set(rec["pck_per_part"]) == set(CUB_PARTS)
 

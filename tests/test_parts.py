@@ -7,8 +7,16 @@ import torch
 
 from mcviz import build_model
 from mcviz.trunk.split_pass import SplitPass
-from mcviz.evaluate.parts import (NO_PART, OFF_BIRD, PartProfiles, categorise_peaks, compute_part_profiles,
-                                 load_part_profiles, part_profile, profile_path)
+from mcviz.evaluate.parts import (
+    NO_PART,
+    OFF_BIRD,
+    PartProfiles,
+    categorise_peaks,
+    compute_part_profiles,
+    load_part_profiles,
+    part_profile,
+    profile_path,
+)
 
 from .test_data import make_cub
 
@@ -19,11 +27,17 @@ def test_categorise_peaks_by_hand():
     parts[0, 4] = torch.tensor([10.0, 10.0, 1.0])  # part 4 ("crown" in CUB) at (10, 10)
     parts[0, 7] = torch.tensor([30.0, 20.0, 1.0])
     parts[0, 9] = torch.tensor([20.0, 5.0, 0.0])  # invisible: never hit
-    peaks = torch.tensor([[[11.0, 12.0],   # near part 4
-                           [29.0, 26.0],   # near part 7 (6.1 px)
-                           [20.0, 5.0],    # on the invisible part: in the box, near none
-                           [60.0, 60.0],   # off the bird
-                           [41.0, 20.0]]])  # just outside the box but 11 px from part 7: off
+    peaks = torch.tensor(
+        [
+            [
+                [11.0, 12.0],  # near part 4
+                [29.0, 26.0],  # near part 7 (6.1 px)
+                [20.0, 5.0],  # on the invisible part: in the box, near none
+                [60.0, 60.0],  # off the bird
+                [41.0, 20.0],
+            ]
+        ]
+    )  # just outside the box but 11 px from part 7: off
     assert categorise_peaks(peaks, box, parts, 0.15).tolist() == [[4, 7, 15, 16, 16]]
     # a part on the box edge: a peak just outside it still counts as that part
     parts[0, 2] = torch.tensor([40.0, 15.0, 1.0])
@@ -59,8 +73,12 @@ def test_profiles_on_known_peaks(tmp_path):
     # 8x8 map on 64 px: cell (i, j) has centre ((j + .5) * 8, (i + .5) * 8).
     peaks_at = [(3, 2), (3, 2), (0, 0), (7, 7), (3, 2), (2, 5)]
     model = _checkpoint(tmp_path / "m.safetensors", peaks_at)
-    meta = {"backbone": "small", "class_names": ["A", "B", "C"], "dataset": "cub",
-            "input": {"crop": 64, "resize": 64, "mean": [0.5] * 3, "std": [0.5] * 3}}
+    meta = {
+        "backbone": "small",
+        "class_names": ["A", "B", "C"],
+        "dataset": "cub",
+        "input": {"crop": 64, "resize": 64, "mean": [0.5] * 3, "std": [0.5] * 3},
+    }
     ckpt = tmp_path / "m.safetensors"
     ckpt.write_bytes(b"weights")
     run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, checkpoint=ckpt)

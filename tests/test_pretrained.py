@@ -27,7 +27,7 @@ def test_pretrained_lite_calls_cub_photos_birds(cub_root, variant):
     hits = 0
     with torch.no_grad():
         for start in range(0, len(idx), 50):
-            x = torch.stack([ds[i][0] for i in idx[start:start + 50]])
+            x = torch.stack([ds[i][0] for i in idx[start : start + 50]])
             hits += sum(int(k) in IMAGENET_BIRDS for k in net(x).argmax(1))
     assert hits / len(idx) >= 0.90, f"only {hits} of {len(idx)} CUB photos called a bird"
 
@@ -37,7 +37,9 @@ def test_mapping_covers_every_tensor_with_its_shape():
     packaged = _packaged()
     mapped = lite_state_dict(packaged, net)
     assert set(mapped) == set(net.state_dict())
-    assert torch.equal(mapped["blocks.3.0.conv_dw.weight"], packaged["_blocks.5._depthwise_conv.weight"])  # 1 + 2 + 2 blocks before stage 3
+    assert torch.equal(
+        mapped["blocks.3.0.conv_dw.weight"], packaged["_blocks.5._depthwise_conv.weight"]
+    )  # 1 + 2 + 2 blocks before stage 3
     assert torch.equal(mapped["blocks.0.0.conv_pw.weight"], packaged["_blocks.0._project_conv.weight"])
     assert torch.equal(mapped["classifier.bias"], packaged["_fc.bias"])
 

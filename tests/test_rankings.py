@@ -10,8 +10,15 @@ from mcviz.io.checkpoint import load_checkpoint
 from mcviz.cli import main
 from mcviz.explain import top_channels
 from mcviz.explain.effect import HeadAblation, PooledSet, channel_effects, pooled_inputs
-from mcviz.explain.rankings import (EffectRanking, available_rankings, linearised_head_scores, load_effect_ranking,
-                                    own_in_top, ranking_path, save_effect_ranking)
+from mcviz.explain.rankings import (
+    EffectRanking,
+    available_rankings,
+    linearised_head_scores,
+    load_effect_ranking,
+    own_in_top,
+    ranking_path,
+    save_effect_ranking,
+)
 from mcviz.evaluate.faithfulness import deletion_curves
 from mcviz.core.groups import ChannelGroups
 
@@ -94,11 +101,11 @@ def _known_model(classes: int = 6, xi: int = 3):
         lin.bias.zero_()
         lin.bias[classes] = 2.0  # "none of these": beats a class whose channels sit at their mean
         for c in range(classes):
-            lin.weight[c, c * xi:(c + 1) * xi] = torch.tensor([3.0, 2.0, 1.0])
+            lin.weight[c, c * xi : (c + 1) * xi] = torch.tensor([3.0, 2.0, 1.0])
     labels = torch.arange(classes).repeat_interleave(10)
     pooled = 0.3 * torch.rand(len(labels), (classes + 1) * xi)
     for i, c in enumerate(labels.tolist()):
-        pooled[i, c * xi:(c + 1) * xi] += 1.0
+        pooled[i, c * xi : (c + 1) * xi] += 1.0
     return model, PooledSet(pooled, pooled.clone(), labels, "images")
 
 
@@ -131,9 +138,17 @@ def test_own_in_top_counts_group_members():
 def _ckpt(path, classes, head="official"):
     torch.manual_seed(0)
     m = build_model("small", len(classes), xi=3, head=head).eval()
-    save_checkpoint(path, m, {"backbone": "small", "class_names": classes, "dataset": "cub", "variant": "mc",
-                              "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406],
-                                        "std": [0.229, 0.224, 0.225]}})
+    save_checkpoint(
+        path,
+        m,
+        {
+            "backbone": "small",
+            "class_names": classes,
+            "dataset": "cub",
+            "variant": "mc",
+            "input": {"crop": 64, "resize": 73, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        },
+    )
     return path
 
 
@@ -194,8 +209,9 @@ def test_ranking_file_round_trip(tmp_path):
 def test_faithfulness_command(tmp_path, capsys):
     root = make_cub(tmp_path / "CUB")
     ck = _ckpt(tmp_path / "m.safetensors", [f"Bird {i}" for i in range(3)])
-    rc = main(["faithfulness", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--k", "1", "3",
-               "--json"])
+    rc = main(
+        ["faithfulness", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--k", "1", "3", "--json"]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     js = json.loads(out.strip().splitlines()[-1])

@@ -33,8 +33,13 @@ def test_groups_expand_and_a_later_flag_wins():
     a = recipes.args("cub-mc-cc", data="/d", size="224")
     assert a[:4] == ["--dataset", "cub", "--root", "/d/CUB_200_2011"] and "--image-size" in a
     cfg = _parse(a)
-    assert (cfg.head, cfg.xi, cfg.freeze, cfg.image_size, cfg.distill_weight) == \
-        ("class-connected-avg", 3, "block5", 224, 3.0)
+    assert (cfg.head, cfg.xi, cfg.freeze, cfg.image_size, cfg.distill_weight) == (
+        "class-connected-avg",
+        3,
+        "block5",
+        224,
+        3.0,
+    )
     # the lever runs' family: 224 px first, then the run's own 288
     assert _parse(recipes.args("cc-avg-x3-anchor-mu03-b6-kd3", data="/d")).image_size == 288
     with pytest.raises(KeyError):
@@ -54,18 +59,26 @@ def test_the_training_scripts_hold_no_recipes_of_their_own():
     for script in ("train_levers.sh", "train_checkpoints.sh"):
         text = (REPO / "scripts" / script).read_text()
         assert "declare -A" not in text and "recipes.py" in text, script
-        assert not re.search(r"--variant|--mu |--xi ", text.split("record()")[0] if "record()" in text else
-                             text.split("finished()")[0]), script
-    out = subprocess.run([sys.executable, "scripts/recipes.py", "names", "shipped"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out.index("cub-ce") < out.index("cub-mc-cc") and out.index("cars-ce") < out.index("cars-mc-cc")  # teachers first
+        assert not re.search(
+            r"--variant|--mu |--xi ", text.split("record()")[0] if "record()" in text else text.split("finished()")[0]
+        ), script
+    out = subprocess.run(
+        [sys.executable, "scripts/recipes.py", "names", "shipped"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out.index("cub-ce") < out.index("cub-mc-cc") and out.index("cars-ce") < out.index(
+        "cars-mc-cc"
+    )  # teachers first
 
 
 def test_a_class_connected_row_reads_its_configuration():
     import results_class_head
 
-    assert results_class_head._columns("cc-avg-x3-anchor-mu03-b6-kd3-guide1") == \
-        ("avg", "3", "anchored + part-guided", 0.3)
+    assert results_class_head._columns("cc-avg-x3-anchor-mu03-b6-kd3-guide1") == (
+        "avg",
+        "3",
+        "anchored + part-guided",
+        0.3,
+    )
     assert results_class_head._columns("cc-max-x3-anchor-mu03")[:3] == ("max", "3", "anchored")
     assert results_class_head._columns("cc-avg-x10-ce")[2] == "none (CE only)"
 
@@ -74,10 +87,16 @@ def test_the_scripts_import_each_other_without_a_circle():
     import ast
 
     mods = {p.stem: p for p in (REPO / "scripts").glob("*.py")}
-    graph = {m: {a.name.split(".")[0] for n in ast.walk(ast.parse(p.read_text()))
-                 if isinstance(n, (ast.Import, ast.ImportFrom))
-                 for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])} & set(mods)
-             for m, p in mods.items()}
+    graph = {
+        m: {
+            a.name.split(".")[0]
+            for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])
+        }
+        & set(mods)
+        for m, p in mods.items()
+    }
 
     def reaches(a: str, b: str, seen: set) -> bool:
         return any(n == b or (n not in seen and reaches(n, b, seen | {n})) for n in graph[a])

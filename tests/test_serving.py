@@ -23,6 +23,7 @@ def test_concurrent_jobs_never_overlap_and_keep_arrival_order():
             with lock:
                 inside[0] -= 1
             return i * 10
+
         return fn
 
     results = {}
@@ -107,6 +108,7 @@ def test_slots_cap_the_jobs_running_at_once():
             started.append(i)
             gate.wait(5)
             return i
+
         return fn
 
     threads = [threading.Thread(target=lambda i=i: work.run(i, job(i))) for i in range(5)]

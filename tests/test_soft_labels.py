@@ -6,9 +6,13 @@ from mcviz.core.soft_labels import initial_soft_labels, l_inter, l_intra, regrou
 
 
 def test_l_intra_on_hand_made_weights():
-    w = torch.tensor([[0.9, 0.1, 0.2],   # class 0
-                      [0.5, 0.3, 0.2],   # class 0
-                      [0.1, 0.8, 0.7]])  # class 2
+    w = torch.tensor(
+        [
+            [0.9, 0.1, 0.2],  # class 0
+            [0.5, 0.3, 0.2],  # class 0
+            [0.1, 0.8, 0.7],
+        ]
+    )  # class 2
     y = torch.tensor([0, 0, 2])
     # class 0: max over its samples = [0.9, 0.3, 0.2] -> 1.4 ; class 2: 1.6 ; mean over present classes
     assert l_intra(w, y, num_classes=3).item() == pytest.approx((1.4 + 1.6) / 2)
@@ -34,9 +38,9 @@ def test_gradients_flow():
 
 
 def test_regroup_uneven_shared_and_deterministic():
-    soft = torch.tensor([[0.9, 0.8, 0.1, 0.6, 0.0, 0.0],
-                         [0.0, 0.7, 0.9, 0.0, 0.0, 0.0],
-                         [0.1, 0.2, 0.3, 0.4, 0.45, 0.2]])  # nothing above threshold: its best channel
+    soft = torch.tensor(
+        [[0.9, 0.8, 0.1, 0.6, 0.0, 0.0], [0.0, 0.7, 0.9, 0.0, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4, 0.45, 0.2]]
+    )  # nothing above threshold: its best channel
     g = regroup(soft, threshold=0.5, min_size=1, max_size=4)
     assert g.members == ((0, 1, 3), (1, 2), (4,))
     assert g.sizes == (3, 2, 1) and shared_channels(g) == 1  # channel 1 is shared
@@ -70,7 +74,7 @@ def test_regroup_prefers_class_specific_channels_when_labels_are_high_everywhere
     soft = torch.full((3, 6), 0.8)
     soft[:, 0] = 0.95  # high for everybody: not specific to anyone
     for i in range(3):
-        soft[i, 2 * i: 2 * i + 2] += 0.04
+        soft[i, 2 * i : 2 * i + 2] += 0.04
     g = regroup(soft, threshold=0.5, min_size=1, max_size=2)
     assert g.members == ((0, 1), (2, 3), (4, 5))
     assert shared_channels(g) == 0

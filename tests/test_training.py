@@ -20,8 +20,20 @@ from mcviz.train.config import TrainConfig
 
 from .conftest import REPO, make_folder_dataset
 
-BASE = ["--dataset", "folder", "--backbone", "small", "--image-size", "32", "--batch-size", "8",
-        "--workers", "0", "--lr", "0.05"]
+BASE = [
+    "--dataset",
+    "folder",
+    "--backbone",
+    "small",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--lr",
+    "0.05",
+]
 
 
 def rows(run: Path):
@@ -30,8 +42,9 @@ def rows(run: Path):
 
 def test_train_then_eval(tiny_folder, tmp_path, capsys):
     run = tmp_path / "run"
-    rc = main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--variant", "mc",
-               "--xi", "2"])
+    rc = main(
+        ["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--variant", "mc", "--xi", "2"]
+    )
     assert rc == 0
     r = rows(run)
     assert [x["epoch"] for x in r] == [1, 2]
@@ -44,16 +57,43 @@ def test_train_then_eval(tiny_folder, tmp_path, capsys):
     assert meta.command.startswith("mcviz train --dataset folder")
     assert model.groups.sizes == (2, 2, 2)
     capsys.readouterr()
-    rc = main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
-               "--workers", "0", "--json"])
+    rc = main(
+        [
+            "eval",
+            str(run / "last.safetensors"),
+            "--dataset",
+            "folder",
+            "--root",
+            str(tiny_folder),
+            "--workers",
+            "0",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "top-1" in out
     res = json.loads(out.strip().splitlines()[-1])
     assert res["n"] == 9 and set(res["per_class"]) == {"Class 0", "Class 1", "Class 2"}
     assert res["top1"] == pytest.approx(r[-1]["top1"], abs=1e-3) and res["crop"] == 32
     # --crop: the same network on larger test crops, scored as by hand
-    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
-                 "--workers", "0", "--json", "--crop", "48"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "last.safetensors"),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tiny_folder),
+                "--workers",
+                "0",
+                "--json",
+                "--crop",
+                "48",
+            ]
+        )
+        == 0
+    )
     res48 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     tf = EvalTransform(48, resize_for(48), meta.input["mean"], meta.input["std"])
     ds = build("folder", tiny_folder, "test", tf)
@@ -67,8 +107,29 @@ def test_train_then_eval(tiny_folder, tmp_path, capsys):
 @pytest.mark.parametrize("variant", ["ce", "mc-no-div", "mc-no-dis", "mc-no-cwa", "mc-v2", "mc-ccap", "mc-soft"])
 def test_every_variant_trains(variant, tiny_folder, tmp_path):
     run = tmp_path / variant
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
-                 "--variant", variant, "--head", "gap", "--predict", "mc", "--limit", "9"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--variant",
+                variant,
+                "--head",
+                "gap",
+                "--predict",
+                "mc",
+                "--limit",
+                "9",
+            ]
+        )
+        == 0
+    )
     assert rows(run)[0]["n"] == 9
     assert load_checkpoint(run / "last.safetensors")[1].variant == variant
 
@@ -91,8 +152,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     subprocess.run(_cli(*args, "--out", str(full)), check=True, env=_env(), capture_output=True, timeout=600)
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*args, "--out", str(run)), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(run)),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
         if (run / "metrics.jsonl").exists() and len(rows(run)) >= 1 and (run / "state.pt").exists():
@@ -103,16 +169,26 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     proc.wait()
     done = len(rows(run))
     assert 1 <= done < 4, "the kill should land before the run finished"
-    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(run)], env=_env(),
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "mcviz", "train", "--resume", str(run)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r["epoch"] for r in rows(run)] == [1, 2, 3, 4]
     a, b = load_file(full / "last.safetensors"), load_file(run / "last.safetensors")
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
     # extend the finished run to 5 epochs
-    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(run), "--epochs", "5"],
-                         env=_env(), capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "mcviz", "train", "--resume", str(run), "--epochs", "5"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r["epoch"] for r in rows(run)] == [1, 2, 3, 4, 5]
 
@@ -121,9 +197,25 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 def test_distributed_two_processes_gloo(tmp_path):
     data = make_folder_dataset(tmp_path / "d", classes=3, per_class=8, size=32)
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "mcviz", "train", *BASE, "--root", str(data), "--out", str(run), "--epochs", "2",
-           "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        "-m",
+        "mcviz",
+        "train",
+        *BASE,
+        "--root",
+        str(data),
+        "--out",
+        str(run),
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+    ]
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     r = rows(run)
@@ -139,8 +231,27 @@ def test_distributed_two_processes_gloo(tmp_path):
 @pytest.mark.slow
 def test_one_epoch_on_real_cub_with_limit(cub_root, tmp_path):
     run = tmp_path / "cub"
-    rc = main(["train", "--dataset", "cub", "--root", str(cub_root), "--out", str(run), "--epochs", "1",
-               "--limit", "48", "--image-size", "64", "--batch-size", "16", "--workers", "0"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "cub",
+            "--root",
+            str(cub_root),
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--limit",
+            "48",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+        ]
+    )
     assert rc == 0
     r = rows(run)[0]
     assert r["n"] == 48 and 1.0 <= r["mean_h"] <= 3.0
@@ -151,13 +262,34 @@ def test_soft_label_training_stores_labels_and_groups(tiny_folder, tmp_path):
     from mcviz.explain import top_channels
 
     run = tmp_path / "soft"
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2",
-                 "--variant", "mc-soft", "--xi", "2", "--head", "gap"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--variant",
+                "mc-soft",
+                "--xi",
+                "2",
+                "--head",
+                "gap",
+            ]
+        )
+        == 0
+    )
     r = rows(run)[-1]
     assert "shared_channels" in r and "train_intra" in r and "train_inter" in r
     model, meta = load_checkpoint(run / "last.safetensors")
     assert meta.soft and model.soft_labels.shape == (3, 6)
-    assert not torch.equal(model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]))
+    assert not torch.equal(
+        model.soft_labels, torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]])
+    )
     t = top_channels(run / "last.safetensors", 1, k=4)
     specific = model.soft_labels - model.soft_labels.mean(dim=0, keepdim=True)
     assert "soft" in t.source and t.channels == specific[1].topk(4).indices.tolist()
@@ -176,8 +308,27 @@ def test_soft_groups_never_grow_past_twice_the_initial_size(tiny_folder, tmp_pat
         return ChannelGroups.from_members([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]], 6)
 
     monkeypatch.setattr(loop, "regroup", at_the_cap)
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "soft"), "--epochs", "2",
-                 "--variant", "mc-soft", "--xi", "2", "--head", "gap"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(tmp_path / "soft"),
+                "--epochs",
+                "2",
+                "--variant",
+                "mc-soft",
+                "--xi",
+                "2",
+                "--head",
+                "gap",
+            ]
+        )
+        == 0
+    )
     assert len(caps) > 3 and set(caps) == {4}
     # and after a resume
     caps.clear()
@@ -187,8 +338,30 @@ def test_soft_groups_never_grow_past_twice_the_initial_size(tiny_folder, tmp_pat
 
 def test_lambda_warmup_and_div_options_are_recorded(tiny_folder, tmp_path):
     run = tmp_path / "warm"
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "2", "--xi", "2",
-                 "--lam-warmup", "2", "--normalize-div", "--temperature", "2", "--div-region", "object"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--xi",
+                "2",
+                "--lam-warmup",
+                "2",
+                "--normalize-div",
+                "--temperature",
+                "2",
+                "--div-region",
+                "object",
+            ]
+        )
+        == 0
+    )
     meta = load_checkpoint(run / "last.safetensors")[1]
     assert meta.hparams["lam_warmup"] == 2 and meta.hparams["normalize_div"]
     assert meta.hparams["div_region"] == "object"
@@ -208,19 +381,53 @@ def test_label_smoothing_is_trained_with_and_recorded(tiny_folder, tmp_path, cap
 
     monkeypatch.setattr(F, "cross_entropy", spy)
     run = tmp_path / "smooth"
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
-                 "--variant", "ce", "--label-smoothing", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--variant",
+                "ce",
+                "--label-smoothing",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert seen and set(seen) == {0.1}
     assert load_checkpoint(run / "last.safetensors")[1].hparams["label_smoothing"] == 0.1
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "bad"), "--epochs", "1",
-                 "--label-smoothing", "1.5"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(tmp_path / "bad"),
+                "--epochs",
+                "1",
+                "--label-smoothing",
+                "1.5",
+            ]
+        )
+        == 2
+    )
     assert "label_smoothing" in capsys.readouterr().err
 
 
 def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_folder, tmp_path):
     args = [*BASE, "--root", str(tiny_folder), "--xi", "2"]
     run = tmp_path / "anchor"
-    assert main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1", "--div-anchor-sd", "0.5"]) == 0
+    assert (
+        main(["train", *args, "--out", str(run), "--epochs", "2", "--div-anchor", "1", "--div-anchor-sd", "0.5"]) == 0
+    )
     assert [r["lam"] for r in rows(run)] == [0.0, 10.0]  # no L_div before the anchor, then all of it
     hp = load_checkpoint(run / "last.safetensors")[1].hparams
     assert hp["div_anchor"] == 1 and hp["div_anchor_sd"] == 0.5
@@ -239,13 +446,30 @@ def test_div_anchor_freezes_the_network_after_k_epochs_and_survives_resume(tiny_
         assert torch.equal(st3["anchor"][k], v), k
 
 
-@pytest.mark.parametrize("extra, match", [(["--variant", "ce"], "variant"), (["--div-region", "object"], "combined"),
-                                          (["--epochs", "2", "--div-anchor", "2"], ">= epochs"),
-                                          (["--div-anchor", "0", "--div-anchor-sd", "1"], "needs div_anchor"),
-                                          (["--div-anchor-sd", "-1"], ">= 0")])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--variant", "ce"], "variant"),
+        (["--div-region", "object"], "combined"),
+        (["--epochs", "2", "--div-anchor", "2"], ">= epochs"),
+        (["--div-anchor", "0", "--div-anchor-sd", "1"], "needs div_anchor"),
+        (["--div-anchor-sd", "-1"], ">= 0"),
+    ],
+)
 def test_div_anchor_refuses_what_it_cannot_mean(extra, match, tiny_folder, tmp_path, capsys):
-    argv = ["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "r"), "--epochs", "3",
-            "--div-anchor", "1", *extra]
+    argv = [
+        "train",
+        *BASE,
+        "--root",
+        str(tiny_folder),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "3",
+        "--div-anchor",
+        "1",
+        *extra,
+    ]
     assert main(argv) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "r" / "state.pt").exists()
@@ -308,8 +532,13 @@ def test_fork_at_the_anchor_trains_what_the_full_command_trains(tmp_path):
     data = make_folder_dataset(tmp_path / "d", classes=3, per_class=24, size=40)
     args = [*BASE, "--root", str(data), "--epochs", "4", "--image-size", "40", "--xi", "2", "--div-anchor", "2"]
     src = tmp_path / "src"
-    proc = subprocess.Popen(_cli(*args, "--out", str(src)), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(src)),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
@@ -329,12 +558,22 @@ def test_fork_at_the_anchor_trains_what_the_full_command_trains(tmp_path):
     dst = tmp_path / "dst"
     cfg = fork(snap, dst, {"div_anchor_sd": 0.5, "lam_warmup": 2})
     assert cfg.div_anchor_sd == 0.5 and cfg.lam_warmup == 2 and "--div-anchor-sd 0.5" in cfg.command
-    res = subprocess.run([sys.executable, "-m", "mcviz", "train", "--resume", str(dst)], env=_env(),
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "mcviz", "train", "--resume", str(dst)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     full = tmp_path / "full"
-    subprocess.run(_cli(*args, "--div-anchor-sd", "0.5", "--lam-warmup", "2", "--out", str(full)), check=True,
-                   env=_env(), capture_output=True, timeout=600)
+    subprocess.run(
+        _cli(*args, "--div-anchor-sd", "0.5", "--lam-warmup", "2", "--out", str(full)),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=600,
+    )
     assert [r["lam"] for r in rows(dst)] == [r["lam"] for r in rows(full)] == [0.0, 0.0, 5.0, 10.0]
     a, b = load_file(full / "last.safetensors"), load_file(dst / "last.safetensors")
     for k in a:
@@ -364,8 +603,25 @@ def test_mixup_blends_inputs_and_losses(tiny_folder, tmp_path):
         TrainConfig(dataset="folder", root="r", out="o", mixup=0.2, variant="mc-soft")
     for variant in ("ce", "mc"):
         run = tmp_path / variant
-        assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1",
-                     "--variant", variant, "--mixup", "0.4"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    *BASE,
+                    "--root",
+                    str(tiny_folder),
+                    "--out",
+                    str(run),
+                    "--epochs",
+                    "1",
+                    "--variant",
+                    variant,
+                    "--mixup",
+                    "0.4",
+                ]
+            )
+            == 0
+        )
         assert math.isfinite(rows(run)[0]["train_loss"])
         assert load_checkpoint(run / "last.safetensors")[1].hparams["mixup"] == 0.4
 
@@ -373,12 +629,38 @@ def test_mixup_blends_inputs_and_losses(tiny_folder, tmp_path):
 def test_distillation_is_trained_with_and_logged(tiny_folder, tmp_path):
     """--distill: the KD term is part of the loss, logged per epoch, and falls as the student learns."""
     teacher = tmp_path / "teacher"
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(teacher), "--epochs", "3",
-                 "--variant", "ce"]) == 0
+    assert (
+        main(["train", *BASE, "--root", str(tiny_folder), "--out", str(teacher), "--epochs", "3", "--variant", "ce"])
+        == 0
+    )
     run = tmp_path / "kd"
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "4", "--variant", "mc",
-                 "--head", "class-connected-avg", "--distill", str(teacher / "last.safetensors"),
-                 "--distill-weight", "5", "--distill-temperature", "2", "--lr", "0.02"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(run),
+                "--epochs",
+                "4",
+                "--variant",
+                "mc",
+                "--head",
+                "class-connected-avg",
+                "--distill",
+                str(teacher / "last.safetensors"),
+                "--distill-weight",
+                "5",
+                "--distill-temperature",
+                "2",
+                "--lr",
+                "0.02",
+            ]
+        )
+        == 0
+    )
     kd = [r["train_kd"] for r in rows(run)]
     assert all(math.isfinite(v) for v in kd) and kd[-1] < kd[0]
     assert load_checkpoint(run / "last.safetensors")[1].hparam("distill_weight") == 5
@@ -404,8 +686,25 @@ def test_distillation_refuses_a_teacher_that_does_not_fit(tiny_folder, tmp_path,
     teacher = tmp_path / "teacher"
     assert main(["train", *BASE, "--root", str(other), "--out", str(teacher), "--epochs", "1", "--variant", "ce"]) == 0
     capsys.readouterr()
-    assert main(["train", *BASE, "--root", str(tiny_folder), "--out", str(tmp_path / "s"), "--epochs", "1",
-                 "--distill", str(teacher / "last.safetensors"), "--distill-weight", "1"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *BASE,
+                "--root",
+                str(tiny_folder),
+                "--out",
+                str(tmp_path / "s"),
+                "--epochs",
+                "1",
+                "--distill",
+                str(teacher / "last.safetensors"),
+                "--distill-weight",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert "its classes are not this data set's" in capsys.readouterr().err
     with pytest.raises(ValueError, match="go together"):
         TrainConfig(dataset="folder", root="r", out="o", distill_weight=1.0)

@@ -14,8 +14,25 @@ from mcviz.core.models import input_norm
 from mcviz.trunk.cache import CachedFeatures, ViewTransform, build_cache, cache_key
 from mcviz.trunk.split_pass import SplitPass
 
-LITE = ["--dataset", "folder", "--backbone", "lite0", "--pretrained", "--freeze", "block5", "--image-size", "64",
-        "--batch-size", "8", "--workers", "0", "--lr", "0.05", "--xi", "2"]
+LITE = [
+    "--dataset",
+    "folder",
+    "--backbone",
+    "lite0",
+    "--pretrained",
+    "--freeze",
+    "block5",
+    "--image-size",
+    "64",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--lr",
+    "0.05",
+    "--xi",
+    "2",
+]
 
 
 def _trunk_and_data(root):
@@ -121,21 +138,68 @@ def test_frozen_recipe_trains_resumes_and_matches_image_eval(tiny_folder, tmp_pa
     # evaluating on images gives what training measured on the cache
     trained = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
     capsys.readouterr()
-    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
-                 "--workers", "0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "last.safetensors"),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tiny_folder),
+                "--workers",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["top1"] == pytest.approx(trained["top1"], abs=1e-3)
     assert res["mean_h"] == pytest.approx(trained["mean_h"], abs=2e-2)
     assert res["source"] == "images"
     # ... and so does `mcviz eval` through the training run's cache of the frozen trunk
-    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
-                 "--workers", "0", "--cache-dir", str(cache), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "last.safetensors"),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tiny_folder),
+                "--workers",
+                "0",
+                "--cache-dir",
+                str(cache),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     fast = json.loads(out.strip().splitlines()[-1])
     assert fast["source"] == "cache" and "through the cached frozen trunk" in out
     assert fast["top1"] == pytest.approx(res["top1"], abs=1e-3) and fast["n"] == res["n"]
-    assert main(["eval", str(run / "last.safetensors"), "--dataset", "folder", "--root", str(tiny_folder),
-                 "--workers", "0", "--cache-dir", str(cache), "--no-cache", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "last.safetensors"),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tiny_folder),
+                "--workers",
+                "0",
+                "--cache-dir",
+                str(cache),
+                "--no-cache",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["source"] == "images"
 
 
@@ -143,8 +207,19 @@ def test_a_run_that_builds_its_caches_trains_like_one_that_finds_them(tiny_folde
     """Building a cache iterates a DataLoader, which draws from the global RNG: without a guard
     the CWA masks after it differ from those of a run whose caches were already there, and the
     same command gives other weights depending on which ran first."""
-    args = [*LITE, "--root", str(tiny_folder), "--cache-dir", str(tmp_path / "cache"), "--variant", "mc",
-            "--epochs", "1", "--seed", "1"]
+    args = [
+        *LITE,
+        "--root",
+        str(tiny_folder),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--variant",
+        "mc",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+    ]
     assert main(["train", *args, "--out", str(tmp_path / "builds")]) == 0
     assert main(["train", *args, "--out", str(tmp_path / "finds")]) == 0
     a, _ = load_checkpoint(tmp_path / "builds" / "last.safetensors")
@@ -154,12 +229,38 @@ def test_a_run_that_builds_its_caches_trains_like_one_that_finds_them(tiny_folde
 
 
 def test_freeze_refusals(tiny_folder, tmp_path, capsys):
-    base = ["train", "--dataset", "folder", "--root", str(tiny_folder), "--backbone", "lite0", "--workers", "0",
-            "--image-size", "32", "--epochs", "1"]
+    base = [
+        "train",
+        "--dataset",
+        "folder",
+        "--root",
+        str(tiny_folder),
+        "--backbone",
+        "lite0",
+        "--workers",
+        "0",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+    ]
     assert main([*base, "--out", str(tmp_path / "a"), "--freeze", "block5"]) == 2
     assert "needs --pretrained" in capsys.readouterr().err
-    assert main([*base, "--out", str(tmp_path / "b"), "--pretrained", "--freeze", "layer9",
-                 "--cache-dir", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                *base,
+                "--out",
+                str(tmp_path / "b"),
+                "--pretrained",
+                "--freeze",
+                "layer9",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "not a step of this backbone" in err and "block5" in err and "Traceback" not in err
 
@@ -179,8 +280,19 @@ def test_one_cache_serves_a_deeper_freeze(tiny_folder, tmp_path, capsys):
     assert torch.equal(model.body.block6[0].bn1.running_mean, pre.body.block6[0].bn1.running_mean)
     assert meta.hparams["cache_layer"] == "block5"
     capsys.readouterr()
-    assert main(["train", *[a if a != "block5" else "block4" for a in args], "--cache-layer", "block5",
-                 "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *[a if a != "block5" else "block4" for a in args],
+                "--cache-layer",
+                "block5",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "comes after --freeze" in capsys.readouterr().err
 
 
@@ -199,8 +311,9 @@ def test_localize_from_the_trunk_cache_matches_the_images(tmp_path):
     trunk, views = model.split_at("block5")[0], ViewTransform(tf, 1)
     what = {"dataset": "cub", "split": "test", "backbone": "lite0", "layer": "block5"}
     ds = CUB(root, "test")
-    run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, batch_size=4,
-                    cache_dir=str(tmp_path / "cache"))
+    run = SplitPass(
+        model, meta, "cub", str(root), workers=0, progress=False, batch_size=4, cache_dir=str(tmp_path / "cache")
+    )
     # no cache yet: the images are read
     assert localize(run).source == "images"
     build_cache(ds, trunk, views, cache_folder(tmp_path / "cache", ds, trunk, views, what), workers=0, progress=False)
@@ -223,9 +336,18 @@ def _frozen_lite0_checkpoint(tmp_path):
     model = build_model("lite0", 3, xi=3, pretrained=True).eval()
     mean, std = input_norm("lite0")
     ck = tmp_path / "m.safetensors"
-    save_checkpoint(ck, model, {"backbone": "lite0", "dataset": "cub", "variant": "mc", "class_names": ["a", "b", "c"],
-                                "input": EvalTransform(64, mean=mean, std=std).config(),
-                                "hparams": {"freeze": "head_conv", "cache_layer": "block5"}})
+    save_checkpoint(
+        ck,
+        model,
+        {
+            "backbone": "lite0",
+            "dataset": "cub",
+            "variant": "mc",
+            "class_names": ["a", "b", "c"],
+            "input": EvalTransform(64, mean=mean, std=std).config(),
+            "hparams": {"freeze": "head_conv", "cache_layer": "block5"},
+        },
+    )
     return root, ck
 
 
@@ -241,15 +363,15 @@ def test_cache_command_then_rank_reads_it_with_the_same_numbers(tmp_path, capsys
     cache = str(tmp_path / "cache")
     run = SplitPass(model, meta, "cub", str(root), workers=0, progress=False, cache_dir=cache)
     slow = collect_pooled(dataclasses.replace(run, use_cache=False))
-    assert main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0",
-                 "--cache-dir", cache]) == 0
+    assert (
+        main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--cache-dir", cache]) == 0
+    )
     assert "cub-test-lite0-block5-" in capsys.readouterr().out
     fast = collect_pooled(run)
     assert fast.source == "cache" and slow.source == "images"
     # the cache holds float16: the same numbers to that precision
     assert torch.allclose(fast.pooled, slow.pooled, atol=2e-2, rtol=1e-2)
-    assert main(["rank", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0",
-                 "--cache-dir", cache]) == 0
+    assert main(["rank", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--cache-dir", cache]) == 0
     assert load_effect_ranking(ck).images == 6
     # a checkpoint without a frozen trunk has nothing to cache
     plain = tmp_path / "plain.safetensors"
@@ -273,13 +395,35 @@ def test_flip_averages_the_image_and_its_mirror_from_images_and_cache(tmp_path, 
     got = evaluate(model, [(x[None], torch.tensor([y]))], torch.device("cpu"), 3, progress=False)
     assert got["top1"] == (100.0 if int(want.argmax()) == y else 0.0)
     cache = str(tmp_path / "cache")
-    assert main(["cache", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--cache-dir", cache,
-                 "--flip"]) == 0
+    assert (
+        main(
+            [
+                "cache",
+                str(ck),
+                "--dataset",
+                "cub",
+                "--root",
+                str(root),
+                "--workers",
+                "0",
+                "--cache-dir",
+                cache,
+                "--flip",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     results = []
     for extra in (["--no-cache"], ["--cache-dir", cache]):
-        assert main(["eval", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--flip", "--json",
-                     *extra]) == 0
+        assert (
+            main(
+                ["eval", str(ck), "--dataset", "cub", "--root", str(root), "--workers", "0", "--flip", "--json", *extra]
+            )
+            == 0
+        )
         results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
     assert [r["source"] for r in results] == ["images", "cache"] and all(r["flip"] for r in results)
-    assert results[0]["top1"] == results[1]["top1"] and results[0]["mean_h"] == pytest.approx(results[1]["mean_h"], abs=2e-2)
+    assert results[0]["top1"] == results[1]["top1"] and results[0]["mean_h"] == pytest.approx(
+        results[1]["mean_h"], abs=2e-2
+    )

@@ -9,12 +9,14 @@ from mcviz.explain.render import SCALES, class_maps_figure
 from mcviz.io.describe import head_name, variant_name
 
 st.title("Compare models on one image")
-st.caption("One row per model: its prediction and h, then the channel maps of the same class and their merged "
-           "map, each titled with the part its peaks usually land on over its class's test images (when the model "
-           "has part profiles: an average, not this photo). Compare MC-Loss with cross-entropy and the ablations to "
-           "see what L_div and CWA change. By default each row's maps share one colour scale in the model's own "
-           "activation units (its colour bar at the row's end); models differ in scale, so compare shapes across rows "
-           "and strengths within one.")
+st.caption(
+    "One row per model: its prediction and h, then the channel maps of the same class and their merged "
+    "map, each titled with the part its peaks usually land on over its class's test images (when the model "
+    "has part profiles: an average, not this photo). Compare MC-Loss with cross-entropy and the ablations to "
+    "see what L_div and CWA change. By default each row's maps share one colour scale in the model's own "
+    "activation units (its colour bar at the row's end); models differ in scale, so compare shapes across rows "
+    "and strengths within one."
+)
 widgets.sidebar_settings()
 model, meta0 = widgets.choose_checkpoint()
 chosen = widgets.choose_checkpoints("compare_models", model, meta0)
@@ -34,9 +36,15 @@ picked = st.session_state.get("class_pick")
 from_explore = picked is not None and picked[:2] == (widgets.image_id(), lead_meta.dataset)
 start = picked[2] if from_explore else lead_preds[0].index
 widgets.follow("compare_class", (widgets.image_id(), str(lead), start), start)
-choice = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="compare_class",
-                      help="preset to the class picked on Explore for this photo" if from_explore else
-                      f"preset to {lead.stem}'s prediction for this photo")
+choice = st.selectbox(
+    "Class",
+    range(len(names)),
+    format_func=lambda i: names[i],
+    key="compare_class",
+    help="preset to the class picked on Explore for this photo"
+    if from_explore
+    else f"preset to {lead.stem}'s prediction for this photo",
+)
 scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="compare_scale", horizontal=True)
 if lead_meta.dataset != "cub":
     st.caption("No part names for a car model: Stanford Cars has no part annotations to learn them from.")
@@ -60,8 +68,15 @@ for path in chosen:
         info.warning(f"Not like {row_verdict.domain}: not reliable.")
     info.metric("h", f"{cls.h:.2f}")
     # every map of a row in one line: at 4 maps a row each stays >= 150 px wide in the main column
-    fig = class_maps_figure(cls, cm.image, opacity, height=230, labels=loaders.channel_labels(path, cls.channels),
-                            scale=scale, units=widgets.units(cm.method))
+    fig = class_maps_figure(
+        cls,
+        cm.image,
+        opacity,
+        height=230,
+        labels=loaders.channel_labels(path, cls.channels),
+        scale=scale,
+        units=widgets.units(cm.method),
+    )
     fig.layout.meta = f"{path.stem}|{name}"
     maps.plotly_chart(fig, width="stretch", key=f"compare_fig_{path.stem}")
     said = []

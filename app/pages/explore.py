@@ -24,8 +24,9 @@ path, meta = widgets.choose_checkpoint()
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
-data, name, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.",
-                                        meta)
+data, name, img = widgets.require_image(
+    "explore", "Upload a photo of a bird or a car, or pick one from the gallery.", meta
+)
 widgets.warn_if_small(img, meta)
 ex = loaders.explainer(path)
 names = ex.class_names
@@ -54,9 +55,12 @@ def consistent_line(cls) -> None:
     found = [(ch, cons.of(ch)) for ch in cls.channels]
     held = [f"ch {ch} ({c.part}, {c.share:.0%})" for ch, c in found if c is not None and c.consistent]
     loose = [f"ch {ch}" for ch, c in found if c is not None and not c.consistent]
-    st.markdown("**Consistent channels** (one part hit in at least 80 % of its class's test photos, "
-                f"Huang et al. 2023): {', '.join(held) or 'none'}" + (f"; not consistent: {', '.join(loose)}" if loose else "")
-                + f". Over all classes: {cons.consistency:.1f} % consistent, {cons.stability:.1f} % stable under noise.")
+    st.markdown(
+        "**Consistent channels** (one part hit in at least 80 % of its class's test photos, "
+        f"Huang et al. 2023): {', '.join(held) or 'none'}"
+        + (f"; not consistent: {', '.join(loose)}" if loose else "")
+        + f". Over all classes: {cons.consistency:.1f} % consistent, {cons.stability:.1f} % stable under noise."
+    )
 
 
 def parts_in_photo(cls, cm) -> None:
@@ -70,21 +74,36 @@ def parts_in_photo(cls, cm) -> None:
     if ann is not None:
         st.markdown("**In this image** (CUB's annotated parts): " + where(ann))
     if meta.dataset != "cub":
-        st.caption("Part names per photo exist for bird models only: the part locator learned from CUB's part "
-                   "annotations, and Stanford Cars has none, so a car model's peaks are not named.")
+        st.caption(
+            "Part names per photo exist for bird models only: the part locator learned from CUB's part "
+            "annotations, and Stanford Cars has none, so a car model's peaks are not named."
+        )
     elif flagged and ann is None:
-        st.markdown("**In this image**: no parts named. The photo does not look like a bird of CUB (the warning "
-                    "above), so the part locator would invent a bird's parts on whatever is there.")
+        st.markdown(
+            "**In this image**: no parts named. The photo does not look like a bird of CUB (the warning "
+            "above), so the part locator would invent a bird's parts on whatever is there."
+        )
     if (ann or pred) and st.toggle("Show the parts on the photo", key="explore_show_parts"):
-        shown = [(a, c) for a, c in (
-            (ann, "CUB's annotated parts (blue)"),
-            (pred, "parts predicted by the part locator (green, with each one's visibility; grey rings: parts it "
-                   "calls hidden)")) if a is not None]
+        shown = [
+            (a, c)
+            for a, c in (
+                (ann, "CUB's annotated parts (blue)"),
+                (
+                    pred,
+                    "parts predicted by the part locator (green, with each one's visibility; grey rings: parts it "
+                    "calls hidden)",
+                ),
+            )
+            if a is not None
+        ]
         for col, (a, c) in zip(st.columns(len(shown)), shown):
             # at its own size (the crop enlarged 2x at most), never blown up to the column's width
-            col.image(photo_with_parts(cm.image, a, cls.peaks, [f"ch {ch}" for ch in cls.channels]), width="content",
-                      caption=f"{c}, the bird's box (yellow) and each channel's peak (red +, named by its channel), "
-                              "on the model's crop")
+            col.image(
+                photo_with_parts(cm.image, a, cls.peaks, [f"ch {ch}" for ch in cls.channels]),
+                width="content",
+                caption=f"{c}, the bird's box (yellow) and each channel's peak (red +, named by its channel), "
+                "on the model's crop",
+            )
 
 
 @st.fragment
@@ -94,9 +113,11 @@ def evidence_section(cls) -> None:
     from mcviz.explain.evidence import class_evidence
 
     st.subheader("Why this prediction: each channel's evidence")
-    st.caption("This model is **class-connected**: a class's score is its bias plus the evidence of its own channels "
-               "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
-               "decision, not an estimate of it.")
+    st.caption(
+        "This model is **class-connected**: a class's score is its bias plus the evidence of its own channels "
+        "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
+        "decision, not an estimate of it."
+    )
     pooled = loaders.pooled(path, data, name)
     prof = loaders.part_profiles(path)
     # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
@@ -104,8 +125,10 @@ def evidence_section(cls) -> None:
     probs = loaders.predictions(path, data, name, len(names))
     prob = {p.index: p.prob for p in probs}
     other = preds[1] if preds[0].index == cls.class_index else preds[0]
-    shown = [(cls.class_index, "picked" if cls.class_index != preds[0].index else "picked (the top prediction)"),
-             (other.index, "top prediction" if other.index == preds[0].index else "runner-up")]
+    shown = [
+        (cls.class_index, "picked" if cls.class_index != preds[0].index else "picked (the top prediction)"),
+        (other.index, "top prediction" if other.index == preds[0].index else "runner-up"),
+    ]
     for col, (index, title) in zip(st.columns(2), shown):
         ev = class_evidence(ex.model, pooled, index)
         col.markdown(f"**{title}: {names[index]}** ({prob.get(index, 0.0):.1%})")
@@ -115,13 +138,19 @@ def evidence_section(cls) -> None:
             here = dict(zip(c.channels, peak_parts(c.peaks, ann)))
             table["in this photo"] = [here.get(ch, "–") for ch in ev.channels]
         if prof is not None:  # a model without part profiles (a car model) has no usual part to show
-            table["usually (its class's test images)"] = [prof.own[ch].usual().removeprefix("usually ")
-                                                          for ch in ev.channels]
-        table |= {"pooled": [f"{v:+.3f}" for v in ev.pooled], "weight": [f"{w:+.3f}" for w in ev.weights],
-                  "evidence": [f"{v:+.3f}" for v in ev.values]}
+            table["usually (its class's test images)"] = [
+                prof.own[ch].usual().removeprefix("usually ") for ch in ev.channels
+            ]
+        table |= {
+            "pooled": [f"{v:+.3f}" for v in ev.pooled],
+            "weight": [f"{w:+.3f}" for w in ev.weights],
+            "evidence": [f"{v:+.3f}" for v in ev.values],
+        }
         col.table(table)
-        col.caption(f"bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; the model's score "
-                    f"is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e}).")
+        col.caption(
+            f"bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; the model's score "
+            f"is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e})."
+        )
 
 
 @st.fragment
@@ -130,8 +159,10 @@ def switch_off_section(cls, labels) -> None:
     st.subheader("Switch channels off")
     ab = loaders.ablation(path)
     if ab is None:
-        st.info("This model's head keeps no channel means, so a channel cannot be switched off to its mean; "
-                "`mcviz rank` measures and stores them beside the checkpoint.")
+        st.info(
+            "This model's head keeps no channel means, so a channel cannot be switched off to its mean; "
+            "`mcviz rank` measures and stores them beside the checkpoint."
+        )
         return
     effect = loaders.effect_ranking(path)
     top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
@@ -141,16 +172,28 @@ def switch_off_section(cls, labels) -> None:
     # a choice made for one class, photo or model is never shown for another
     widgets.follow("explore_off", (*photo, cls.class_index), [])
     widgets.follow("explore_off_top", (*photo, cls.class_index), False)
-    picked = o1.multiselect(f"Channels of {cls.class_name} to switch off", cls.channels, key="explore_off",
-                            format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""))
-    with_top = o2.toggle(f"and its top {len(top10) or 10} channels by effect", key="explore_off_top",
-                         disabled=not top10,
-                         help=("the channels whose measured effect on the class's score is not zero, at most 10"
-                               + (": for this class-connected model, the class's own channels" if ex.model.class_connected
-                                  else "") if top10 else "needs the checkpoint's effect ranking (`mcviz rank`)"))
+    picked = o1.multiselect(
+        f"Channels of {cls.class_name} to switch off",
+        cls.channels,
+        key="explore_off",
+        format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""),
+    )
+    with_top = o2.toggle(
+        f"and its top {len(top10) or 10} channels by effect",
+        key="explore_off_top",
+        disabled=not top10,
+        help=(
+            "the channels whose measured effect on the class's score is not zero, at most 10"
+            + (": for this class-connected model, the class's own channels" if ex.model.class_connected else "")
+            if top10
+            else "needs the checkpoint's effect ranking (`mcviz rank`)"
+        ),
+    )
     off = sorted(set(picked) | (set(top10) if with_top else set()))
-    st.caption("Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
-               "average over the training images), as in the effect ranking; only the head runs again.")
+    st.caption(
+        "Off means the channel's pooled value is set to its mean (the head's BatchNorm running mean, its "
+        "average over the training images), as in the effect ranking; only the head runs again."
+    )
     if not off:
         return
     pooled = loaders.pooled(path, data, name)
@@ -159,21 +202,33 @@ def switch_off_section(cls, labels) -> None:
     change = round(100 * (after[c] - before[c]), 1)
     m1, m2, m3 = st.columns(3)
     # no arrow for no change: a green up-arrow on "+0.0" reads as a gain
-    m1.metric(f"P({cls.class_name})", f"{after[c]:.1%}", delta=f"{change:+.1f} points" if change else None,
-              help=f"{before[c]:.1%} with every channel on")
+    m1.metric(
+        f"P({cls.class_name})",
+        f"{after[c]:.1%}",
+        delta=f"{change:+.1f} points" if change else None,
+        help=f"{before[c]:.1%} with every channel on",
+    )
     import torch
 
     p = torch.as_tensor(pooled)[None]
     mask = torch.zeros(p.shape[1], dtype=torch.bool)
     mask[off] = True
     s_before, s_after = float(ab.logits(p)[0, c]), float(ab.logits(p, mask)[0, c])
-    m2.metric(f"score of {cls.class_name}", f"{s_after:.4f}",
-              delta=f"{s_after - s_before:+.4f}" if round(s_after - s_before, 4) else None,
-              help=f"{s_before:.4f} with every channel on" + (" (exact: the head is class-connected)"
-                                                               if ex.model.class_connected else ""))
+    m2.metric(
+        f"score of {cls.class_name}",
+        f"{s_after:.4f}",
+        delta=f"{s_after - s_before:+.4f}" if round(s_after - s_before, 4) else None,
+        help=f"{s_before:.4f} with every channel on"
+        + (" (exact: the head is class-connected)" if ex.model.class_connected else ""),
+    )
     now, was = int(after.argmax()), int(before.argmax())
-    m3.metric("prediction", names[now], delta="unchanged" if now == was else f"was {names[was]}",
-              delta_color="off" if now == was else "inverse", delta_arrow="off")
+    m3.metric(
+        "prediction",
+        names[now],
+        delta="unchanged" if now == was else f"was {names[was]}",
+        delta_color="off" if now == was else "inverse",
+        delta_arrow="off",
+    )
     st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
 
 
@@ -187,10 +242,14 @@ def class_section() -> None:
     # Compare opens on this class for this photo (a widget's own state is dropped on other pages)
     st.session_state["class_pick"] = (widgets.image_id(), meta.dataset, int(choice))
     methods = ["activation", "contribution", *CAM_CLASSES]
-    method = m2.selectbox("Map method", methods, key="explore_method",
-                          help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
-                               "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
-                               "before the MC features.")
+    method = m2.selectbox(
+        "Map method",
+        methods,
+        key="explore_method",
+        help="activation: the raw channel (paper Fig. 5/7). contribution: the channel's share "
+        "of the class score. Grad-CAM family: target = the channel's mean, at a layer "
+        "before the MC features.",
+    )
     layer = None
     if method in CAM_CLASSES:
         layers = ex.layers()
@@ -199,9 +258,11 @@ def class_section() -> None:
     cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
     cls = cm.classes[0]
     if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, data, name, int(choice), cm):
-        st.info(f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
-                "only the 1x1 MC layer (with its BatchNorm and ReLU), so the gradient weights every position alike. "
-                "Pick an earlier layer (block5, block6) to see something else.")
+        st.info(
+            f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
+            "only the 1x1 MC layer (with its BatchNorm and ReLU), so the gradient weights every position alike. "
+            "Pick an earlier layer (block5, block6) to see something else."
+        )
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
     c1, c2 = st.columns(2)
     c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
@@ -213,10 +274,16 @@ def class_section() -> None:
     fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=widgets.units(cm.method))
     fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
     st.plotly_chart(fig, width="stretch", key="explore_fig")
-    st.caption(f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
-               "The + marks each channel's peak."
-               + (" A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
-                  "its class's test images, with that share (`mcviz parts`)." if labels else ""))
+    st.caption(
+        f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
+        "The + marks each channel's peak."
+        + (
+            " A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
+            "its class's test images, with that share (`mcviz parts`)."
+            if labels
+            else ""
+        )
+    )
     consistent_line(cls)
     parts_in_photo(cls, cm)
     if ex.model.class_connected:
@@ -225,11 +292,20 @@ def class_section() -> None:
     d1, d2 = st.columns(2)
     by_channel = dict(zip(cls.channels, labels)) if labels else None
     # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
-    d1.download_button("Download panel (PNG)", partial(panel_png, cm, preds, opacity=opacity, labels=by_channel),
-                       file_name=f"{path.stem}-maps.png", mime="image/png", on_click="ignore")
-    d2.download_button("Download numbers (JSON)",
-                       json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
-                       file_name=f"{path.stem}-maps.json", mime="application/json", on_click="ignore")
+    d1.download_button(
+        "Download panel (PNG)",
+        partial(panel_png, cm, preds, opacity=opacity, labels=by_channel),
+        file_name=f"{path.stem}-maps.png",
+        mime="image/png",
+        on_click="ignore",
+    )
+    d2.download_button(
+        "Download numbers (JSON)",
+        json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
+        file_name=f"{path.stem}-maps.json",
+        mime="application/json",
+        on_click="ignore",
+    )
 
 
 class_section()

@@ -26,9 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_eval(sub)
     explain.add_explain(sub)
     locator.add_locator(sub)
-    for add in (evaluate.add_localize, evaluate.add_sanity, evaluate.add_atlas, evaluate.add_parts,
-                evaluate.add_cache, evaluate.add_rank, evaluate.add_faithfulness, ood.add_calibrate_ood,
-                consistency.add_consistency):
+    for add in (
+        evaluate.add_localize,
+        evaluate.add_sanity,
+        evaluate.add_atlas,
+        evaluate.add_parts,
+        evaluate.add_cache,
+        evaluate.add_rank,
+        evaluate.add_faithfulness,
+        ood.add_calibrate_ood,
+        consistency.add_consistency,
+    ):
         add(sub)
     return p
 

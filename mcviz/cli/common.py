@@ -16,8 +16,12 @@ class UserError(Exception):
 def checkpoint_and_data(p, datasets=None) -> None:
     """The arguments of every command that runs a checkpoint over a data set."""
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=datasets or DATASETS, required=datasets is None,
-                   default=None if datasets is None else datasets[0])
+    p.add_argument(
+        "--dataset",
+        choices=datasets or DATASETS,
+        required=datasets is None,
+        default=None if datasets is None else datasets[0],
+    )
     p.add_argument("--root", required=True, help="folder that holds the data set")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=None, help="a random subset of N images")
@@ -26,9 +30,12 @@ def checkpoint_and_data(p, datasets=None) -> None:
 
 def cache_options(p, no_cache: bool = True) -> None:
     """``--cache-dir`` (and ``--no-cache``) of the commands that run a checkpoint over a split."""
-    p.add_argument("--cache-dir", default=None,
-                   help="trunk cache of a --freeze model (default $MCVIZ_CACHE or .cache/trunk); used when it "
-                        "holds this split, else the images are read")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="trunk cache of a --freeze model (default $MCVIZ_CACHE or .cache/trunk); used when it "
+        "holds this split, else the images are read",
+    )
     if no_cache:
         p.add_argument("--no-cache", dest="use_cache", action="store_false", help="always read the images")
 
@@ -40,10 +47,16 @@ def split_pass(args, **over):
     ``meta=`` an already loaded and changed model)."""
     from ..trunk.split_pass import SplitPass
 
-    opts = {"dataset": getattr(args, "dataset", None) or "cub", "root": args.root,
-            "split": getattr(args, "split", "test"), "limit": getattr(args, "limit", None),
-            "workers": getattr(args, "workers", 2), "batch_size": getattr(args, "batch_size", 64),
-            "use_cache": getattr(args, "use_cache", True), "cache_dir": getattr(args, "cache_dir", None) or None}
+    opts = {
+        "dataset": getattr(args, "dataset", None) or "cub",
+        "root": args.root,
+        "split": getattr(args, "split", "test"),
+        "limit": getattr(args, "limit", None),
+        "workers": getattr(args, "workers", 2),
+        "batch_size": getattr(args, "batch_size", 64),
+        "use_cache": getattr(args, "use_cache", True),
+        "cache_dir": getattr(args, "cache_dir", None) or None,
+    }
     opts.update(over)
     checkpoint = Path(opts.pop("checkpoint", args.checkpoint))
     if "model" not in opts:

@@ -16,13 +16,23 @@ def add_eval(sub) -> None:
     checkpoint_and_data(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
-    p.add_argument("--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream")
-    p.add_argument("--flip", action="store_true",
-                   help="test-time mirroring: average the class probabilities of each image and its mirror (a "
-                        "--freeze model reads both from a cache made by `mcviz cache --flip`, else the images)")
-    p.add_argument("--crop", type=int, default=None, metavar="PX",
-                   help="test at PX px crops (images squashed to PX x 8/7) instead of the checkpoint's own size: "
-                        "a network trained on random crops often scores higher on larger test crops")
+    p.add_argument(
+        "--predict", choices=["head", "mc"], default=None, help="override the checkpoint's prediction stream"
+    )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="test-time mirroring: average the class probabilities of each image and its mirror (a "
+        "--freeze model reads both from a cache made by `mcviz cache --flip`, else the images)",
+    )
+    p.add_argument(
+        "--crop",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="test at PX px crops (images squashed to PX x 8/7) instead of the checkpoint's own size: "
+        "a network trained on random crops often scores higher on larger test crops",
+    )
     cache_options(p)
     ood_folder_option(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
@@ -32,7 +42,6 @@ def add_eval(sub) -> None:
 def cmd_eval(args, argv) -> int:
     import dataclasses
     import time
-
 
     from .. import data as mdata
     from ..core.models import resolve_device
@@ -61,9 +70,15 @@ def cmd_eval(args, argv) -> int:
     r["checkpoint"] = args.checkpoint
     r["crop"] = int(meta.input["crop"])
     names = meta.class_names or [str(i) for i in range(model.num_classes)]
-    print(f"{args.checkpoint}: {meta.variant or '?'} {meta.backbone} on {args.dataset} {args.split} ({r['n']} images"
-          f" {'through the cached frozen trunk' if after else 'from the images'}, {r['n'] / max(r['seconds'], 1e-3):.1f} img/s)")
-    print(f"  top-1 {r['top1']:.2f}%{' (image and mirror averaged)' if args.flip else ''}   top-5 {r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)")
+    print(
+        f"{args.checkpoint}: {meta.variant or '?'} {meta.backbone} on {args.dataset} {args.split} ({r['n']} images"
+        f" {'through the cached frozen trunk' if after else 'from the images'}, "
+        f"{r['n'] / max(r['seconds'], 1e-3):.1f} img/s)"
+    )
+    print(
+        f"  top-1 {r['top1']:.2f}%{' (image and mirror averaged)' if args.flip else ''}   top-5 "
+        f"{r['top5']:.2f}%   (CE head {r['top1_head']:.2f}%, MC branch {r['top1_mc']:.2f}%)"
+    )
     print(f"  mean h (true class) {r['mean_h']:.3f} of xi = {max(model.groups.sizes)}")
     scored = [(a, names[i]) for i, a in enumerate(r["per_class"]) if a is not None]
     worst = sorted(scored)[:5]
@@ -82,9 +97,15 @@ def add_localize(sub) -> None:
     p = sub.add_parser("localize", help="pointing game of channel peaks on CUB part annotations")
     checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
-    p.add_argument("--predicted-parts", nargs="?", const="", default=None, metavar="LOCATOR",
-                   help="score against the parts and box the CUB part locator predicts on each photo instead of the "
-                        "annotations (default locator: checkpoints/locator/cub-parts.safetensors)")
+    p.add_argument(
+        "--predicted-parts",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="LOCATOR",
+        help="score against the parts and box the CUB part locator predicts on each photo instead of the "
+        "annotations (default locator: checkpoints/locator/cub-parts.safetensors)",
+    )
     cache_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_localize)
@@ -108,9 +129,11 @@ def cmd_localize(args, argv) -> int:
         r = localize(run, args.radius, locator=locator)
     except (DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    print(f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels"
-          + (" (frozen trunk's outputs from the training cache)" if r.source.startswith("cache") else "")
-          + ("; PARTS AND BOX PREDICTED by the part locator, not CUB's annotations" if locator else ""))
+    print(
+        f"{args.checkpoint}: {r.images} images, {r.peaks} peaks of the true class's {r.xi} channels"
+        + (" (frozen trunk's outputs from the training cache)" if r.source.startswith("cache") else "")
+        + ("; PARTS AND BOX PREDICTED by the part locator, not CUB's annotations" if locator else "")
+    )
     print(f"{'':24}{'model':>8}{'random':>8}")
     print(f"{'peaks in the box':24}{r.in_box:8.3f}{r.random_in_box:8.3f}")
     print(f"{'peaks near a part':24}{r.near_part:8.3f}{r.random_near_part:8.3f}")
@@ -128,8 +151,12 @@ def add_sanity(sub) -> None:
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=["activation", "contribution", "gradcam"])
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="a method fails if its maps still correlate above this once every layer is random")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="a method fails if its maps still correlate above this once every layer is random",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sanity)
 
@@ -189,8 +216,12 @@ def add_parts(sub) -> None:
     p = sub.add_parser("parts", help="which CUB part each MC channel looks at (writes NAME.parts.json)")
     checkpoint_and_data(p, datasets=["cub"])
     p.add_argument("--radius", type=float, default=0.15, help="hit radius as a fraction of the box diagonal")
-    p.add_argument("--strongest", type=int, default=10,
-                   help="second population: images where the channel is among the K strongest by peak value")
+    p.add_argument(
+        "--strongest",
+        type=int,
+        default=10,
+        help="second population: images where the channel is among the K strongest by peak value",
+    )
     cache_options(p, no_cache=False)
     p.add_argument("--plot", action="store_true", help="also write NAME.parts.png, the channel x part matrix")
     p.set_defaults(func=cmd_parts)
@@ -223,8 +254,9 @@ def cmd_parts(args, argv) -> int:
 
 
 def add_cache(sub) -> None:
-    p = sub.add_parser("cache", help="cache a --freeze checkpoint's frozen trunk over a split (eval view), "
-                                     "read by eval-time commands")
+    p = sub.add_parser(
+        "cache", help="cache a --freeze checkpoint's frozen trunk over a split (eval view), read by eval-time commands"
+    )
     checkpoint_and_data(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--cache-dir", default=None, help="default $MCVIZ_CACHE or .cache/trunk")
@@ -240,8 +272,9 @@ def cmd_cache(args, argv) -> int:
     tf = mdata.EvalTransform.from_config(meta.input)
     try:
         ds = mdata.build(args.dataset, args.root, args.split, tf, min_side=tf.resize)
-        folder = build_eval_cache(model, meta, ds, args.split, args.cache_dir, args.batch_size, args.workers,
-                                  flip=args.flip)
+        folder = build_eval_cache(
+            model, meta, ds, args.split, args.cache_dir, args.batch_size, args.workers, flip=args.flip
+        )
     except (mdata.DataError, ValueError) as exc:
         raise UserError(str(exc)) from None
     print(f"{args.split} split of {args.root} through the frozen trunk -> {folder}")
@@ -249,8 +282,9 @@ def cmd_cache(args, argv) -> int:
 
 
 def add_rank(sub) -> None:
-    p = sub.add_parser("rank", help="rank every class's channels by their effect on its logit "
-                                    "(writes NAME.ranking.json)")
+    p = sub.add_parser(
+        "rank", help="rank every class's channels by their effect on its logit (writes NAME.ranking.json)"
+    )
     checkpoint_and_data(p)
     cache_options(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line: own channels in the top 10")
@@ -271,23 +305,32 @@ def cmd_rank(args, argv) -> int:
     except (DataError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     out = save_effect_ranking(r, args.checkpoint)
-    print(f"effect ranking of {r.effects.shape[1]} channels for {r.effects.shape[0]} classes over {r.images} "
-          f"{args.split} images ({time.perf_counter() - start:.0f} s) -> {out}")
+    print(
+        f"effect ranking of {r.effects.shape[1]} channels for {r.effects.shape[0]} classes over {r.images} "
+        f"{args.split} images ({time.perf_counter() - start:.0f} s) -> {out}"
+    )
     own = {"effect": own_in_top(r.effects, model), "linearised-head": own_in_top(linearised_head_scores(model), model)}
-    print(f"own channels in the top 10, mean over classes: by effect {own['effect']:.2f}, "
-          f"by the linearised head {own['linearised-head']:.2f}")
+    print(
+        f"own channels in the top 10, mean over classes: by effect {own['effect']:.2f}, "
+        f"by the linearised head {own['linearised-head']:.2f}"
+    )
     if args.json:
         print(json.dumps({"split": args.split, "images": r.images, "own_in_top10": own}))
     return 0
 
 
 def add_faithfulness(sub) -> None:
-    p = sub.add_parser("faithfulness", help="deletion curves: switch off each class's top-k channels under "
-                                            "each ranking and measure the drop")
+    p = sub.add_parser(
+        "faithfulness",
+        help="deletion curves: switch off each class's top-k channels under each ranking and measure the drop",
+    )
     checkpoint_and_data(p)
-    p.add_argument("--rank-split", default=None,
-                   help="split the effect and activation rankings are measured on (default --split; another "
-                        "split makes the check held-out)")
+    p.add_argument(
+        "--rank-split",
+        default=None,
+        help="split the effect and activation rankings are measured on (default --split; another "
+        "split makes the check held-out)",
+    )
     p.add_argument("--k", type=int, nargs="+", default=[1, 3, 10], help="how many channels to switch off")
     p.add_argument("--draws", type=int, default=10, help="random rankings averaged")
     cache_options(p)
@@ -304,9 +347,11 @@ def cmd_faithfulness(args, argv) -> int:
         curves = faithfulness(run, args.rank_split, args.k, args.draws)
     except (DataError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
-    print(f"{args.checkpoint}: {curves.classes} classes, {curves.images} {curves.split} images, rankings "
-          f"measured on {curves.rank_split}; before deletion: accuracy {100 * curves.accuracy:.1f} %, "
-          f"class probability {100 * curves.prob:.1f} % (macro); drops in points:")
+    print(
+        f"{args.checkpoint}: {curves.classes} classes, {curves.images} {curves.split} images, rankings "
+        f"measured on {curves.rank_split}; before deletion: accuracy {100 * curves.accuracy:.1f} %, "
+        f"class probability {100 * curves.prob:.1f} % (macro); drops in points:"
+    )
     print("\n".join(curves.markdown()))
     if args.json:
         print(json.dumps(curves.as_dict()))

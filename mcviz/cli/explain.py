@@ -19,13 +19,23 @@ def add_explain(sub) -> None:
     p.add_argument("--method", choices=list(METHODS), default="activation")
     p.add_argument("--layer", default=None, help="layer for the CAM methods (default: the one before the MC features)")
     p.add_argument("--top-k", type=int, default=3, help="explain the k most probable classes")
-    p.add_argument("--class", dest="classes", action="append", default=None, metavar="NAME_OR_INDEX",
-                   help="explain this class instead of the top-k (repeatable; a class index or a "
-                        "case-insensitive part of its name that matches one class)")
+    p.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        default=None,
+        metavar="NAME_OR_INDEX",
+        help="explain this class instead of the top-k (repeatable; a class index or a "
+        "case-insensitive part of its name that matches one class)",
+    )
     p.add_argument("--opacity", type=float, default=0.5)
-    p.add_argument("--locator", default=None, metavar="PATH",
-                   help="the CUB part locator that names the part under each peak of a bird model's channels "
-                        "(default: the shipped checkpoints/locator/cub-parts.safetensors; 'none': no part names)")
+    p.add_argument(
+        "--locator",
+        default=None,
+        metavar="PATH",
+        help="the CUB part locator that names the part under each peak of a bird model's channels "
+        "(default: the shipped checkpoints/locator/cub-parts.safetensors; 'none': no part names)",
+    )
     p.set_defaults(func=cmd_explain)
 
 
@@ -64,12 +74,16 @@ def _resolve_classes(wanted: list[str], names: list[str]) -> list[int]:
                 raise UserError(f"class index {i} is outside 0..{len(names) - 1}")
             out.append(i)
             continue
-        hits = [i for i, n in enumerate(names) if n.lower() == w.lower()] or \
-               [i for i, n in enumerate(names) if w.lower() in n.lower()]
+        hits = [i for i, n in enumerate(names) if n.lower() == w.lower()] or [
+            i for i, n in enumerate(names) if w.lower() in n.lower()
+        ]
         if len(hits) != 1:
             shown = ", ".join(names[i] for i in hits[:5]) + (" ..." if len(hits) > 5 else "")
-            raise UserError(f"class {w!r} matches {len(hits)} classes" + (f": {shown}" if hits else _suggest(w, names))
-                            + "; give an index or a longer name")
+            raise UserError(
+                f"class {w!r} matches {len(hits)} classes"
+                + (f": {shown}" if hits else _suggest(w, names))
+                + "; give an index or a longer name"
+            )
         out.append(hits[0])
     return out
 
@@ -80,8 +94,11 @@ def _explainer(checkpoint: str):
     model, meta = load(checkpoint)
     ex = Explainer(model, meta, ood=load_ood_calibration(checkpoint))
     if ex.ood is None:
-        print(f"note: {checkpoint} has no out-of-distribution calibration (`mcviz calibrate-ood`): "
-              "photos of other things are explained without a warning", file=sys.stderr)
+        print(
+            f"note: {checkpoint} has no out-of-distribution calibration (`mcviz calibrate-ood`): "
+            "photos of other things are explained without a warning",
+            file=sys.stderr,
+        )
     return ex
 
 
@@ -122,23 +139,48 @@ def cmd_explain(args, argv) -> int:
         if preds.ood is not None:
             extra["ood"] = preds.ood.as_dict()
         if locator is not None and preds.flagged:
-            extra |= {"parts_in_image": None, "parts_source": "none: the photo does not look like a bird of CUB, "
-                                                              "so the part locator names no parts"}
+            extra |= {
+                "parts_in_image": None,
+                "parts_source": "none: the photo does not look like a bird of CUB, so the part locator names no parts",
+            }
         elif locator is not None:
             # the part under each peak of this photo, from the parts the locator predicts on it
             ann = ex.locate_parts(img, *locator).annotation()
             for c in cm.classes:
                 here.update(zip(c.channels, peak_parts(c.peaks, ann)))
-            extra |= {"parts_in_image": {str(ch): part for ch, part in here.items()},
-                     "parts_source": "predicted by the CUB part locator", "predicted_parts": ann}
-        shown = {ch: "\n".join(t for t in (f"this photo: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t)
-                 for c in cm.classes for ch in c.channels} if (here or labels) else None
+            extra |= {
+                "parts_in_image": {str(ch): part for ch, part in here.items()},
+                "parts_source": "predicted by the CUB part locator",
+                "predicted_parts": ann,
+            }
+        shown = (
+            {
+                ch: "\n".join(
+                    t for t in (f"this photo: {here[ch]}" if ch in here else "", (labels or {}).get(ch, "")) if t
+                )
+                for c in cm.classes
+                for ch in c.channels
+            }
+            if (here or labels)
+            else None
+        )
         stem = out / f.stem
-        stem.with_suffix(".png").write_bytes(panel_png(cm, preds, title=f"{f.name}: {cm.method}", opacity=args.opacity,
-                                                       labels=shown, banner=preds.ood.message() if preds.flagged else ""))
+        stem.with_suffix(".png").write_bytes(
+            panel_png(
+                cm,
+                preds,
+                title=f"{f.name}: {cm.method}",
+                opacity=args.opacity,
+                labels=shown,
+                banner=preds.ood.message() if preds.flagged else "",
+            )
+        )
         if preds.flagged:
-            tqdm.write(f"{f.name}: not like {preds.ood.domain} (score {preds.ood.score:.2f} < "
-                       f"{preds.ood.threshold:.2f}); explained with a warning", file=sys.stderr)
+            tqdm.write(
+                f"{f.name}: not like {preds.ood.domain} (score {preds.ood.score:.2f} < "
+                f"{preds.ood.threshold:.2f}); explained with a warning",
+                file=sys.stderr,
+            )
         stem.with_suffix(".json").write_text(json.dumps({**cm.record(preds, labels, image=str(f)), **extra}, indent=2))
     done = len(files) + len(missing) - failed
     print(f"{done} image(s) explained into {out}" + (f", {failed} missing or unreadable skipped" if failed else ""))

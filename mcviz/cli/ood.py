@@ -11,24 +11,39 @@ from .common import UserError, cache_options, checkpoint_and_data, image_files, 
 def ood_folder_option(p) -> None:
     from ..data import DATASETS
 
-    p.add_argument("--ood-folder", nargs="+", default=None, metavar="DIR",
-                   help="photos of other things (folders or files): report the share the check flags and the "
-                        "AUROC of each score")
-    p.add_argument("--ood-dataset", choices=DATASETS, default=None,
-                   help="...or another data set's --split (e.g. Stanford Cars under a bird model), read like the "
-                        "model's own (through the trunk cache where it holds it)")
+    p.add_argument(
+        "--ood-folder",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="photos of other things (folders or files): report the share the check flags and the AUROC of each score",
+    )
+    p.add_argument(
+        "--ood-dataset",
+        choices=DATASETS,
+        default=None,
+        help="...or another data set's --split (e.g. Stanford Cars under a bird model), read like the "
+        "model's own (through the trunk cache where it holds it)",
+    )
     p.add_argument("--ood-root", default=None, help="the folder of --ood-dataset")
 
 
 def add_calibrate_ood(sub) -> None:
-    p = sub.add_parser("calibrate-ood", help="calibrate the check that says when a photo is not of what the model "
-                                             "knows; writes NAME.ood.json beside the checkpoint")
+    p = sub.add_parser(
+        "calibrate-ood",
+        help="calibrate the check that says when a photo is not of what the model "
+        "knows; writes NAME.ood.json beside the checkpoint",
+    )
     checkpoint_and_data(p)
     cache_options(p)
     p.add_argument("--score", default="energy", help="energy (default), max_logit or max_prob")
-    p.add_argument("--quantile", type=float, default=0.03,
-                   help="the threshold is this quantile of the score on a random half of the split (default 0.03); "
-                        "the other half measures the false alarms")
+    p.add_argument(
+        "--quantile",
+        type=float,
+        default=0.03,
+        help="the threshold is this quantile of the score on a random half of the split (default 0.03); "
+        "the other half measures the false alarms",
+    )
     p.add_argument("--domain", default=None, help="what the model knows, for the warning (default: from the data set)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
@@ -106,14 +121,23 @@ def cmd_calibrate_ood(args, argv) -> int:
     model.to(device)
     logits = split_class_scores(args, model, meta, device)
     try:
-        cal = calibrate(logits, file_sha256(args.checkpoint), dataset=meta.dataset or args.dataset, split=args.split,
-                        domain=args.domain or domain_of(meta), score=args.score, quantile=args.quantile)
+        cal = calibrate(
+            logits,
+            file_sha256(args.checkpoint),
+            dataset=meta.dataset or args.dataset,
+            split=args.split,
+            domain=args.domain or domain_of(meta),
+            score=args.score,
+            quantile=args.quantile,
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = save_ood_calibration(cal, args.checkpoint)
-    print(f"{out}: {cal.score} >= {cal.threshold:.3f} is '{cal.domain}' ({cal.quantile:.0%} quantile of "
-          f"{cal.calibration_images} {args.split} photos); false alarms on the other {cal.held_out_images}: "
-          f"{cal.false_alarm:.1%}")
+    print(
+        f"{out}: {cal.score} >= {cal.threshold:.3f} is '{cal.domain}' ({cal.quantile:.0%} quantile of "
+        f"{cal.calibration_images} {args.split} photos); false alarms on the other {cal.held_out_images}: "
+        f"{cal.false_alarm:.1%}"
+    )
     r = {"calibration": json.loads(cal.to_json())}
     names: list[str] = []
     other = other_class_scores(args, model, meta, device, names)
@@ -124,8 +148,10 @@ def cmd_calibrate_ood(args, argv) -> int:
 
             s = ood_scores(other, cal.score)
             r["other"]["missed"] = [n for n, v in zip(names, s.tolist()) if v >= cal.threshold]
-        print(f"  other photos ({r['other']['n_out']}): {r['other']['detected']:.1%} flagged; AUROC "
-              + ", ".join(f"{k} {v:.3f}" for k, v in r["other"]["auroc"].items()))
+        print(
+            f"  other photos ({r['other']['n_out']}): {r['other']['detected']:.1%} flagged; AUROC "
+            + ", ".join(f"{k} {v:.3f}" for k, v in r["other"]["auroc"].items())
+        )
     if args.json:
         print(json.dumps(r))
     return 0
@@ -141,11 +167,20 @@ def report_ood(args, model, meta, device, logits) -> dict | None:
     cal = load_ood_calibration(args.checkpoint)
     if cal is None:
         if args.ood_folder or args.ood_dataset:
-            raise UserError(f"{args.checkpoint} has no out-of-distribution calibration: run "
-                            f"`mcviz calibrate-ood {args.checkpoint} --dataset ... --root ...` first")
+            raise UserError(
+                f"{args.checkpoint} has no out-of-distribution calibration: run "
+                f"`mcviz calibrate-ood {args.checkpoint} --dataset ... --root ...` first"
+            )
         return None
     r = rates(logits, other_class_scores(args, model, meta, device), cal)
-    print(f"  not-{cal.domain} check ({cal.score} < {cal.threshold:.2f}): {r['false_alarm']:.1%} of {args.split} "
-          "photos flagged" + (f"; {r['detected']:.1%} of {r['n_out']} other photos flagged, AUROC "
-                              f"{r['auroc'][cal.score]:.3f}" if "detected" in r else ""), file=sys.stdout)
+    print(
+        f"  not-{cal.domain} check ({cal.score} < {cal.threshold:.2f}): {r['false_alarm']:.1%} of {args.split} "
+        "photos flagged"
+        + (
+            f"; {r['detected']:.1%} of {r['n_out']} other photos flagged, AUROC {r['auroc'][cal.score]:.3f}"
+            if "detected" in r
+            else ""
+        ),
+        file=sys.stdout,
+    )
     return r

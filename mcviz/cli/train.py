@@ -12,8 +12,11 @@ from .common import UserError
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model (CE or an MC-Loss variant)",
-                       description="Train on a data set; resumable with --resume, distributed under torchrun.")
+    p = sub.add_parser(
+        "train",
+        help="train a model (CE or an MC-Loss variant)",
+        description="Train on a data set; resumable with --resume, distributed under torchrun.",
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
     add_arguments(p)
     p.set_defaults(func=cmd_train)
@@ -65,6 +68,8 @@ def cmd_train(args, argv: Sequence[str]) -> int:
     except (DataError, PretrainedUnavailable, FileNotFoundError, ConfigError) as exc:
         raise UserError(str(exc)) from None
     if last and "top1" in last:
-        print(f"final epoch {last['epoch']}: top-1 {last['top1']:.2f}%  mean h {last['mean_h']:.3f}  "
-              f"-> {Path(cfg.out) / 'last.safetensors'}")
+        print(
+            f"final epoch {last['epoch']}: top-1 {last['top1']:.2f}%  mean h {last['mean_h']:.3f}  "
+            f"-> {Path(cfg.out) / 'last.safetensors'}"
+        )
     return 0

@@ -28,8 +28,12 @@ def _fold_children(parent: nn.Module) -> int:
     kids = list(parent.named_children())
     n = 0
     for (conv_name, conv), (bn_name, bn) in zip(kids, kids[1:]):
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats \
-                and bn.num_features == conv.out_channels:
+        if (
+            isinstance(conv, nn.Conv2d)
+            and isinstance(bn, nn.BatchNorm2d)
+            and bn.track_running_stats
+            and bn.num_features == conv.out_channels
+        ):
             setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
             # timm's BatchNormAct2d applies its dropout and activation after the affine map
             rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]

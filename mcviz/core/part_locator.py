@@ -29,8 +29,11 @@ CUB_PARTS = PART_NAMES
 
 
 def _block(cin: int, cout: int, k: int = 3, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class PartLocator(nn.Module):
@@ -70,8 +73,9 @@ class PartLocator(nn.Module):
             peak = prob.flatten(2).argmax(-1)
             rows = torch.arange(h, device=heat.device)[None, None, :, None]
             cols = torch.arange(w, device=heat.device)[None, None, None, :]
-            near = ((rows - (peak // w)[..., None, None]).abs() <= window) & \
-                   ((cols - (peak % w)[..., None, None]).abs() <= window)
+            near = ((rows - (peak // w)[..., None, None]).abs() <= window) & (
+                (cols - (peak % w)[..., None, None]).abs() <= window
+            )
             prob = prob * near
             prob = prob / prob.sum((2, 3), keepdim=True)
         xs = (torch.arange(w, device=heat.device, dtype=prob.dtype) + 0.5) / w
@@ -109,9 +113,14 @@ class PartPrediction:
         and the overlays read; plus ``predicted``, each part's ``visibility`` probability and its
         position ``xy`` even where it is called hidden."""
         ann = as_annotations(self.xy, self.visible, self.box, threshold=self.threshold)
-        return {"box": ann["box"].tolist(), "parts": ann["parts"].tolist(), "part_names": list(self.part_names),
-                "predicted": True, "visibility": [round(float(v), 4) for v in self.visible],
-                "xy": self.xy.tolist()}
+        return {
+            "box": ann["box"].tolist(),
+            "parts": ann["parts"].tolist(),
+            "part_names": list(self.part_names),
+            "predicted": True,
+            "visibility": [round(float(v), 4) for v in self.visible],
+            "xy": self.xy.tolist(),
+        }
 
     def to_image(self, tf: EvalTransform, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(parts (P, 2), box (4,) x0 y0 x1 y1)`` in the pixels of the ``width`` x ``height`` photo
@@ -119,21 +128,27 @@ class PartPrediction:
         return crop_to_image(self.xy, self.box, tf, torch.tensor([float(width), float(height)]))
 
 
-def as_annotations(xy: torch.Tensor, visible: torch.Tensor, box: torch.Tensor, scale: float = 1.0,
-                   threshold: float = 0.5) -> dict[str, torch.Tensor]:
+def as_annotations(
+    xy: torch.Tensor, visible: torch.Tensor, box: torch.Tensor, scale: float = 1.0, threshold: float = 0.5
+) -> dict[str, torch.Tensor]:
     """A batch of predictions (``xy (..., P, 2)``, visibility probabilities ``(..., P)``, ``box (..., 4)``
     x0 y0 x1 y1, times ``scale`` into pixels) as CUB-style annotations: ``box`` xywh and ``parts``
     ``(..., P, 3)``, a part called hidden at (0, 0) with visibility 0, as CUB stores it."""
     on = (visible >= threshold).to(xy.dtype)
     b = box * scale
-    return {"box": torch.cat([b[..., :2], b[..., 2:] - b[..., :2]], -1),
-            "parts": torch.cat([xy * scale * on[..., None], on[..., None]], -1)}
+    return {
+        "box": torch.cat([b[..., :2], b[..., 2:] - b[..., :2]], -1),
+        "parts": torch.cat([xy * scale * on[..., None], on[..., None]], -1),
+    }
 
 
-def crop_to_image(xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform,
-                  sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_to_image(
+    xy: torch.Tensor, box: torch.Tensor, tf: EvalTransform, sizes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop pixels -> the pixels of the photos the crops were cut from (the inverse of
     :meth:`EvalTransform.map_points`): ``xy (..., P, 2)``, ``box (..., 4)`` x0 y0 x1 y1, ``sizes (..., 2)``
     width and height."""
     scale = sizes / tf.resize
-    return (xy + tf.offset) * scale[..., None, :], ((box.unflatten(-1, (2, 2)) + tf.offset) * scale[..., None, :]).flatten(-2)
+    return (xy + tf.offset) * scale[..., None, :], (
+        (box.unflatten(-1, (2, 2)) + tf.offset) * scale[..., None, :]
+    ).flatten(-2)

@@ -17,8 +17,15 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["LITE_MEAN", "LITE_STD", "LITE_VARIANTS", "PretrainedUnavailable", "lite_state_dict",
-           "lite_weights_file", "efficientnet_lite"]
+__all__ = [
+    "LITE_MEAN",
+    "LITE_STD",
+    "LITE_VARIANTS",
+    "PretrainedUnavailable",
+    "lite_state_dict",
+    "lite_weights_file",
+    "efficientnet_lite",
+]
 
 LITE_VARIANTS: tuple[str, ...] = ("lite0", "lite1", "lite2")
 # The TF models were trained on (pixel - 127) / 128: a mean and std of 0.5 in [0, 1] units.
@@ -48,8 +55,14 @@ def lite_weights_file(variant: str) -> str:
 
 # lukemelas block member -> timm member; the first block (expand ratio 1) has no expansion.
 _FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-          "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 
@@ -88,13 +101,15 @@ def lite_state_dict(packaged: dict[str, torch.Tensor], model: nn.Module) -> dict
         if target not in own:
             raise ValueError(f"pretrained weights do not fit: {name} -> {target}, which the model lacks")
         if tuple(own[target].shape) != tuple(tensor.shape):
-            raise ValueError(f"pretrained weights do not fit: {name} {tuple(tensor.shape)} -> {target} "
-                             f"{tuple(own[target].shape)}")
+            raise ValueError(
+                f"pretrained weights do not fit: {name} {tuple(tensor.shape)} -> {target} {tuple(own[target].shape)}"
+            )
         out[target] = tensor
     missing = sorted(set(own) - set(out))
     if missing:
-        raise ValueError(f"pretrained weights do not fit: {len(missing)} model tensor(s) get no weights "
-                         f"(e.g. {missing[0]})")
+        raise ValueError(
+            f"pretrained weights do not fit: {len(missing)} model tensor(s) get no weights (e.g. {missing[0]})"
+        )
     return out
 
 

@@ -65,8 +65,7 @@ def initial_soft_labels(groups: ChannelGroups) -> torch.Tensor:
 
 
 @torch.no_grad()
-def update_soft_labels(soft: torch.Tensor, weights: torch.Tensor, target: torch.Tensor,
-                       momentum: float = 0.99) -> None:
+def update_soft_labels(soft: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, momentum: float = 0.99) -> None:
     """EMA of each class's mean SE weights, for the classes in the batch (in place)."""
     c, n = soft.shape
     sums = torch.zeros(c, n, device=weights.device).index_add_(0, target, weights.float())
@@ -127,5 +126,10 @@ def family_sharing(scores: torch.Tensor, class_names: Sequence[str], k: int = 10
     if not bool(fam_pairs.any()):
         raise ValueError("no two classes share a family name")
     fam, rand = float(shared[fam_pairs].mean()), float(shared[all_pairs].mean())
-    return {"family": fam, "random": rand, "ratio": fam / rand if rand > 0 else float("inf"),
-            "family_pairs": int(fam_pairs.sum()) // 2, "pairs": int(all_pairs.sum()) // 2}
+    return {
+        "family": fam,
+        "random": rand,
+        "ratio": fam / rand if rand > 0 else float("inf"),
+        "family_pairs": int(fam_pairs.sum()) // 2,
+        "pairs": int(all_pairs.sum()) // 2,
+    }

@@ -48,8 +48,13 @@ class ImageListDataset(Dataset):
 
     min_side: Optional[int] = None
 
-    def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str],
-                 transform: Optional[Callable] = None, skip_bad: bool = False) -> None:
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, int]],
+        classes: Sequence[str],
+        transform: Optional[Callable] = None,
+        skip_bad: bool = False,
+    ) -> None:
         self.samples = [(Path(p), int(y)) for p, y in samples]
         self.classes = list(classes)
         self.transform = transform

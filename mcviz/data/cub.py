@@ -11,11 +11,27 @@ from .base import DataError, ImageListDataset, readable_name, require_files
 
 NUM_PARTS = 15
 # CUB-200-2011's parts/parts.txt, in its order: stated once here (the reader checks the file against it)
-PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
-              "right eye", "right leg", "right wing", "tail", "throat")
+PART_NAMES = (
+    "back",
+    "beak",
+    "belly",
+    "breast",
+    "crown",
+    "forehead",
+    "left eye",
+    "left leg",
+    "left wing",
+    "nape",
+    "right eye",
+    "right leg",
+    "right wing",
+    "tail",
+    "throat",
+)
 # the part each part becomes in a mirror image (left and right swap)
-MIRROR = tuple(PART_NAMES.index(p.replace("left", "#").replace("right", "left").replace("#", "right"))
-               for p in PART_NAMES)
+MIRROR = tuple(
+    PART_NAMES.index(p.replace("left", "#").replace("right", "left").replace("#", "right")) for p in PART_NAMES
+)
 
 
 def _table(path: Path) -> list[list[str]]:
@@ -37,8 +53,14 @@ class CUB(ImageListDataset):
     :class:`~mcviz.data.transforms.EvalTransform`), else of the original image.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", transform: Optional[Callable] = None,
-                 annotations: bool = False, skip_bad: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: Optional[Callable] = None,
+        annotations: bool = False,
+        skip_bad: bool = False,
+    ) -> None:
         root = Path(root)
         if split not in ("train", "test"):
             raise ValueError(f"CUB split must be 'train' or 'test', got {split!r}")

@@ -10,8 +10,9 @@ from torchvision.datasets import ImageFolder
 from .base import DataError, ImageListDataset, readable_name
 
 
-def build_folder(root: str | Path, split: str, transform: Optional[Callable] = None,
-                 skip_bad: bool = False) -> ImageListDataset:
+def build_folder(
+    root: str | Path, split: str, transform: Optional[Callable] = None, skip_bad: bool = False
+) -> ImageListDataset:
     folder = Path(root) / split
     if not folder.is_dir():
         raise DataError(f"folder: {folder} does not exist (expected {Path(root)}/train and {Path(root)}/test)")

@@ -63,8 +63,12 @@ def _shrink(img: Image.Image, min_side: int) -> Image.Image:
     return img
 
 
-def open_image(source: Union[str, Path, bytes, io.IOBase], name: str | None = None,
-               max_pixels: int = MAX_PIXELS, min_side: int | None = None) -> Image.Image:
+def open_image(
+    source: Union[str, Path, bytes, io.IOBase],
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+    min_side: int | None = None,
+) -> Image.Image:
     """Open a file, bytes or file object as an RGB PIL image.
 
     With ``min_side`` the image may come back smaller than stored, but never with a side
@@ -94,8 +98,7 @@ def open_image(source: Union[str, Path, bytes, io.IOBase], name: str | None = No
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(
-                    f"{name}: the image is {w}x{h} pixels, larger than the {max_pixels:,}-pixel limit; "
-                    "resize it first"
+                    f"{name}: the image is {w}x{h} pixels, larger than the {max_pixels:,}-pixel limit; resize it first"
                 )
             if w < 1 or h < 1:
                 raise ImageError(f"{name}: the image has no pixels")

@@ -16,9 +16,11 @@ from .base import DataError, ImageListDataset
 
 # torchvision's own folder name for each data set, under the root it is given.
 _FOLDER = {"cars": "stanford_cars", "aircraft": "fgvc-aircraft-2013b", "flowers": "flowers-102"}
-_SPLITS = {"cars": {"train": "train", "test": "test"},
-           "aircraft": {"train": "trainval", "test": "test", "val": "val", "trainval": "trainval"},
-           "flowers": {"train": "train", "val": "val", "test": "test"}}
+_SPLITS = {
+    "cars": {"train": "train", "test": "test"},
+    "aircraft": {"train": "trainval", "test": "test", "val": "val", "trainval": "trainval"},
+    "flowers": {"train": "train", "val": "val", "test": "test"},
+}
 
 
 def _parent_root(name: str, root: Path) -> Path:
@@ -41,8 +43,9 @@ def _wrap(name: str, samples, classes, transform, skip_bad) -> ImageListDataset:
     return ds
 
 
-def build_torchvision(name: str, root: str | Path, split: str, transform: Optional[Callable] = None,
-                      skip_bad: bool = False) -> ImageListDataset:
+def build_torchvision(
+    name: str, root: str | Path, split: str, transform: Optional[Callable] = None, skip_bad: bool = False
+) -> ImageListDataset:
     if split not in _SPLITS[name]:
         raise ValueError(f"{name}: split must be one of {', '.join(_SPLITS[name])}, got {split!r}")
     parent = _parent_root(name, Path(root))

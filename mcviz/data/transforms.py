@@ -31,19 +31,26 @@ class EvalTransform:
     image, so CUB's boxes and part locations stay on the same pixels.
     """
 
-    def __init__(self, crop: int, resize: int | None = None,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        crop: int,
+        resize: int | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
         self.crop = int(crop)
         self.resize = int(resize or resize_for(crop))
         if self.resize < self.crop:
             raise ValueError(f"resize ({self.resize}) must be >= crop ({self.crop})")
         self.mean, self.std = tuple(mean), tuple(std)
-        self._tf = T.Compose([
-            T.Resize((self.resize, self.resize), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-            T.CenterCrop(self.crop),
-            T.ToTensor(),
-            T.Normalize(self.mean, self.std),
-        ])
+        self._tf = T.Compose(
+            [
+                T.Resize((self.resize, self.resize), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+                T.CenterCrop(self.crop),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         return self._tf(img)
@@ -74,14 +81,17 @@ class EvalTransform:
         return cls(cfg["crop"], cfg.get("resize"), cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD))
 
 
-def train_transform(crop: int, resize: int | None = None,
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> T.Compose:
+def train_transform(
+    crop: int, resize: int | None = None, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> T.Compose:
     """Training augmentation: squash, random crop, horizontal flip."""
     resize = int(resize or resize_for(crop))
-    return T.Compose([
-        T.Resize((resize, resize), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-        T.RandomCrop(crop),
-        T.RandomHorizontalFlip(),
-        T.ToTensor(),
-        T.Normalize(mean, std),
-    ])
+    return T.Compose(
+        [
+            T.Resize((resize, resize), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+            T.RandomCrop(crop),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )

@@ -31,14 +31,25 @@ def _streams(model: MCNet, x: torch.Tensor, after: Optional[str]) -> tuple[torch
     def mean_prob(s: torch.Tensor) -> torch.Tensor:
         return torch.softmax(s.float(), dim=1).view(-1, views, s.shape[1]).mean(dim=1)
 
-    return (feats.view(-1, views, *feats.shape[1:])[:, 0], mean_prob(head), mean_prob(mc),
-            own.view(-1, views, own.shape[1])[:, 0])
+    return (
+        feats.view(-1, views, *feats.shape[1:])[:, 0],
+        mean_prob(head),
+        mean_prob(mc),
+        own.view(-1, views, own.shape[1])[:, 0],
+    )
 
 
 @torch.no_grad()
-def evaluate(model: MCNet, loader: DataLoader, device: torch.device, num_classes: int,
-             progress: bool = True, desc: str = "eval", after: Optional[str] = None,
-             keep_scores: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: MCNet,
+    loader: DataLoader,
+    device: torch.device,
+    num_classes: int,
+    progress: bool = True,
+    desc: str = "eval",
+    after: Optional[str] = None,
+    keep_scores: bool = False,
+) -> dict[str, Any]:
     """Top-1/top-5 of the model's own prediction, of the CE head and of the MC branch,
     mean h (Eq. 7) of the true class's group, and per-class accuracy. Batches of ``(B, V, ...)``
     inputs (``SplitPass.loader(flip=True)``) are scored on the mean over their V views.
@@ -73,7 +84,9 @@ def evaluate(model: MCNet, loader: DataLoader, device: torch.device, num_classes
     out: dict[str, Any] = {k: 100.0 * v / n for k, v in hits.items()}
     out["mean_h"] = h_sum / n
     out["n"] = n
-    acc = torch.where(per_class_n > 0, 100.0 * per_class_hit / per_class_n.clamp(min=1), torch.full_like(per_class_n, float("nan")))
+    acc = torch.where(
+        per_class_n > 0, 100.0 * per_class_hit / per_class_n.clamp(min=1), torch.full_like(per_class_n, float("nan"))
+    )
     if keep_scores:
         out["class_scores"] = torch.cat(kept)
     out["per_class"] = [None if math.isnan(a) else round(float(a), 2) for a in acc]

@@ -43,7 +43,7 @@ def build_atlas(run: SplitPass, top: int = 6, window: float = 0.4) -> dict:
         k = min(top, cand.shape[1])
         v, j = cand.topk(k, dim=1)
         best, best_img, best_loc = v, cand_img.gather(1, j), cand_loc.gather(1, j)
-    side = int(round(hw ** 0.5)) if hw else 1
+    side = int(round(hw**0.5)) if hw else 1
     channels = {}
     sizes: dict[int, tuple[int, int]] = {}
     for c in range(n):
@@ -62,10 +62,22 @@ def build_atlas(run: SplitPass, top: int = 6, window: float = 0.4) -> dict:
             sx, sy = w / tf.resize, h / tf.resize
             x0, y0 = (px - half + tf.offset) * sx, (py - half + tf.offset) * sy
             x1, y1 = (px + half + tf.offset) * sx, (py + half + tf.offset) * sy
-            entries.append({"path": str(path), "score": round(v, 5),
-                            "box": [max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))]})
+            entries.append(
+                {
+                    "path": str(path),
+                    "score": round(v, 5),
+                    "box": [max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))],
+                }
+            )
         channels[str(c)] = entries
-    return {"dataset": run.dataset, "root": run.root, "split": run.split, "images": seen, "top": top, "channels": channels}
+    return {
+        "dataset": run.dataset,
+        "root": run.root,
+        "split": run.split,
+        "images": seen,
+        "top": top,
+        "channels": channels,
+    }
 
 
 def save_atlas(atlas: dict, path: str | Path) -> None:

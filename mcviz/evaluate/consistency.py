@@ -37,8 +37,18 @@ from ..trunk.cache import CachedFeatures, build_cache, cache_folder, default_cac
 from ..io.files import atomic_write_bytes, load_side_file, side_path
 from ..trunk.split_pass import SplitPass
 
-__all__ = ["CONSISTENCY", "BoxCropViews", "ChannelConsistency", "ConsistencyReport", "box_parts",
-           "consistency_report", "load_consistency", "part_hits", "save_consistency", "summarise"]
+__all__ = [
+    "CONSISTENCY",
+    "BoxCropViews",
+    "ChannelConsistency",
+    "ConsistencyReport",
+    "box_parts",
+    "consistency_report",
+    "load_consistency",
+    "part_hits",
+    "save_consistency",
+    "summarise",
+]
 
 CONSISTENCY = "consistency.json"  # the side file beside a checkpoint
 FORMAT = "mcviz-consistency/1"
@@ -58,13 +68,19 @@ class BoxCropViews:
 
     views = 2
 
-    def __init__(self, boxes: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float],
-                 seed: int = 0) -> None:
+    def __init__(
+        self, boxes: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float], seed: int = 0
+    ) -> None:
         self.boxes, self.size, self.mean, self.std, self.seed = boxes, int(size), list(mean), list(std), int(seed)
 
     def config(self) -> dict:
-        return {"box_crop": self.size, "mean": self.mean, "std": self.std, "noise": [NOISE_STD, NOISE_CLIP],
-                "seed": self.seed}
+        return {
+            "box_crop": self.size,
+            "mean": self.mean,
+            "std": self.std,
+            "noise": [NOISE_STD, NOISE_CLIP],
+            "seed": self.seed,
+        }
 
     def __call__(self, img, index: int) -> torch.Tensor:
         x, y, w, h = (float(v) for v in self.boxes[index])
@@ -145,8 +161,13 @@ class ConsistencyReport:
         return cls(**d, channels=chans)
 
 
-def summarise(hits: dict[int, list[np.ndarray]], noisy: dict[int, list[np.ndarray]], visible: dict[int, np.ndarray],
-              channels: dict[int, list[int]], part_names: Sequence[str]) -> list[ChannelConsistency]:
+def summarise(
+    hits: dict[int, list[np.ndarray]],
+    noisy: dict[int, list[np.ndarray]],
+    visible: dict[int, np.ndarray],
+    channels: dict[int, list[int]],
+    part_names: Sequence[str],
+) -> list[ChannelConsistency]:
     """Per channel of each class: ``hits[c]`` / ``noisy[c]`` hold one ``(k, 15)`` array per photo of
     class ``c`` (clean / noisy), ``visible[c]`` its ``(photos, 15)`` visibility."""
     out = []
@@ -159,8 +180,16 @@ def summarise(hits: dict[int, list[np.ndarray]], noisy: dict[int, list[np.ndarra
             share = h[:, j].sum(axis=0) / seen
             best = int(np.argmax(share))
             stable = float((h[:, j] == hn[:, j]).all(axis=1).mean())
-            out.append(ChannelConsistency(ch, c, part_names[best], round(float(share[best]), 4),
-                                          bool(share[best] >= PART_THRESH), round(stable, 4)))
+            out.append(
+                ChannelConsistency(
+                    ch,
+                    c,
+                    part_names[best],
+                    round(float(share[best]), 4),
+                    bool(share[best] >= PART_THRESH),
+                    round(stable, 4),
+                )
+            )
     return out
 
 
@@ -220,8 +249,15 @@ def consistency_report(run: SplitPass, size: int = 288, smooth: float = 0.0) -> 
         i += b
     visible = {c: parts[:n][np.asarray(cub.targets[:n]) == c, :, 2] > 0 for c in channels}
     per = summarise(hits, noisy, visible, channels, cub.part_names)
-    return ConsistencyReport(run.sha256, size, n, round(100 * float(np.mean([p.consistent for p in per])), 2),
-                             round(100 * float(np.mean([p.stability for p in per])), 2), per, smooth=smooth)
+    return ConsistencyReport(
+        run.sha256,
+        size,
+        n,
+        round(100 * float(np.mean([p.consistent for p in per])), 2),
+        round(100 * float(np.mean([p.stability for p in per])), 2),
+        per,
+        smooth=smooth,
+    )
 
 
 def consistency_path(checkpoint: str | Path) -> Path:

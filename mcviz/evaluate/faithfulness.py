@@ -43,12 +43,22 @@ class DeletionCurves:
 
     def markdown(self) -> list[str]:
         """Rows of a markdown table: ranking, then accuracy and probability drops at each k."""
-        head = "| ranking | " + " | ".join(f"acc. drop k={k}" for k in self.ks) + " | " + \
-               " | ".join(f"prob. drop k={k}" for k in self.ks) + " |"
+        head = (
+            "| ranking | "
+            + " | ".join(f"acc. drop k={k}" for k in self.ks)
+            + " | "
+            + " | ".join(f"prob. drop k={k}" for k in self.ks)
+            + " |"
+        )
         out = [head, "|---" * (1 + 2 * len(self.ks)) + "|"]
         for r, row in self.drops.items():
-            out.append(f"| {r} | " + " | ".join(f"{100 * row[k][0]:.1f}" for k in self.ks) + " | " +
-                       " | ".join(f"{100 * row[k][1]:.1f}" for k in self.ks) + " |")
+            out.append(
+                f"| {r} | "
+                + " | ".join(f"{100 * row[k][0]:.1f}" for k in self.ks)
+                + " | "
+                + " | ".join(f"{100 * row[k][1]:.1f}" for k in self.ks)
+                + " |"
+            )
         return out
 
 
@@ -59,8 +69,14 @@ def class_mean_activation(pooled: PooledSet, classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def deletion_curves(ablation: HeadAblation, pooled: PooledSet, scores: dict[str, torch.Tensor],
-                    ks: Sequence[int] = (1, 3, 10), random_draws: int = 10, seed: int = 0) -> DeletionCurves:
+def deletion_curves(
+    ablation: HeadAblation,
+    pooled: PooledSet,
+    scores: dict[str, torch.Tensor],
+    ks: Sequence[int] = (1, 3, 10),
+    random_draws: int = 10,
+    seed: int = 0,
+) -> DeletionCurves:
     """Drops of each class's accuracy and mean probability when its top-k channels under each
     ranking in ``scores`` (name -> ``(classes, N)``) are switched off; ``"random"`` adds the
     mean over ``random_draws`` draws of k random channels per class."""
@@ -96,8 +112,9 @@ def deletion_curves(ablation: HeadAblation, pooled: PooledSet, scores: dict[str,
             sums[r][i] += w * torch.stack([acc[0] - acc[j], prob[0] - prob[j]])
     if not counted:
         raise ValueError("no class has images")
-    drops = {r: {k: (float(s[i, 0]) / counted, float(s[i, 1]) / counted) for i, k in enumerate(ks)}
-             for r, s in sums.items()}
+    drops = {
+        r: {k: (float(s[i, 0]) / counted, float(s[i, 1]) / counted) for i, k in enumerate(ks)} for r, s in sums.items()
+    }
     return DeletionCurves(list(ks), counted, images, float(base[0]) / counted, float(base[1]) / counted, drops)
 
 
@@ -116,8 +133,9 @@ def ranking_scores(model: MCNet, meta: CheckpointMeta, ranked: PooledSet) -> dic
     return scores
 
 
-def faithfulness(run: SplitPass, rank_split: Optional[str] = None, ks: Sequence[int] = (1, 3, 10),
-                 random_draws: int = 10) -> DeletionCurves:
+def faithfulness(
+    run: SplitPass, rank_split: Optional[str] = None, ks: Sequence[int] = (1, 3, 10), random_draws: int = 10
+) -> DeletionCurves:
     """Deletion curves of every ranking the model offers (effect, soft labels, linearised head,
     mean activation, random) on ``run``'s split; the effect and activation rankings are measured on
     ``rank_split`` (default: the same split, as the shipped ranking files are; another split makes
@@ -125,7 +143,8 @@ def faithfulness(run: SplitPass, rank_split: Optional[str] = None, ks: Sequence[
     rank_split = rank_split or run.split
     ev = collect_pooled(run)
     rk = ev if rank_split == run.split else collect_pooled(run.on(rank_split))
-    curves = deletion_curves(HeadAblation.of(run.model, rk.pooled), ev, ranking_scores(run.model, run.meta, rk), ks,
-                             random_draws)
+    curves = deletion_curves(
+        HeadAblation.of(run.model, rk.pooled), ev, ranking_scores(run.model, run.meta, rk), ks, random_draws
+    )
     curves.split, curves.rank_split = run.split, rank_split
     return curves

@@ -38,8 +38,9 @@ class LocalizationReport:
         return asdict(self)
 
 
-def match_parts(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor,
-                radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def match_parts(
+    peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The pointing-game rule. ``peaks (B, k, 2)``, ``box (B, 4)`` xywh, ``parts (B, P, 3)`` ->
     ``(inside the box (B, k) bool, the nearest visible part within radius x the box diagonal
     (B, k), -1 for none)``."""
@@ -66,8 +67,9 @@ def _score(peaks: torch.Tensor, box: torch.Tensor, parts: torch.Tensor, radius: 
     return int(inside.sum()), int((part_id >= 0).sum()), sum(distinct), sum(dup)
 
 
-def class_peaks(model: MCNet, features: torch.Tensor, labels: torch.Tensor, crop: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def class_peaks(
+    model: MCNet, features: torch.Tensor, labels: torch.Tensor, crop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each of the labelled class's channels peaks, in crop pixels: ``(B, m, 2)`` (x, y) and
     a ``(B, m)`` mask of the real channels (uneven groups are padded to the largest, m)."""
     b, _, h, w = features.shape
@@ -122,10 +124,17 @@ def localize(run: SplitPass, radius: float = 0.15, seed: int = 0, locator=None) 
     if n == 0:
         raise ValueError("no images to localize")
     return LocalizationReport(
-        images=n, peaks=totals["peaks"], in_box=totals["in_box"] / p, near_part=totals["near"] / p,
-        distinct_parts=totals["distinct"] / n, same_part_rate=totals["dup"] / n,
-        random_in_box=totals["r_in"] / p, random_near_part=totals["r_near"] / p,
-        random_distinct_parts=totals["r_distinct"] / n, radius=radius, xi=xi,
+        images=n,
+        peaks=totals["peaks"],
+        in_box=totals["in_box"] / p,
+        near_part=totals["near"] / p,
+        distinct_parts=totals["distinct"] / n,
+        same_part_rate=totals["dup"] / n,
+        random_in_box=totals["r_in"] / p,
+        random_near_part=totals["r_near"] / p,
+        random_distinct_parts=totals["r_distinct"] / n,
+        radius=radius,
+        xi=xi,
         source=("cache" if after else "images") + (", parts predicted by the part locator" if locator else ""),
     )
 

@@ -27,8 +27,9 @@ __all__ = ["auroc", "calibrate", "folder_logits", "halves", "rates", "split_logi
 
 
 @torch.no_grad()
-def split_logits(model: MCNet, loader: DataLoader, device: torch.device, after: Optional[str] = None,
-                 progress: bool = True) -> torch.Tensor:
+def split_logits(
+    model: MCNet, loader: DataLoader, device: torch.device, after: Optional[str] = None, progress: bool = True
+) -> torch.Tensor:
     """``(n, classes)`` class scores of every input of ``loader`` (the first view where it holds
     several), from the checkpoint's own prediction stream."""
     out = []
@@ -41,8 +42,14 @@ def split_logits(model: MCNet, loader: DataLoader, device: torch.device, after: 
 
 
 @torch.no_grad()
-def folder_logits(model: MCNet, transform: EvalTransform, files: Sequence[Path], device: torch.device,
-                  batch_size: int = 32, progress: bool = True) -> tuple[torch.Tensor, list[Path]]:
+def folder_logits(
+    model: MCNet,
+    transform: EvalTransform,
+    files: Sequence[Path],
+    device: torch.device,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[torch.Tensor, list[Path]]:
     """``(class scores, the files read)`` of photos in any format :func:`open_image` reads;
     unreadable files are reported on stderr and skipped."""
     net = for_inference(model).to(device)
@@ -52,7 +59,9 @@ def folder_logits(model: MCNet, transform: EvalTransform, files: Sequence[Path],
 
     def flush() -> None:
         if batch:
-            scores.append(net.logits_from_features(net.features(channels_last(torch.stack(batch).to(device)))).float().cpu())
+            scores.append(
+                net.logits_from_features(net.features(channels_last(torch.stack(batch).to(device)))).float().cpu()
+            )
             batch.clear()
 
     for f in tqdm(files, desc="other photos", leave=False, disable=not progress, file=sys.stderr):
@@ -90,11 +99,20 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
 def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(calibration indices, held-out indices)``: a seeded random half of ``range(n)`` each."""
     perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
 
 
-def calibrate(logits: torch.Tensor, checkpoint_sha256: str, *, dataset: str, split: str, domain: str,
-              score: str = "energy", quantile: float = 0.03, seed: int = 0) -> OODCalibration:
+def calibrate(
+    logits: torch.Tensor,
+    checkpoint_sha256: str,
+    *,
+    dataset: str,
+    split: str,
+    domain: str,
+    score: str = "energy",
+    quantile: float = 0.03,
+    seed: int = 0,
+) -> OODCalibration:
     """A threshold at the ``quantile`` of ``score`` over one random half of ``logits`` (a split
     the model did not train on), with the false-alarm rate it gives on the other half.
 
@@ -108,22 +126,36 @@ def calibrate(logits: torch.Tensor, checkpoint_sha256: str, *, dataset: str, spl
     s = ood_scores(logits, score).numpy()
     cal, held = halves(len(s), seed)
     threshold = float(np.quantile(s[cal], quantile))
-    return OODCalibration(checkpoint_sha256=checkpoint_sha256, score=score, threshold=round(threshold, 4),
-                          quantile=quantile, dataset=dataset, split=split, calibration_images=len(cal),
-                          held_out_images=len(held), false_alarm=round(float((s[held] < threshold).mean()), 4),
-                          domain=domain)
+    return OODCalibration(
+        checkpoint_sha256=checkpoint_sha256,
+        score=score,
+        threshold=round(threshold, 4),
+        quantile=quantile,
+        dataset=dataset,
+        split=split,
+        calibration_images=len(cal),
+        held_out_images=len(held),
+        false_alarm=round(float((s[held] < threshold).mean()), 4),
+        domain=domain,
+    )
 
 
 def rates(logits_in: torch.Tensor, logits_out: Optional[torch.Tensor], calibration: OODCalibration) -> dict:
     """Flagged shares and AUROC of every score: what ``mcviz eval --ood-folder`` and
     ``calibrate-ood`` print. ``false_alarm``/``detected`` use the calibration's own score."""
     s_in = ood_scores(logits_in, calibration.score).numpy()
-    out: dict = {"score": calibration.score, "threshold": calibration.threshold,
-                 "false_alarm": round(float((s_in < calibration.threshold).mean()), 4), "n_in": len(s_in)}
+    out: dict = {
+        "score": calibration.score,
+        "threshold": calibration.threshold,
+        "false_alarm": round(float((s_in < calibration.threshold).mean()), 4),
+        "n_in": len(s_in),
+    }
     if logits_out is not None and len(logits_out):
         s_out = ood_scores(logits_out, calibration.score).numpy()
         out["detected"] = round(float((s_out < calibration.threshold).mean()), 4)
         out["n_out"] = len(s_out)
-        out["auroc"] = {name: round(auroc(ood_scores(logits_in, name).numpy(), ood_scores(logits_out, name).numpy()), 4)
-                        for name in SCORES}
+        out["auroc"] = {
+            name: round(auroc(ood_scores(logits_in, name).numpy(), ood_scores(logits_out, name).numpy()), 4)
+            for name in SCORES
+        }
     return out

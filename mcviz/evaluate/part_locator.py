@@ -54,7 +54,7 @@ class LocatorReport:
 def _predict_all(locator: PartLocator, feats: np.ndarray, batch_size: int = 128, progress: bool = True):
     xy, vis, box = [], [], []
     for i in tqdm(range(0, len(feats), batch_size), desc="locate parts", disable=not progress, file=sys.stderr):
-        x = torch.from_numpy(np.asarray(feats[i:i + batch_size, 0], dtype=np.float32))
+        x = torch.from_numpy(np.asarray(feats[i : i + batch_size, 0], dtype=np.float32))
         a, b, c = locator.predict(x)
         xy.append(a), vis.append(b), box.append(c)
     return torch.cat(xy), torch.cat(vis), torch.cat(box)
@@ -69,8 +69,14 @@ def pck(pred_xy: torch.Tensor, parts: torch.Tensor, boxes: torch.Tensor, thresho
     return float(hit.sum() / vis.sum().clamp(min=1)), per
 
 
-def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: Optional[int] = None,
-                     progress: bool = True, cache_dir: str = "") -> LocatorReport:
+def evaluate_locator(
+    locator: PartLocator,
+    meta: LocatorMeta,
+    root: str,
+    limit: Optional[int] = None,
+    progress: bool = True,
+    cache_dir: str = "",
+) -> LocatorReport:
     """The locator's figures on CUB's test split (its trunk's cached outputs, built when missing)."""
     from ..trunk.part_targets import locator_data
 
@@ -85,13 +91,19 @@ def evaluate_locator(locator: PartLocator, meta: LocatorMeta, root: str, limit: 
     gt[:, 2:] += gt[:, :2]
     lim = torch.cat([sizes, sizes], 1)
     iou = box_iou(torch.minimum(pbox.clamp(min=0), lim), gt).diagonal().mean()
-    return LocatorReport(images=len(xy), pck=overall, pck_per_part=dict(zip(CUB_PARTS, per.tolist())),
-                         visibility_accuracy=vis_acc, box_iou=float(iou))
+    return LocatorReport(
+        images=len(xy),
+        pck=overall,
+        pck_per_part=dict(zip(CUB_PARTS, per.tolist())),
+        visibility_accuracy=vis_acc,
+        box_iou=float(iou),
+    )
 
 
 @torch.no_grad()
-def naming_agreement(locator: PartLocator, run: SplitPass, radius: float = 0.15, threshold: float = 0.5,
-                     top: int = 8) -> tuple[float, list[tuple[str, str, float]]]:
+def naming_agreement(
+    locator: PartLocator, run: SplitPass, radius: float = 0.15, threshold: float = 0.5, top: int = 8
+) -> tuple[float, list[tuple[str, str, float]]]:
     """Fraction of a CUB model's true-class channel peaks on ``run``'s split whose part, named from
     the locator's predicted parts and box, equals the part named from the annotations; and the
     ``top`` most frequent disagreements as (annotated name, predicted name, share of all peaks)."""

@@ -22,8 +22,15 @@ from ..io.files import PARTS, load_side_file, side_path
 from ..data.transforms import cell_centre
 from ..trunk.split_pass import SplitPass
 
-__all__ = ["ChannelParts", "PartProfiles", "categorise_peaks", "compute_part_profiles", "load_part_profiles",
-           "part_profile", "profile_path"]
+__all__ = [
+    "ChannelParts",
+    "PartProfiles",
+    "categorise_peaks",
+    "compute_part_profiles",
+    "load_part_profiles",
+    "part_profile",
+    "profile_path",
+]
 
 PROFILE_FORMAT = "mcviz-parts/1"
 OFF_BIRD, NO_PART = "off the bird", "on the bird, near no part"
@@ -84,11 +91,30 @@ class PartProfiles:
 
     def to_json(self) -> str:
         def rows(items):
-            return [{"channel": c.channel, "images": c.images, "top": c.top, "confidence": round(c.confidence, 4),
-                     "counts": [round(c.shares[k] * c.images) for k in self.categories]} for c in items]
-        return json.dumps({"format": PROFILE_FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "split": self.split,
-                           "images": self.images, "radius": self.radius, "strongest_k": self.strongest_k,
-                           "categories": self.categories, "own": rows(self.own), "strongest": rows(self.strongest)})
+            return [
+                {
+                    "channel": c.channel,
+                    "images": c.images,
+                    "top": c.top,
+                    "confidence": round(c.confidence, 4),
+                    "counts": [round(c.shares[k] * c.images) for k in self.categories],
+                }
+                for c in items
+            ]
+
+        return json.dumps(
+            {
+                "format": PROFILE_FORMAT,
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "split": self.split,
+                "images": self.images,
+                "radius": self.radius,
+                "strongest_k": self.strongest_k,
+                "categories": self.categories,
+                "own": rows(self.own),
+                "strongest": rows(self.strongest),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "PartProfiles":
@@ -97,9 +123,16 @@ class PartProfiles:
             raise ValueError(f"not a part-profile file ({d.get('format')!r})")
         cats = d["categories"]
         n_parts = len(cats) - 2
-        return cls(d["checkpoint_sha256"], d["split"], d["images"], d["radius"], d["strongest_k"], cats,
-                   [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["own"]],
-                   [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["strongest"]])
+        return cls(
+            d["checkpoint_sha256"],
+            d["split"],
+            d["images"],
+            d["radius"],
+            d["strongest_k"],
+            cats,
+            [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["own"]],
+            [_from_counts(r["channel"], r["counts"], cats, n_parts) for r in d["strongest"]],
+        )
 
     def matrix(self, population: str = "own") -> torch.Tensor:
         """``(channels, categories)`` shares, for the channel x part matrix."""
@@ -110,8 +143,12 @@ class PartProfiles:
 def peak_parts(peaks: Sequence[Sequence[float]], annotation: dict, radius: float = 0.15) -> list[str]:
     """Which annotated part each peak ``(x, y)`` hits in one image (the rule of ``mcviz localize``);
     ``annotation``: ``{"box", "parts", "part_names"}`` in the crop's pixels."""
-    cats = categorise_peaks(torch.tensor([list(map(float, p)) for p in peaks])[None],
-                            torch.tensor(annotation["box"])[None], torch.tensor(annotation["parts"])[None], radius)[0]
+    cats = categorise_peaks(
+        torch.tensor([list(map(float, p)) for p in peaks])[None],
+        torch.tensor(annotation["box"])[None],
+        torch.tensor(annotation["parts"])[None],
+        radius,
+    )[0]
     names = [*annotation["part_names"], NO_PART, OFF_BIRD]
     return [names[int(c)] for c in cats]
 
@@ -158,9 +195,16 @@ def compute_part_profiles(run: SplitPass, radius: float = 0.15, strongest_k: int
         strong += (onehot * sel[..., None]).sum(0)
         images += b
     n_parts = len(cub.part_names)
-    return PartProfiles(run.sha256, run.split, images, radius, strongest_k, cats,
-                        [_from_counts(i, own[i].tolist(), cats, n_parts) for i in range(n)],
-                        [_from_counts(i, strong[i].tolist(), cats, n_parts) for i in range(n)])
+    return PartProfiles(
+        run.sha256,
+        run.split,
+        images,
+        radius,
+        strongest_k,
+        cats,
+        [_from_counts(i, own[i].tolist(), cats, n_parts) for i in range(n)],
+        [_from_counts(i, strong[i].tolist(), cats, n_parts) for i in range(n)],
+    )
 
 
 def load_part_profiles(checkpoint: str | Path) -> Optional[PartProfiles]:

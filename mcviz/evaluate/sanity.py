@@ -54,8 +54,9 @@ def _spearman(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def cascading_randomisation(model: MCNet, meta: CheckpointMeta, images: Sequence, methods: Sequence[str],
-                            seed: int = 0) -> list[SanityRow]:
+def cascading_randomisation(
+    model: MCNet, meta: CheckpointMeta, images: Sequence, methods: Sequence[str], seed: int = 0
+) -> list[SanityRow]:
     """Spearman correlation of each method's maps after randomising each stage, top down."""
     ex0 = Explainer(model, meta)
     classes = [ex0.predict(img, 1)[0].index for img in images]

@@ -22,10 +22,39 @@ from .explainer import ChannelMaps, ClassMaps, Diversity, Explainer, Prediction,
 from .ood import OODCalibration, OODVerdict, load_ood_calibration
 from .methods import CAM_CLASSES, METHODS, ChannelMeanTarget, FeatureMethod, LayerMethod, MapMethod
 from .effect import HeadAblation, channel_effects
-from .rankings import (RANKINGS, ChannelRanking, EffectRanking, class_channel_scores, compute_effect_ranking,
-                       load_effect_ranking, top_channels)
+from .rankings import (
+    RANKINGS,
+    ChannelRanking,
+    EffectRanking,
+    class_channel_scores,
+    compute_effect_ranking,
+    load_effect_ranking,
+    top_channels,
+)
 
-__all__ = ["CAM_CLASSES", "ChannelMaps", "ChannelMeanTarget", "ChannelRanking", "ClassMaps",
-           "Diversity", "EffectRanking", "Explainer", "FeatureMethod", "HeadAblation", "LayerMethod", "METHODS", "MapMethod", "OODCalibration", "OODVerdict", "Prediction", "Predictions",
-           "RANKINGS", "channel_effects", "class_channel_scores", "compute_effect_ranking", "load_effect_ranking", "load_ood_calibration",
-           "top_channels"]
+__all__ = [
+    "CAM_CLASSES",
+    "ChannelMaps",
+    "ChannelMeanTarget",
+    "ChannelRanking",
+    "ClassMaps",
+    "Diversity",
+    "EffectRanking",
+    "Explainer",
+    "FeatureMethod",
+    "HeadAblation",
+    "LayerMethod",
+    "METHODS",
+    "MapMethod",
+    "OODCalibration",
+    "OODVerdict",
+    "Prediction",
+    "Predictions",
+    "RANKINGS",
+    "channel_effects",
+    "class_channel_scores",
+    "compute_effect_ranking",
+    "load_effect_ranking",
+    "load_ood_calibration",
+    "top_channels",
+]

@@ -51,8 +51,9 @@ class HeadAblation:
         return self.parts.classifier
 
     @classmethod
-    def of(cls, model: MCNet, pooled: Optional[torch.Tensor] = None,
-           means: Optional[torch.Tensor] = None) -> "HeadAblation":
+    def of(
+        cls, model: MCNet, pooled: Optional[torch.Tensor] = None, means: Optional[torch.Tensor] = None
+    ) -> "HeadAblation":
         """The model's head. A channel switched off takes ``means`` when given; else the official
         head's BatchNorm running mean, or for a GAP head (which keeps no statistics) the mean of
         ``pooled`` (``(M, N)``, e.g. over the test images)."""
@@ -109,15 +110,16 @@ class HeadAblation:
         base = torch.nn.functional.elu(v) @ w + b  # (B,)
         out = torch.empty_like(p)
         for i in range(0, p.shape[0], self.chunk):  # chunks of images bound the (b, N, hidden) block
-            d, vi = delta[i:i + self.chunk], v[i:i + self.chunk]
+            d, vi = delta[i : i + self.chunk], v[i : i + self.chunk]
             moved = torch.nn.functional.elu(vi[:, None, :] + d[:, :, None] * step[None])  # (b, N, hidden)
-            out[i:i + self.chunk] = base[i:i + self.chunk, None] - (moved @ w + b)
+            out[i : i + self.chunk] = base[i : i + self.chunk, None] - (moved @ w + b)
         return out
 
 
 @torch.no_grad()
-def channel_effects(ablation: HeadAblation, pooled: torch.Tensor, labels: torch.Tensor,
-                    classes: Optional[Sequence[int]] = None) -> torch.Tensor:
+def channel_effects(
+    ablation: HeadAblation, pooled: torch.Tensor, labels: torch.Tensor, classes: Optional[Sequence[int]] = None
+) -> torch.Tensor:
     """``(classes, N)``: each channel's mean effect on each class's logit over that class's
     images in ``pooled (M, N)`` / ``labels (M,)`` (zero for a class without images)."""
     n_classes = ablation.parts.out.out_features

@@ -41,8 +41,10 @@ def class_evidence(model: MCNet, pooled: torch.Tensor, class_index: int) -> Evid
     (:func:`mcviz.explain.effect.pooled_inputs`). Raises ``ValueError`` for a head that is not
     class-connected: its score has no such decomposition."""
     if not model.class_connected:
-        raise ValueError(f"the {model.head_kind} head mixes every channel into every class: it has no exact "
-                         "per-channel evidence (use the measured effect instead)")
+        raise ValueError(
+            f"the {model.head_kind} head mixes every channel into every class: it has no exact "
+            "per-channel evidence (use the measured effect instead)"
+        )
     parts = model.head_parts()
     p = torch.as_tensor(pooled).float().reshape(1, -1)
     normed = parts.bn1.eval()(p)[0]
@@ -51,6 +53,12 @@ def class_evidence(model: MCNet, pooled: torch.Tensor, class_index: int) -> Evid
     values = normed[channels] * w[channels]
     order = torch.argsort(values, descending=True).tolist()
     score = float(parts.classifier.eval()(p)[0, class_index])
-    return Evidence(class_index, [channels[i] for i in order], [float(normed[channels[i]]) for i in order],
-                    [float(w[channels[i]]) for i in order], [float(values[i]) for i in order],
-                    float(parts.out.bias[class_index]), score)
+    return Evidence(
+        class_index,
+        [channels[i] for i in order],
+        [float(normed[channels[i]]) for i in order],
+        [float(w[channels[i]]) for i in order],
+        [float(values[i]) for i in order],
+        float(parts.out.bias[class_index]),
+        score,
+    )

@@ -86,22 +86,34 @@ class ChannelMaps:
                 return c
         raise KeyError(class_index)
 
-    def record(self, predictions: Sequence[Prediction], labels: Optional[dict[int, str]] = None,
-               **context: Any) -> dict[str, Any]:
+    def record(
+        self, predictions: Sequence[Prediction], labels: Optional[dict[int, str]] = None, **context: Any
+    ) -> dict[str, Any]:
         """The numbers behind the maps, JSON-ready (``mcviz explain``'s ``.json``, the app's
         download): ``context`` first (the image, the checkpoint), then the method, the
         predictions and each class's channels, h, peaks and raw maxima; with ``labels``
         (channel -> the part it usually looks at) each class also lists ``usual_parts``."""
+
         def one(c: ClassMaps) -> dict[str, Any]:
-            out = {"class": c.class_name, "index": c.class_index, "h": round(c.h, 4), "channels": c.channels,
-                   "peaks_xy": [list(map(int, pk)) for pk in c.peaks], "raw_max": [float(r.max()) for r in c.raw]}
+            out = {
+                "class": c.class_name,
+                "index": c.class_index,
+                "h": round(c.h, 4),
+                "channels": c.channels,
+                "peaks_xy": [list(map(int, pk)) for pk in c.peaks],
+                "raw_max": [float(r.max()) for r in c.raw],
+            }
             if labels:
                 out["usual_parts"] = [labels.get(ch) for ch in c.channels]
             return out
 
-        return {**context, "method": self.method, "layer": self.layer,
-                "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in predictions],
-                "classes": [one(c) for c in self.classes]}
+        return {
+            **context,
+            "method": self.method,
+            "layer": self.layer,
+            "predictions": [{"class": p.name, "index": p.index, "prob": round(p.prob, 5)} for p in predictions],
+            "classes": [one(c) for c in self.classes],
+        }
 
 
 @dataclass
@@ -124,7 +136,11 @@ def _display(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear upsampling of ``(k, h, w)`` to ``(k, H, W)`` (cv2, as the grad-cam package)."""
     w, h = size
-    return np.stack([cv2.resize(m.astype(np.float32), (w, h)) for m in maps]) if len(maps) else np.zeros((0, h, w), np.float32)
+    return (
+        np.stack([cv2.resize(m.astype(np.float32), (w, h)) for m in maps])
+        if len(maps)
+        else np.zeros((0, h, w), np.float32)
+    )
 
 
 def _between_crops(u: torch.Tensor, src: EvalTransform, dst: EvalTransform) -> torch.Tensor:
@@ -139,10 +155,21 @@ class Explainer:
     >>> ex = Explainer.from_checkpoint("checkpoints/cub-mc.safetensors")
     >>> preds = ex.predict(image, k=3)
     >>> maps = ex.channel_maps(image, [preds[0].index], method="activation")
+
+    Args:
+        model: the network (a private copy is made, in eval mode on ``device``).
+        meta: its metadata (the transform, the class names).
+        device: where it runs.
+        ood: the out-of-distribution calibration (:func:`mcviz.explain.ood.load_ood_calibration`).
     """
 
-    def __init__(self, model: MCNet, meta: CheckpointMeta | dict[str, Any], device: str | torch.device = "cpu",
-                 ood: Optional[OODCalibration] = None) -> None:
+    def __init__(
+        self,
+        model: MCNet,
+        meta: CheckpointMeta | dict[str, Any],
+        device: str | torch.device = "cpu",
+        ood: Optional[OODCalibration] = None,
+    ) -> None:
         # A private copy without in-place ReLUs: CAM hooks must see unmodified activations.
         # channels_last: the CPU runs the network faster in it (see models.channels_last).
         self.model = channels_last(copy.deepcopy(model).eval().to(device))
@@ -166,7 +193,18 @@ class Explainer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Explainer":
         """The checkpoint's explainer, with its out-of-distribution calibration (``NAME.ood.json``)
-        when one was made for these weights."""
+        when one was made for these weights.
+
+        Args:
+            path: a ``.safetensors`` checkpoint.
+            device: where it runs.
+
+        Returns:
+            The explainer.
+
+        Raises:
+            mcviz.CheckpointError: the file is no readable checkpoint.
+        """
         model, meta = load_checkpoint(path, device=device)
         return cls(model, meta, device, ood=load_ood_calibration(path))
 
@@ -175,12 +213,26 @@ class Explainer:
         return self.model.groups
 
     def layers(self) -> list[str]:
-        """Layers a CAM method can use (the feature path, input to MC features)."""
+        """Layers a CAM method can use.
+
+        Returns:
+            The names of the feature path's steps, input to MC features.
+        """
         return [n for n, _ in self.model.stages()]
 
     # -- input ------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> tuple[torch.Tensor, np.ndarray]:
-        """``(1, 3, H, W)`` model input and the ``(H, W, 3)`` uint8 crop it shows."""
+        """The model's input for an image.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+
+        Returns:
+            ``(1, 3, H, W)`` model input and the ``(H, W, 3)`` uint8 crop it shows.
+
+        Raises:
+            mcviz.data.images.ImageError: the image cannot be read (with the reason).
+        """
         if isinstance(image, Image.Image):
             img = to_rgb(image)
         else:
@@ -193,7 +245,15 @@ class Explainer:
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, keep: int = 8) -> torch.Tensor:
-        """The MC features of a prepared input, reused for the last ``keep`` inputs."""
+        """The MC features of a prepared input, reused for the last ``keep`` inputs.
+
+        Args:
+            x: ``(1, 3, H, W)`` from :meth:`prepare`.
+            keep: how many recent inputs keep their features.
+
+        Returns:
+            ``(1, N, H', W')`` MC features.
+        """
         return self._forward(x, keep)[0]
 
     @torch.no_grad()
@@ -224,7 +284,16 @@ class Explainer:
         """Where each CUB part of *this* photo is (:class:`~mcviz.core.part_locator.PartLocator`), in the
         pixels of the model's crop. When the model's body up to the locator's step is the trunk the
         locator was trained on, its own pass feeds the locator (the photo costs only the head);
-        otherwise the locator's own trunk runs."""
+        otherwise the locator's own trunk runs.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+            locator: the part locator.
+            locator_meta: its metadata (trunk, transform).
+
+        Returns:
+            The parts, their visibility and the box in the model's crop.
+        """
         from ..core.part_locator import PartPrediction
         from ..io.locator_file import locator_fits, trunk_for
 
@@ -251,25 +320,65 @@ class Explainer:
     def predict(self, image: ImageLike, k: int = 5) -> Predictions:
         """The ``k`` most probable classes, with the out-of-distribution verdict on the photo
         (``.ood``) when the checkpoint is calibrated: it reads the same class scores, so it costs
-        nothing more."""
+        nothing more.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+            k: how many classes.
+
+        Returns:
+            :class:`Predictions`, most probable first, with ``.ood`` (None when uncalibrated).
+
+        Raises:
+            mcviz.data.images.ImageError: the image cannot be read.
+        """
         x, _ = self.prepare(image)
         logits = self.model.logits_from_features(self.features(x))[0].float()
         probs = torch.softmax(logits, dim=0)
         top = probs.topk(min(k, len(probs)))
-        return Predictions([Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
-                           ood=self.ood.verdict(logits) if self.ood is not None else None)
+        return Predictions(
+            [Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+            ood=self.ood.verdict(logits) if self.ood is not None else None,
+        )
 
     @torch.no_grad()
     def pooled(self, image: ImageLike) -> torch.Tensor:
         """``(N,)``: the head's pooled input for ``image``; with a
         :class:`~mcviz.explain.effect.HeadAblation` it gives the prediction with any channels
-        switched off, without another pass through the trunk."""
+        switched off, without another pass through the trunk.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+
+        Returns:
+            ``(N,)`` pooled input of the CE head.
+        """
         x, _ = self.prepare(image)
         return pooled_inputs(self.model, self.features(x))[0]
 
-    def channel_maps(self, image: ImageLike, classes: Sequence[int], method: str = "activation",
-                     layer: Optional[str] = None, chunk: int = 16) -> ChannelMaps:
-        """One map per channel of each requested class, computed in one batched pass."""
+    def channel_maps(
+        self,
+        image: ImageLike,
+        classes: Sequence[int],
+        method: str = "activation",
+        layer: Optional[str] = None,
+        chunk: int = 16,
+    ) -> ChannelMaps:
+        """One map per channel of each requested class, computed in one batched pass.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+            classes: class indices.
+            method: ``activation``, ``contribution`` or a Grad-CAM method of :data:`mcviz.explain.METHODS`.
+            layer: the CAM layer (default: :meth:`mcviz.MCNet.default_cam_layer`).
+            chunk: channels per backward pass of a CAM method.
+
+        Returns:
+            :class:`ChannelMaps`: per class its channels' raw and display maps, peaks and h.
+
+        Raises:
+            ValueError: an unknown method or layer, or a class out of range.
+        """
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         classes = [int(c) for c in classes]
@@ -294,19 +403,28 @@ class Explainer:
         i = 0
         for c in classes:
             k = len(self.groups.channels(c))
-            small = raw_small[i:i + k]
+            small = raw_small[i : i + k]
             raw = _resize(small, size)
             merged_raw = raw.max(axis=0)
-            out.classes.append(ClassMaps(
-                class_index=c, class_name=self.class_names[c], channels=flat_channels[i:i + k],
-                raw=raw, maps=_display(small, size), merged_raw=merged_raw, merged=_normalise(merged_raw),
-                peaks=[self._peak(m, crop.shape) for m in small], h=float(h[c]),
-            ))
+            out.classes.append(
+                ClassMaps(
+                    class_index=c,
+                    class_name=self.class_names[c],
+                    channels=flat_channels[i : i + k],
+                    raw=raw,
+                    maps=_display(small, size),
+                    merged_raw=merged_raw,
+                    merged=_normalise(merged_raw),
+                    peaks=[self._peak(m, crop.shape) for m in small],
+                    h=float(h[c]),
+                )
+            )
             i += k
         return out
 
-    def _raw_maps(self, fn, x: torch.Tensor, channels: list[int], classes: list[int], layer: Optional[str],
-                  chunk: int) -> tuple[np.ndarray, torch.Tensor]:
+    def _raw_maps(
+        self, fn, x: torch.Tensor, channels: list[int], classes: list[int], layer: Optional[str], chunk: int
+    ) -> tuple[np.ndarray, torch.Tensor]:
         """``(raw maps, MC features)``: one forward pass serves both (up to the CAM layer, then on)."""
         if isinstance(fn, LayerMethod):
             front, tail = self.model.split_at(layer)
@@ -319,7 +437,14 @@ class Explainer:
 
     @torch.no_grad()
     def diversity(self, image: ImageLike) -> Diversity:
-        """h of every class (Eq. 7) and each channel's peak location."""
+        """h of every class (Eq. 7) and each channel's peak location.
+
+        Args:
+            image: a path, bytes or a PIL image (decoded safely: EXIF rotation, CMYK, 16-bit...).
+
+        Returns:
+            :class:`Diversity`.
+        """
         x, crop = self.prepare(image)
         f = self.features(x).float()
         h = diversity_scores(f, self.groups)[0].cpu().numpy()

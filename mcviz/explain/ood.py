@@ -33,8 +33,17 @@ from ..io.describe import dataset_name
 from ..io.files import OOD, atomic_write_bytes, load_side_file, side_path
 from ..io.meta import CheckpointMeta
 
-__all__ = ["OOD_FORMAT", "SCORES", "OODCalibration", "OODVerdict", "domain_of", "load_ood_calibration",
-           "ood_path", "ood_scores", "save_ood_calibration"]
+__all__ = [
+    "OOD_FORMAT",
+    "SCORES",
+    "OODCalibration",
+    "OODVerdict",
+    "domain_of",
+    "load_ood_calibration",
+    "ood_path",
+    "ood_scores",
+    "save_ood_calibration",
+]
 
 OOD_FORMAT = "mcviz-ood/1"
 
@@ -45,8 +54,12 @@ SCORES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 # What the classes of each data set are (by the name mcviz.io.describe gives it), in the warning's words.
-_KINDS = {"CUB-200-2011": "bird species", "Stanford Cars": "car models", "Flowers-102": "flower species",
-          "FGVC-Aircraft": "aircraft variants"}
+_KINDS = {
+    "CUB-200-2011": "bird species",
+    "Stanford Cars": "car models",
+    "Flowers-102": "flower species",
+    "FGVC-Aircraft": "aircraft variants",
+}
 
 
 def domain_of(meta: CheckpointMeta) -> str:
@@ -54,7 +67,9 @@ def domain_of(meta: CheckpointMeta) -> str:
     trained on, named as everywhere else by :func:`mcviz.io.describe.dataset_name`)."""
     name = dataset_name(meta)
     kind = _KINDS.get(name)
-    return f"the {meta.num_classes} {kind} of {name}" if kind else f"the {meta.num_classes} classes of its training data"
+    return (
+        f"the {meta.num_classes} {kind} of {name}" if kind else f"the {meta.num_classes} classes of its training data"
+    )
 
 
 def ood_scores(logits: torch.Tensor, score: str = "energy") -> torch.Tensor:
@@ -87,17 +102,24 @@ class OODVerdict:
         return not self.in_distribution
 
     def as_dict(self) -> dict:
-        return {"score": round(self.score, 4), "threshold": round(self.threshold, 4), "score_name": self.score_name,
-                "in_distribution": self.in_distribution, "domain": self.domain}
+        return {
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "score_name": self.score_name,
+            "in_distribution": self.in_distribution,
+            "domain": self.domain,
+        }
 
     def message(self) -> str:
         """The warning shown on a flagged photo (empty when the photo looks like the model's data)."""
         if self.in_distribution:
             return ""
-        return (f"This photo does not look like anything this model knows ({self.domain}): its score "
-                f"{self.score:.1f} is below the {self.threshold:.1f} that {self.score_name.replace('_', ' ')} "
-                "reaches on nearly all of its own test photos. The predictions, maps and part names below "
-                "are not reliable.")
+        return (
+            f"This photo does not look like anything this model knows ({self.domain}): its score "
+            f"{self.score:.1f} is below the {self.threshold:.1f} that {self.score_name.replace('_', ' ')} "
+            "reaches on nearly all of its own test photos. The predictions, maps and part names below "
+            "are not reliable."
+        )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..io.checkpoint import as_meta, load_checkpoint
@@ -33,22 +33,36 @@ from .effect import HeadAblation, PooledSet, channel_effects, collect_pooled
 from ..io.meta import CheckpointMeta
 from ..trunk.split_pass import SplitPass
 
-__all__ = ["RANKINGS", "ChannelRanking", "EffectRanking", "available_rankings", "class_channel_scores",
-           "compute_effect_ranking", "evidence_scores", "linearised_head_scores", "load_effect_ranking", "own_in_top",
-           "ranking_path", "ranking_scores", "save_effect_ranking", "soft_label_scores", "top_channels"]
+__all__ = [
+    "RANKINGS",
+    "ChannelRanking",
+    "EffectRanking",
+    "available_rankings",
+    "class_channel_scores",
+    "compute_effect_ranking",
+    "evidence_scores",
+    "linearised_head_scores",
+    "load_effect_ranking",
+    "own_in_top",
+    "ranking_path",
+    "ranking_scores",
+    "save_effect_ranking",
+    "soft_label_scores",
+    "top_channels",
+]
 
 RANKING_FORMAT = "mcviz-ranking/1"
 # name -> what the score means, in one line (the app shows it)
 RANKINGS: dict[str, str] = {
     "effect": "how far switching the channel off (its pooled value set to its mean) drops the class's logit, "
-              "averaged over the class's test images",
+    "averaged over the class's test images",
     "soft-labels": "the learned soft channel labels (paper Table IX), as specificity: the label minus the "
-                   "channel's mean label over classes",
+    "channel's mean label over classes",
     "linearised-head": "the classifier's weights, linearised (the official head's BNs folded in, its ELU taken as "
-                       "identity; exact for a GAP + linear head)",
+    "identity; exact for a GAP + linear head)",
     "activation": "the channel's mean activation over the class's images",
     "evidence": "the channel's evidence for the class (its normalised pooled value times its weight, a term of "
-                "the class's score), averaged over the class's test images; class-connected heads only",
+    "the class's score), averaged over the class's test images; class-connected heads only",
 }
 
 Checkpoint = Union[str, Path, MCNet, tuple[MCNet, dict]]
@@ -84,12 +98,20 @@ class EffectRanking:
             a = t.to(torch.float16).numpy()
             return {"dtype": "float16", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode()}
 
-        return json.dumps({
-            "format": RANKING_FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "score": "effect",
-            "meaning": RANKINGS["effect"], "dataset": self.dataset, "split": self.split, "images": self.images,
-            "top": self.effects.topk(min(top, self.effects.shape[1]), dim=1).indices.tolist(),
-            "effects": pack(self.effects), "means": pack(self.means),
-        })
+        return json.dumps(
+            {
+                "format": RANKING_FORMAT,
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "score": "effect",
+                "meaning": RANKINGS["effect"],
+                "dataset": self.dataset,
+                "split": self.split,
+                "images": self.images,
+                "top": self.effects.topk(min(top, self.effects.shape[1]), dim=1).indices.tolist(),
+                "effects": pack(self.effects),
+                "means": pack(self.means),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "EffectRanking":
@@ -101,8 +123,9 @@ class EffectRanking:
             a = np.frombuffer(base64.b64decode(p["base64"]), dtype=np.dtype(p["dtype"])).reshape(p["shape"])
             return torch.from_numpy(a.astype(np.float32))
 
-        return cls(d["checkpoint_sha256"], d["dataset"], d["split"], d["images"], unpack(d["effects"]),
-                   unpack(d["means"]))
+        return cls(
+            d["checkpoint_sha256"], d["dataset"], d["split"], d["images"], unpack(d["effects"]), unpack(d["means"])
+        )
 
 
 def ranking_path(checkpoint: str | Path) -> Path:
@@ -123,8 +146,9 @@ def compute_effect_ranking(run: SplitPass) -> EffectRanking:
     _require_head(run.model)
     pooled = collect_pooled(run)
     effects, means = effect_scores(run.model, pooled)
-    return EffectRanking(run.sha256, run.dataset, run.split, len(pooled.labels),
-                         effects.to(torch.float16).float(), means)
+    return EffectRanking(
+        run.sha256, run.dataset, run.split, len(pooled.labels), effects.to(torch.float16).float(), means
+    )
 
 
 def save_effect_ranking(ranking: EffectRanking, checkpoint: str | Path) -> Path:
@@ -149,7 +173,7 @@ def soft_label_scores(model: MCNet, meta: CheckpointMeta) -> Optional[torch.Tens
     classes), the order in which the regrouping (:func:`mcviz.core.soft_labels.regroup`) hands
     channels to classes; None without soft labels. A channel every class weighs alike is
     nobody's channel; raw labels would put such channels at the top of every list."""
-    soft = model.soft_labels if getattr(model, "soft", False) else meta.extra.get("soft_labels")
+    soft: Optional[torch.Tensor] = model.soft_labels if getattr(model, "soft", False) else meta.extra.get("soft_labels")  # type: ignore[assignment]
     if soft is None:
         return None
     soft = soft.detach().float()
@@ -170,7 +194,7 @@ def linearised_head_scores(model: MCNet) -> torch.Tensor:
     if model.class_connected:  # exact: a class's weights on the pooled inputs, zero off its channels
         return (parts.out.class_weights().detach() * bn_scale(parts.bn1)[None, :]).float()
     bn1, fc1, bn2, fc2 = parts.bn1, parts.fc1, parts.bn2, parts.out
-
+    assert fc1 is not None and bn2 is not None  # the official head has both
     w = fc2.weight.detach() @ torch.diag(bn_scale(bn2)) @ fc1.weight.detach() @ torch.diag(bn_scale(bn1))
     return w.float()
 
@@ -189,8 +213,9 @@ def activation_scores(model: MCNet, dataset, batch_size: int = 64, progress: boo
     return sums / counts.clamp(min=1)[:, None]
 
 
-def class_channel_scores(model: MCNet, meta: CheckpointMeta, dataset=None, batch_size: int = 64,
-                         progress: bool = False) -> tuple[torch.Tensor, str]:
+def class_channel_scores(
+    model: MCNet, meta: CheckpointMeta, dataset=None, batch_size: int = 64, progress: bool = False
+) -> tuple[torch.Tensor, str]:
     """A ``(classes, channels)`` score matrix and its source, from what needs no ranking file:
     the soft labels when the model has them, else the mean activation over ``dataset`` when
     given, else the linearised head."""
@@ -219,6 +244,7 @@ def evidence_scores(model: MCNet, effect: EffectRanking) -> torch.Tensor:
         raise ValueError("only a class-connected head has per-channel evidence")
     parts = model.head_parts()
     bn = parts.bn1
+    assert bn is not None  # a class-connected head has its BatchNorm
     with torch.no_grad():
         at_mean = bn.eval()(effect.means.float()[None])[0]
         w = parts.out.class_weights().float()
@@ -245,8 +271,9 @@ def _default_ranking(model: MCNet, meta: CheckpointMeta, effect: Optional[Effect
     return "soft-labels" if soft_label_scores(model, meta) is not None else "linearised-head"
 
 
-def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset,
-            class_index: int) -> tuple[torch.Tensor, str]:
+def _scores(
+    by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking], dataset, class_index: int
+) -> tuple[torch.Tensor, str]:
     """``(classes, N)`` scores of ranking ``by`` and their source in words."""
     if by == "evidence":
         if effect is None:
@@ -277,15 +304,22 @@ def _scores(by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[Effect
     raise ValueError(f"unknown ranking {by!r}; choose one of {', '.join(RANKINGS)}")
 
 
-def ranking_scores(by: str, model: MCNet, meta: CheckpointMeta,
-                   effect: Optional[EffectRanking] = None) -> tuple[torch.Tensor, str]:
+def ranking_scores(
+    by: str, model: MCNet, meta: CheckpointMeta, effect: Optional[EffectRanking] = None
+) -> tuple[torch.Tensor, str]:
     """The ``(classes, N)`` matrix of ranking ``by`` (any but ``activation``, which is measured per
     class) and its source in words."""
     return _scores(by, model, meta, effect, None, 0)
 
 
-def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=None,
-                 by: Optional[str] = None, effect: Optional[EffectRanking] = None) -> ChannelRanking:
+def top_channels(
+    checkpoint: Checkpoint,
+    class_index: int,
+    k: int = 10,
+    dataset: Optional[Dataset] = None,
+    by: Optional[str] = None,
+    effect: Optional[EffectRanking] = None,
+) -> ChannelRanking:
     """The ``k`` most important channels of ``class_index``.
 
     ``checkpoint`` is a path, a loaded model, or ``(model, meta)``. ``by`` names a ranking of
@@ -297,6 +331,20 @@ def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=
     Rankings by ``effect`` or ``evidence`` hold only channels that change the class's score: a
     class-connected class's top 10 is its own ξ channels, not those plus other classes' channels
     with exactly zero effect in the order ties happen to fall.
+
+    Args:
+        checkpoint: a path, a loaded model, or ``(model, meta)``.
+        class_index: the class.
+        k: how many channels.
+        dataset: a data set of images for the activation ranking.
+        by: a ranking of :data:`RANKINGS` (default: the best one available, as above).
+        effect: an effect ranking to read (default: the file beside the checkpoint).
+
+    Returns:
+        :class:`ChannelRanking`: the channels, their scores and the ranking used.
+
+    Raises:
+        ValueError: an unknown ranking, one the model cannot give, or a class out of range.
     """
     model, meta, path = _load(checkpoint)
     if not 0 <= class_index < model.num_classes:
@@ -309,8 +357,14 @@ def top_channels(checkpoint: Checkpoint, class_index: int, k: int = 10, dataset=
     top = row.topk(min(k, row.numel()))
     keep = [j for j, v in enumerate(top.values) if by not in ("effect", "evidence") or float(v) != 0.0]
     owner = model.groups.owner()
-    return ChannelRanking(class_index, [int(top.indices[j]) for j in keep], [float(top.values[j]) for j in keep],
-                          [int(owner[top.indices[j]]) for j in keep], source, by)
+    return ChannelRanking(
+        class_index,
+        [int(top.indices[j]) for j in keep],
+        [float(top.values[j]) for j in keep],
+        [int(owner[top.indices[j]]) for j in keep],
+        source,
+        by,
+    )
 
 
 def own_in_top(scores: torch.Tensor, model: MCNet, k: int = 10) -> float:

@@ -12,18 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union, cast
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from ..core.models import MCNet, PretrainedUnavailable, build_model
+from ..core.models import Head, MCNet, PretrainedUnavailable, build_model
 from .files import PathLike, atomic_write_bytes
 from .meta import FORMAT, CheckpointMeta
 
-__all__ = ["CheckpointError", "FORMAT", "as_meta", "body_digest", "load_checkpoint", "packaged_keys", "read_metadata",
-           "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "as_meta",
+    "body_digest",
+    "load_checkpoint",
+    "packaged_keys",
+    "read_metadata",
+    "save_checkpoint",
+]
 
 _META_KEY = "mcviz"
 
@@ -105,6 +113,17 @@ def save_checkpoint(
     weights come from a registry package) leaves the body up to LAYER out of the file and records
     its digest; loading rebuilds it from the package and refuses it if it differs. A frozen Lite0
     body is three quarters of a shipped checkpoint.
+
+    Args:
+        path: the ``.safetensors`` file to write (replaced only once the new one is complete).
+        model: the network.
+        meta: its metadata (a mapping, or the :class:`CheckpointMeta` of another file's copy).
+        dtype: store floating tensors in this type (e.g. ``torch.float16``).
+        extra_tensors: tensors stored beside the weights.
+        packaged_body: leave the body up to this step out (see above).
+
+    Raises:
+        ValueError: ``meta`` lacks ``backbone``, or ``packaged_body`` is not a step of a packaged backbone.
     """
     if isinstance(meta, CheckpointMeta):
         meta = meta.to_dict()
@@ -199,10 +218,18 @@ def _meta_of(f, path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[MCNet, CheckpointMeta]:
-    """Rebuild the model saved at ``path``; returns ``(model in eval mode, metadata)``.
+    """Rebuild the model saved at ``path`` without running any code from the file.
 
-    Raises :class:`CheckpointError` for a pickle, a truncated or corrupt file, or weights
-    that do not fit the model the metadata describes.
+    Args:
+        path: a ``.safetensors`` checkpoint of :func:`save_checkpoint`.
+        device: where the weights go.
+
+    Returns:
+        ``(model in eval mode, metadata)``.
+
+    Raises:
+        CheckpointError: a pickle, a truncated or corrupt file, or weights that do not fit the model
+            the metadata describes.
     """
     path = Path(path)
     with _open(path) as f:
@@ -213,14 +240,23 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
             raise CheckpointError(f"{path}: cannot read the weights (truncated or corrupt?): {exc}") from None
     packaged = meta.raw.get("packaged_body")
     try:
-        model = build_model(meta.backbone, meta.num_classes, meta.channel_groups(), pretrained=bool(packaged),
-                            mc_layer=meta.mc_layer, head=meta.head, predict=meta.predict, mc_kernel=meta.mc_kernel,
-                            soft=meta.soft, mc_hidden=meta.mc_hidden)
+        model = build_model(
+            meta.backbone,
+            meta.num_classes,
+            meta.channel_groups(),
+            pretrained=bool(packaged),
+            mc_layer=meta.mc_layer,
+            head=cast(Head, meta.head),
+            predict=cast(Literal["head", "mc"], meta.predict),
+            mc_kernel=meta.mc_kernel,
+            soft=meta.soft,
+            mc_hidden=meta.mc_hidden,
+        )
     except PretrainedUnavailable as exc:
         raise CheckpointError(f"{path}: its frozen body comes from a weights package that is missing ({exc})") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the metadata does not describe a model mcviz can build ({exc})") from None
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     own = model.state_dict()
     if packaged:
         try:
@@ -231,11 +267,14 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
         if body_digest(model, through) != digest:
             raise CheckpointError(
                 f"{path}: the body this model was trained on (through {through}) differs from the installed "
-                f"weights package's; install the package version it was trained with")
+                f"weights package's; install the package version it was trained with"
+            )
         own = {k: v for k, v in own.items() if k not in set(keys)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items() if k in state and state[k].shape != v.shape]
+    wrong = [
+        (k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items() if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         if wrong:
@@ -252,5 +291,5 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     state = {k: v.to(own[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=not packaged)
     model.eval().to(device)
-    meta.extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    meta.extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, meta

@@ -12,15 +12,29 @@ __all__ = ["dataset_name", "head_name", "plain_command", "training_name", "varia
 
 _DATASETS = {"cub": "CUB-200-2011", "cars": "Stanford Cars", "aircraft": "FGVC-Aircraft", "flowers": "Flowers-102"}
 # image folders whose name says which data set they hold
-_FOLDERS = {"stanford_cars": "Stanford Cars", "cars": "Stanford Cars", "fgvc_aircraft": "FGVC-Aircraft",
-            "flowers-102": "Flowers-102", "cub_200_2011": "CUB-200-2011"}
-_VARIANTS = {"ce": "cross-entropy", "mc": "MC-Loss", "mc-no-div": "MC-Loss without L_div",
-             "mc-no-dis": "MC-Loss without L_dis", "mc-no-cwa": "MC-Loss without CWA",
-             "mc-v2": "MC-Loss v2 (L_div of the true class only)", "mc-ccap": "MC-Loss with cross-channel average",
-             "mc-soft": "MC-Loss on soft channel labels"}
-_HEADS = {"official": "official head", "gap": "GAP + linear head",
-          "class-connected-max": "class-connected head (max pool)",
-          "class-connected-avg": "class-connected head (average pool)"}
+_FOLDERS = {
+    "stanford_cars": "Stanford Cars",
+    "cars": "Stanford Cars",
+    "fgvc_aircraft": "FGVC-Aircraft",
+    "flowers-102": "Flowers-102",
+    "cub_200_2011": "CUB-200-2011",
+}
+_VARIANTS = {
+    "ce": "cross-entropy",
+    "mc": "MC-Loss",
+    "mc-no-div": "MC-Loss without L_div",
+    "mc-no-dis": "MC-Loss without L_dis",
+    "mc-no-cwa": "MC-Loss without CWA",
+    "mc-v2": "MC-Loss v2 (L_div of the true class only)",
+    "mc-ccap": "MC-Loss with cross-channel average",
+    "mc-soft": "MC-Loss on soft channel labels",
+}
+_HEADS = {
+    "official": "official head",
+    "gap": "GAP + linear head",
+    "class-connected-max": "class-connected head (max pool)",
+    "class-connected-avg": "class-connected head (average pool)",
+}
 RECIPE_MU = 1.5  # the from-scratch setting (paper Sec. IV-A), which the shipped models keep
 
 
@@ -89,14 +103,18 @@ def training_name(meta: CheckpointMeta) -> str:
     if freeze:
         words.append(f"body frozen through {freeze}")
         if freeze != "head_conv":
-            words.append(f"the layers after {freeze} trained" + (f" ({meta.hparam('body_lr'):g} x lr)"
-                                                                 if meta.hparam("body_lr", 1.0) != 1.0 else ""))
+            words.append(
+                f"the layers after {freeze} trained"
+                + (f" ({meta.hparam('body_lr'):g} x lr)" if meta.hparam("body_lr", 1.0) != 1.0 else "")
+            )
     elif meta.hparam("pretrained"):
         words.append("whole body fine-tuned")
     teacher = _flag(meta.command, "--distill")  # a path: not a hyperparameter, but the command has it
     if teacher and meta.hparam("distill_weight"):
-        words.append(f"distilled from {Path(teacher).name.removesuffix('.safetensors')} (weight "
-                     f"{meta.hparam('distill_weight'):g}, T = {meta.hparam('distill_temperature', 4.0):g})")
+        words.append(
+            f"distilled from {Path(teacher).name.removesuffix('.safetensors')} (weight "
+            f"{meta.hparam('distill_weight'):g}, T = {meta.hparam('distill_temperature', 4.0):g})"
+        )
     if meta.hparam("part_guide"):
         words.append(f"part-guided (weight {meta.hparam('part_guide'):g}: uses CUB's part annotations)")
     return "; ".join(words) or "trained from scratch"

@@ -20,8 +20,17 @@ from ..data.transforms import EvalTransform
 from .checkpoint import CheckpointError, body_digest
 from .files import atomic_write_bytes
 
-__all__ = ["LOCATOR_FORMAT", "LocatorMeta", "default_locator_path", "load_locator", "locator_fits", "read_locator",
-           "save_locator", "trunk_for", "write_locator"]
+__all__ = [
+    "LOCATOR_FORMAT",
+    "LocatorMeta",
+    "default_locator_path",
+    "load_locator",
+    "locator_fits",
+    "read_locator",
+    "save_locator",
+    "trunk_for",
+    "write_locator",
+]
 
 LOCATOR_FORMAT = "mcviz-part-locator/1"
 
@@ -47,9 +56,17 @@ class LocatorMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LocatorMeta":
-        return cls(backbone=d["backbone"], layer=d["layer"], input=dict(d["input"]), trunk_sha256=d["trunk_sha256"],
-                   config=dict(d["config"]), epochs=int(d.get("epochs", 0)), epoch=int(d.get("epoch", 0)),
-                   command=str(d.get("command", "")), train=dict(d.get("train", {})))
+        return cls(
+            backbone=d["backbone"],
+            layer=d["layer"],
+            input=dict(d["input"]),
+            trunk_sha256=d["trunk_sha256"],
+            config=dict(d["config"]),
+            epochs=int(d.get("epochs", 0)),
+            epoch=int(d.get("epoch", 0)),
+            command=str(d.get("command", "")),
+            train=dict(d.get("train", {})),
+        )
 
 
 def write_locator(path: Union[str, Path], state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -83,7 +100,9 @@ def default_locator_path() -> Path:
     """The operator's part locator: ``$MCVIZ_PART_LOCATOR``, else the one shipped in the repository's
     ``checkpoints/locator/`` (the CLI and the app both ask here)."""
     env = os.environ.get("MCVIZ_PART_LOCATOR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints" / "locator" / "cub-parts.safetensors"
+    return (
+        Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints" / "locator" / "cub-parts.safetensors"
+    )
 
 
 def load_locator(path: Union[str, Path]) -> tuple[PartLocator, LocatorMeta]:

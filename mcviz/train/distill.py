@@ -25,8 +25,11 @@ def load_teacher(cfg: TrainConfig, model: MCNet, classes: list, after: Optional[
         raise ConfigError(f"--distill {cfg.distill}: its classes are not this data set's")
     if after:
         ours, theirs = model.split_at(after)[0].state_dict(), teacher.split_at(after)[0].state_dict()
-        if ours.keys() != theirs.keys() or any(not torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-3)
-                                                for k in ours if ours[k].is_floating_point()):
+        if ours.keys() != theirs.keys() or any(
+            not torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-3)
+            for k in ours
+            if ours[k].is_floating_point()
+        ):
             raise ConfigError(f"--distill {cfg.distill}: its body up to {after} is not this run's frozen trunk")
     teacher = channels_last(teacher.to(device).eval())
     for p in teacher.parameters():
@@ -34,11 +37,27 @@ def load_teacher(cfg: TrainConfig, model: MCNet, classes: list, after: Optional[
     return teacher
 
 
-def distill_term(teacher: MCNet, x: torch.Tensor, logits: torch.Tensor, after: Optional[str], t: float,
-                 device_type: str = "cpu", amp_dtype: torch.dtype = torch.float16, amp: bool = False) -> torch.Tensor:
+def distill_term(
+    teacher: MCNet,
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    after: Optional[str],
+    t: float,
+    device_type: str = "cpu",
+    amp_dtype: torch.dtype = torch.float16,
+    amp: bool = False,
+) -> torch.Tensor:
     """T^2 x KL(teacher || student) of the class probabilities softened by ``t`` (Hinton et al., 2015);
     ``x``: the student's input (a cached trunk output when ``after`` names its step)."""
     with torch.no_grad(), torch.autocast(device_type, dtype=amp_dtype, enabled=amp):
         target = teacher.logits_from_features(teacher.features(x, after))
-    return t * t * F.kl_div(F.log_softmax(logits.float() / t, 1), F.log_softmax(target.float() / t, 1),
-                            reduction="batchmean", log_target=True)
+    return (
+        t
+        * t
+        * F.kl_div(
+            F.log_softmax(logits.float() / t, 1),
+            F.log_softmax(target.float() / t, 1),
+            reduction="batchmean",
+            log_target=True,
+        )
+    )

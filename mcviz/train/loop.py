@@ -112,10 +112,17 @@ def _optimizer(cfg: TrainConfig, model: MCNet) -> torch.optim.Optimizer:
     """SGD over the trainable parameters; the body's at ``body_lr`` x the rest's rate."""
     body = {id(p) for p in model.body.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if id(p) in body], "lr": cfg.lr * cfg.body_lr},
-              {"params": [p for p in trainable if id(p) not in body], "lr": cfg.lr}]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, nesterov=True)
+    groups = [
+        {"params": [p for p in trainable if id(p) in body], "lr": cfg.lr * cfg.body_lr},
+        {"params": [p for p in trainable if id(p) not in body], "lr": cfg.lr},
+    ]
+    return torch.optim.SGD(
+        [g for g in groups if g["params"]],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=True,
+    )
 
 
 def _setup(cfg: TrainConfig, resume: bool) -> _Run:
@@ -135,9 +142,17 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
 
     train_ds, test_ds, evaltf = build_datasets(cfg)
     classes = list(train_ds.classes)
-    model = build_model(cfg.backbone, len(classes), pretrained=cfg.pretrained and state is None, xi=cfg.xi,
-                        mc_layer=not cfg.uneven, head=cfg.head, predict=cfg.predict, soft=cfg.variant == "mc-soft",
-                        mc_hidden=cfg.mc_hidden)
+    model = build_model(
+        cfg.backbone,
+        len(classes),
+        pretrained=cfg.pretrained and state is None,
+        xi=cfg.xi,
+        mc_layer=not cfg.uneven,
+        head=cfg.head,
+        predict=cfg.predict,
+        soft=cfg.variant == "mc-soft",
+        mc_hidden=cfg.mc_hidden,
+    )
     if state is not None:
         model.load_state_dict(state["model"])  # before caching: the cache key hashes the trunk's weights
     model = channels_last(model.to(device))
@@ -151,22 +166,57 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
             if rank != 0:
                 train_ds, test_ds = trunk_caches(cfg, model, evaltf, progress=False)
     mc_variant = TRAIN_VARIANTS[cfg.variant]
-    mc_loss = MCLoss(model.groups, lam=cfg.lam, variant=mc_variant, temperature=cfg.temperature,
-                     normalize=cfg.normalize_div, region=cfg.div_region) if mc_variant else None
+    mc_loss = (
+        MCLoss(
+            model.groups,
+            lam=cfg.lam,
+            variant=mc_variant,
+            temperature=cfg.temperature,
+            normalize=cfg.normalize_div,
+            region=cfg.div_region,
+        )
+        if mc_variant
+        else None
+    )
     opt = _optimizer(cfg, model)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    run = _Run(cfg, model, _TrainForward(model, after), opt, make_schedule(opt, cfg), mc_loss, train_ds,
-               DataLoader(test_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=0 if after else cfg.workers,
-                          pin_memory=device.type == "cuda"),
-               classes, evaltf, device, out, rank, world, after=after, use_amp=use_amp, amp_dtype=amp_dtype,
-               scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
-               soft_max=2 * max(model.groups.sizes))  # fixed from the initial groups: regrouping must not raise it
+    run = _Run(
+        cfg,
+        model,
+        _TrainForward(model, after),
+        opt,
+        make_schedule(opt, cfg),
+        mc_loss,
+        train_ds,
+        DataLoader(
+            test_ds,
+            batch_size=cfg.batch_size * 2,
+            shuffle=False,
+            num_workers=0 if after else cfg.workers,
+            pin_memory=device.type == "cuda",
+        ),
+        classes,
+        evaltf,
+        device,
+        out,
+        rank,
+        world,
+        after=after,
+        use_amp=use_amp,
+        amp_dtype=amp_dtype,
+        scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
+        soft_max=2 * max(model.groups.sizes),
+    )  # fixed from the initial groups: regrouping must not raise it
     if cfg.distill:
         run.teacher = load_teacher(cfg, model, classes, after, device)
     if cfg.part_guide:
-        run.guide, train_ds.with_index = PartGuide.build(cfg.root, model.groups, evaltf, guide_samples(cfg, evaltf),
-                                                         cfg.part_guide_sigma, cfg.cache_noise > 0), True
+        run.guide, train_ds.with_index = (
+            PartGuide.build(
+                cfg.root, model.groups, evaltf, guide_samples(cfg, evaltf), cfg.part_guide_sigma, cfg.cache_noise > 0
+            ),
+            True,
+        )
     if state is not None:
         _load_run_state(run, state)
     if run.main:
@@ -176,7 +226,8 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     if world > 1:
         run.fwd = nn.parallel.DistributedDataParallel(
-            run.fwd, device_ids=[device.index] if device.type == "cuda" else None)
+            run.fwd, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return run
 
 
@@ -199,14 +250,28 @@ def _train_loader(run: _Run, epoch: int) -> DataLoader:
     if hasattr(run.train_ds, "set_epoch"):
         run.train_ds.set_epoch(epoch)  # a fresh view of every cached image
     if run.world > 1:
-        sampler = DistributedSampler(run.train_ds, num_replicas=run.world, rank=run.rank, shuffle=True,
-                                     seed=cfg.seed, drop_last=True)
+        sampler = DistributedSampler(
+            run.train_ds, num_replicas=run.world, rank=run.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
         sampler.set_epoch(epoch)
-        return DataLoader(run.train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                          pin_memory=pin, drop_last=True)
+        return DataLoader(
+            run.train_ds,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=pin,
+            drop_last=True,
+        )
     g = epoch_generator(cfg.seed, epoch)
-    return DataLoader(run.train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, num_workers=workers,
-                      pin_memory=pin, drop_last=len(run.train_ds) > cfg.batch_size)
+    return DataLoader(
+        run.train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        generator=g,
+        num_workers=workers,
+        pin_memory=pin,
+        drop_last=len(run.train_ds) > cfg.batch_size,
+    )
 
 
 def _mc_terms(run: _Run, x: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, y_b: torch.Tensor, lam: float):
@@ -222,8 +287,12 @@ def _mc_terms(run: _Run, x: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, 
     keep = random_cwa_mask(mc_loss.groups, device=feats.device)
     a = mc_loss(feats.float(), y, keep=keep, region_mask=region)
     b = mc_loss(feats.float(), y_b, keep=keep, region_mask=region)
-    return MCLossOutput(total=lam * a.total + (1 - lam) * b.total, dis=lam * a.dis + (1 - lam) * b.dis,
-                        div=lam * a.div + (1 - lam) * b.div, logits=a.logits)
+    return MCLossOutput(
+        total=lam * a.total + (1 - lam) * b.total,
+        dis=lam * a.dis + (1 - lam) * b.dis,
+        div=lam * a.div + (1 - lam) * b.div,
+        logits=a.logits,
+    )
 
 
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor, where=None) -> tuple[torch.Tensor, ...]:
@@ -238,8 +307,9 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor, where=None) -> tupl
         ce = lam * ce + (1 - lam) * F.cross_entropy(logits.float(), y_b, label_smoothing=cfg.label_smoothing)
     loss, terms = ce, {}
     if run.teacher is not None:
-        kd = distill_term(run.teacher, x, logits, run.after, run.cfg.distill_temperature,
-                          run.device.type, run.amp_dtype, run.use_amp)
+        kd = distill_term(
+            run.teacher, x, logits, run.after, run.cfg.distill_temperature, run.device.type, run.amp_dtype, run.use_amp
+        )
         loss = loss + cfg.distill_weight * kd
         terms["kd"] = float(kd.detach())
     if run.guide is not None:
@@ -287,8 +357,13 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[dict[str, float], int]:
     if run.guide is not None:
         sums["guide"] = 0.0
     steps = 0
-    bar = tqdm(_train_loader(run, epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not run.main,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        _train_loader(run, epoch),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not run.main,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for batch in bar:
         x, y = batch[0].to(run.device, non_blocking=True), batch[1].to(run.device, non_blocking=True)
         loss, ce, logits, terms = _train_step(run, x, y, batch[2:] if run.guide is not None else None)
@@ -314,12 +389,18 @@ def _end_epoch(run: _Run, epoch: int, sums: dict[str, float], steps: int, train_
     final = epoch + 1 == cfg.epochs
     metrics: dict[str, Any] = {}
     if final or (epoch + 1) % max(cfg.eval_every, 1) == 0:
-        metrics = evaluate(model, run.test_loader, run.device, len(run.classes),
-                           desc=f"test {epoch + 1}/{cfg.epochs}", after=run.after)
-    row = {"epoch": epoch + 1, "lr": run.opt.param_groups[-1]["lr"], "train_time_s": round(train_time, 2),
-           "world_size": run.world, "steps": steps,
-           **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
-           **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"}}
+        metrics = evaluate(
+            model, run.test_loader, run.device, len(run.classes), desc=f"test {epoch + 1}/{cfg.epochs}", after=run.after
+        )
+    row = {
+        "epoch": epoch + 1,
+        "lr": run.opt.param_groups[-1]["lr"],
+        "train_time_s": round(train_time, 2),
+        "world_size": run.world,
+        "steps": steps,
+        **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "per_class"},
+    }
     if run.mc_loss is not None:
         row["lam"] = run.mc_loss.lam
     if model.soft:
@@ -329,8 +410,10 @@ def _end_epoch(run: _Run, epoch: int, sums: dict[str, float], steps: int, train_
         f.write(json.dumps(row) + "\n")
     msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}"
     if metrics:
-        msg += (f"  top-1 {row['top1']:.2f}% (head {row['top1_head']:.2f}, MC branch {row['top1_mc']:.2f})"
-                f"  mean h {row['mean_h']:.3f}")
+        msg += (
+            f"  top-1 {row['top1']:.2f}% (head {row['top1_head']:.2f}, MC branch {row['top1_mc']:.2f})"
+            f"  mean h {row['mean_h']:.3f}"
+        )
     tqdm.write(msg + f"  [{train_time:.0f}s]", file=sys.stderr)
     meta = checkpoint_meta(cfg, run.classes, run.evaltf, row, epoch + 1, metrics.get("per_class"))
     save_dtype = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}[cfg.save_dtype]
@@ -348,11 +431,18 @@ def _save_run_state(run: _Run, epoch: int) -> None:
         dist.gather_object(rng[0], gathered, dst=0)
         rng = gathered
     if run.main:
-        save_state(run.out / "state.pt", {
-            "epoch": epoch + 1, "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-            "scheduler": run.sched.state_dict(), "rng": rng, "config": json.dumps(dataclasses.asdict(run.cfg)),
-            **({"anchor": run.anchor.state_dict()} if run.anchor is not None else {}),
-        })
+        save_state(
+            run.out / "state.pt",
+            {
+                "epoch": epoch + 1,
+                "model": run.model.state_dict(),
+                "optimizer": run.opt.state_dict(),
+                "scheduler": run.sched.state_dict(),
+                "rng": rng,
+                "config": json.dumps(dataclasses.asdict(run.cfg)),
+                **({"anchor": run.anchor.state_dict()} if run.anchor is not None else {}),
+            },
+        )
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
@@ -381,7 +471,11 @@ def checkpoint_meta(cfg: TrainConfig, classes, evaltf, row, epoch, per_class) ->
         "input": evaltf.config(),
         "variant": cfg.variant,
         "hparams": {k: getattr(cfg, k) for k in HPARAMS},
-        "metrics": {**{k: row[k] for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "n") if k in row},
-                    "epoch": epoch, "final_epoch": epoch == cfg.epochs, "per_class": per_class},
+        "metrics": {
+            **{k: row[k] for k in ("top1", "top5", "top1_head", "top1_mc", "mean_h", "n") if k in row},
+            "epoch": epoch,
+            "final_epoch": epoch == cfg.epochs,
+            "per_class": per_class,
+        },
         "command": cfg.command,
     }

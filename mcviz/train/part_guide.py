@@ -31,8 +31,12 @@ __all__ = ["REGIONS", "PartGuide", "assign_parts", "guide_term"]
 
 # Body regions, each with the parts that stand for it (a wing is whichever wing is visible: left and
 # right swap in the mirror view, and a channel cannot know which one it faces).
-REGIONS: dict[str, tuple[str, ...]] = {"head": ("crown", "throat", "beak"), "body": ("breast", "belly", "back"),
-                                       "wing": ("wing",), "tail": ("tail",)}
+REGIONS: dict[str, tuple[str, ...]] = {
+    "head": ("crown", "throat", "beak"),
+    "body": ("breast", "belly", "back"),
+    "wing": ("wing",),
+    "tail": ("tail",),
+}
 _WINGS = (PART_NAMES.index("left wing"), PART_NAMES.index("right wing"))
 
 
@@ -81,8 +85,14 @@ class PartGuide:
     """The targets of every training photo's own class's channels, per cached view:
     ``xy[v]`` ``(n, ξmax, 2)`` in the unit square and ``vis[v]`` ``(n, ξmax)``."""
 
-    def __init__(self, parts: list[list[str]], xy: list[torch.Tensor], vis: list[torch.Tensor],
-                 sigma: float = 1.0, noisy_views: bool = False) -> None:
+    def __init__(
+        self,
+        parts: list[list[str]],
+        xy: list[torch.Tensor],
+        vis: list[torch.Tensor],
+        sigma: float = 1.0,
+        noisy_views: bool = False,
+    ) -> None:
         self.parts, self.xy, self.vis, self.sigma = parts, xy, vis, float(sigma)
         self.noisy_views = noisy_views  # views 2 and 3 are noisy copies of 0 and 1 (--cache-noise)
 
@@ -94,8 +104,15 @@ class PartGuide:
         return view - 2 if self.noisy_views and view < 4 else None
 
     @classmethod
-    def build(cls, root: str, groups: ChannelGroups, tf: EvalTransform, samples: Optional[list] = None,
-              sigma: float = 1.0, noisy_views: bool = False) -> "PartGuide":
+    def build(
+        cls,
+        root: str,
+        groups: ChannelGroups,
+        tf: EvalTransform,
+        samples: Optional[list] = None,
+        sigma: float = 1.0,
+        noisy_views: bool = False,
+    ) -> "PartGuide":
         """From CUB's training split under ``root`` (``samples``: the run's own subset of its images,
         in the cache's order), with each view's targets for the class's assigned parts."""
         cub = CUB(root, "train", annotations=True)
@@ -119,13 +136,22 @@ class PartGuide:
         return cls(parts, xys, viss, sigma, noisy_views)
 
 
-def guide_term(feats: torch.Tensor, y: torch.Tensor, index: torch.Tensor, view: torch.Tensor, guide: PartGuide,
-               groups: ChannelGroups) -> torch.Tensor:
+def guide_term(
+    feats: torch.Tensor,
+    y: torch.Tensor,
+    index: torch.Tensor,
+    view: torch.Tensor,
+    guide: PartGuide,
+    groups: ChannelGroups,
+) -> torch.Tensor:
     """Mean cross-entropy between each own channel's spatial softmax and a Gaussian (``guide.sigma``
     cells) around its part, over the (photo, channel) pairs whose part is visible in the view."""
     b, _, h, w = feats.shape
-    gy, gx = torch.meshgrid(torch.arange(h, device=feats.device, dtype=torch.float32) + 0.5,
-                            torch.arange(w, device=feats.device, dtype=torch.float32) + 0.5, indexing="ij")
+    gy, gx = torch.meshgrid(
+        torch.arange(h, device=feats.device, dtype=torch.float32) + 0.5,
+        torch.arange(w, device=feats.device, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
     total, count = feats.new_zeros(()), 0
     for k in range(b):
         v = guide.target_view(int(view[k]))
@@ -138,7 +164,7 @@ def guide_term(feats: torch.Tensor, y: torch.Tensor, index: torch.Tensor, view: 
             continue
         xy = guide.xy[v][i, : len(chans)].to(feats.device)
         d2 = (gx[None] - xy[:, 0, None, None] * w) ** 2 + (gy[None] - xy[:, 1, None, None] * h) ** 2
-        target = torch.softmax(-d2.flatten(1) / (2 * guide.sigma ** 2), dim=1)
+        target = torch.softmax(-d2.flatten(1) / (2 * guide.sigma**2), dim=1)
         logp = F.log_softmax(feats[k, chans].float().flatten(1), dim=1)
         ce = -(target * logp).sum(1)
         total = total + (ce * vis).sum()

@@ -60,11 +60,12 @@ def gaussian_targets(xy: torch.Tensor, h: int, w: int, sigma: float) -> torch.Te
     gy = (torch.arange(h, dtype=xy.dtype) + 0.5) / h
     dx = (gx[None, None, None, :] - xy[..., 0, None, None]) * w
     dy = (gy[None, None, :, None] - xy[..., 1, None, None]) * h
-    return (-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)).flatten(2).softmax(-1)
+    return (-(dx**2 + dy**2) / (2 * sigma**2)).flatten(2).softmax(-1)
 
 
-def locator_loss(heat: torch.Tensor, vis: torch.Tensor, box: torch.Tensor, t: dict[str, torch.Tensor],
-                 sigma: float = 0.75) -> tuple[torch.Tensor, dict[str, float]]:
+def locator_loss(
+    heat: torch.Tensor, vis: torch.Tensor, box: torch.Tensor, t: dict[str, torch.Tensor], sigma: float = 0.75
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Positions (L1 of the read-out point, plus the cross-entropy of each heat map against a Gaussian
     around the true point, which keeps the maps peaked: a diffuse map's expectation drifts toward its
     middle), visibility (BCE) and box (L1 + generalised IoU)."""
@@ -90,7 +91,7 @@ def trunk_and_transform(backbone: str, layer: str, image_size: int) -> tuple[tor
 def _batches(n: int, size: int, g: torch.Generator):
     order = torch.randperm(n, generator=g)
     for i in range(0, n - size + 1 if n >= size else n, size):
-        yield order[i:i + size]
+        yield order[i : i + size]
 
 
 def train_locator(cfg: LocatorConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -105,7 +106,9 @@ def train_locator(cfg: LocatorConfig, resume: bool = False, progress: bool = Tru
     targets = {k: torch.stack([t[k] for t in data.targets], 1) for k in ("xy", "vis", "box")}  # (N, views, ...)
     loc = PartLocator(feats.shape[2], width=cfg.width)
     opt = torch.optim.AdamW(loc.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(n * views // cfg.batch_size, 1))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(n * views // cfg.batch_size, 1)
+    )
     start = 0
     if resume and (out / "state.pt").exists():
         st = load_state(out)
@@ -118,57 +121,91 @@ def train_locator(cfg: LocatorConfig, resume: bool = False, progress: bool = Tru
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     row: dict = {}
     for epoch in range(start, cfg.epochs):
-        loc.train()
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        sums, steps, t0 = {}, 0, time.time()
-        # every (image, view) pair once per epoch
-        bar = tqdm(list(_batches(n * views, cfg.batch_size, g)), desc=f"locator {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        for idx in bar:
-            img, view = idx // views, idx % views
-            x = feats[img, view].float()
-            t = {k: v[img, view] for k, v in targets.items()}
-            heat, vis, box = loc(x)
-            loss, terms = locator_loss(heat, vis, box, t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched.last_epoch + 1 < sched.total_steps:
-                sched.step()
-            steps += 1
-            for k, v in {"loss": float(loss.detach()), **terms}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
-        row = {"epoch": epoch + 1, "train_time_s": round(time.time() - t0, 1),
-               **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()}}
+        t0 = time.time()
+        steps, sums = _locator_epoch(loc, opt, sched, feats, targets, epoch, cfg, progress)
+        row = {
+            "epoch": epoch + 1,
+            "train_time_s": round(time.time() - t0, 1),
+            **{f"train_{k}": round(v / max(steps, 1), 5) for k, v in sums.items()},
+        }
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         save_locator(out / "last.safetensors", loc.eval(), _meta(cfg, tf, digest, epoch + 1))
-        save_state(out / "state.pt", {"epoch": epoch + 1, "model": loc.state_dict(), "optimizer": opt.state_dict(),
-                                      "scheduler": sched.state_dict()})
-        tqdm.write(f"locator epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} [{row['train_time_s']:.0f}s]",
-                   file=sys.stderr)
+        save_state(
+            out / "state.pt",
+            {
+                "epoch": epoch + 1,
+                "model": loc.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+            },
+        )
+        tqdm.write(
+            f"locator epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} [{row['train_time_s']:.0f}s]",
+            file=sys.stderr,
+        )
     # the read-out is picked on the training split (the test split stays unseen)
     loc.window, pck = choose_window(loc.eval(), feats[:, 0], targets)
     save_locator(out / "last.safetensors", loc, {**_meta(cfg, tf, digest, cfg.epochs), "window_pck": pck})
     return row
 
 
+def _locator_epoch(
+    loc: PartLocator, opt, sched, feats: torch.Tensor, targets: dict, epoch: int, cfg: LocatorConfig, progress: bool
+) -> tuple[int, dict[str, float]]:
+    """One epoch over every (image, view) pair; returns the steps and the sums of the loss terms."""
+    loc.train()
+    n, views = feats.shape[:2]
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    sums: dict[str, float] = {}
+    steps = 0
+    bar = tqdm(
+        list(_batches(n * views, cfg.batch_size, g)),
+        desc=f"locator {epoch + 1}/{cfg.epochs}",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    for idx in bar:
+        img, view = idx // views, idx % views
+        heat, vis, box = loc(feats[img, view].float())
+        loss, terms = locator_loss(heat, vis, box, {k: v[img, view] for k, v in targets.items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched.last_epoch + 1 < sched.total_steps:
+            sched.step()
+        steps += 1
+        for k, v in {"loss": float(loss.detach()), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
+    return steps, sums
+
+
 def _meta(cfg: LocatorConfig, tf: EvalTransform, digest: str, epoch: int) -> dict:
-    return {"backbone": cfg.backbone, "layer": cfg.layer, "input": tf.config(), "trunk_sha256": digest,
-            "epochs": cfg.epochs, "epoch": epoch, "command": cfg.command, "train": asdict(cfg)}
+    return {
+        "backbone": cfg.backbone,
+        "layer": cfg.layer,
+        "input": tf.config(),
+        "trunk_sha256": digest,
+        "epochs": cfg.epochs,
+        "epoch": epoch,
+        "command": cfg.command,
+        "train": asdict(cfg),
+    }
 
 
 @torch.no_grad()
-def choose_window(loc: PartLocator, feats: torch.Tensor, targets: dict[str, torch.Tensor],
-                  windows: tuple[int, ...] = (0, 1, 2)) -> tuple[int, dict[str, float]]:
+def choose_window(
+    loc: PartLocator, feats: torch.Tensor, targets: dict[str, torch.Tensor], windows: tuple[int, ...] = (0, 1, 2)
+) -> tuple[int, dict[str, float]]:
     """The read-out window (:meth:`PartLocator.expected_xy`) with the best PCK@0.1 on ``feats`` (the
     training split's evaluation view) in the crop's unit square, and each window's PCK."""
     hits = {w: 0 for w in windows}
     seen = 0
     for i in range(0, len(feats), 256):
-        heat = loc(feats[i:i + 256].float())[0]
-        vis, xy_true, box = (targets[k][i:i + 256, 0] for k in ("vis", "xy", "box"))
+        heat = loc(feats[i : i + 256].float())[0]
+        vis, xy_true, box = (targets[k][i : i + 256, 0] for k in ("vis", "xy", "box"))
         reach = 0.1 * torch.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
         seen += int(vis.sum())
         for w in windows:

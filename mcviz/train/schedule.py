@@ -14,7 +14,9 @@ __all__ = ["extend_schedule", "make_schedule"]
 def make_schedule(opt, cfg: TrainConfig):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(cfg.epochs * 0.5), int(cfg.epochs * 0.75)], gamma=0.1)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[int(cfg.epochs * 0.5), int(cfg.epochs * 0.75)], gamma=0.1
+    )
 
 
 def extend_schedule(sched, cfg: TrainConfig) -> None:

@@ -38,8 +38,18 @@ from ..io.meta import CheckpointMeta
 from ..data.base import epoch_generator, random_subset
 from ..data.transforms import EvalTransform
 
-__all__ = ["CachedFeatures", "ViewTransform", "build_cache", "cache_folder", "cache_key", "default_cache_dir",
-           "build_eval_cache", "eval_inputs", "find_cache", "is_complete"]
+__all__ = [
+    "CachedFeatures",
+    "ViewTransform",
+    "build_cache",
+    "cache_folder",
+    "cache_key",
+    "default_cache_dir",
+    "build_eval_cache",
+    "eval_inputs",
+    "find_cache",
+    "is_complete",
+]
 
 CACHE_FORMAT = 1
 _CHUNK = 256  # images per progress record
@@ -56,8 +66,9 @@ class ViewTransform:
     std, clipped at 1.25 x it, added to the normalised photo (the stability protocol's noise,
     :mod:`mcviz.evaluate.consistency`; the parts stay where they are), and random crops follow."""
 
-    def __init__(self, evaltf: EvalTransform, views: int, seed: int = 0, min_scale: float = 0.35,
-                 noise: float = 0.0) -> None:
+    def __init__(
+        self, evaltf: EvalTransform, views: int, seed: int = 0, min_scale: float = 0.35, noise: float = 0.0
+    ) -> None:
         if views < 1:
             raise ValueError("views must be >= 1")
         self.evaltf, self.views, self.seed, self.min_scale = evaltf, int(views), int(seed), float(min_scale)
@@ -156,8 +167,9 @@ def is_complete(folder: Path) -> bool:
     return state.exists() and bool(json.loads(state.read_text()).get("complete"))
 
 
-def build_cache(ds, trunk: nn.Module, tf: ViewTransform, folder: Path, batch_size: int = 32,
-                workers: int = 2, progress: bool = True) -> Path:
+def build_cache(
+    ds, trunk: nn.Module, tf: ViewTransform, folder: Path, batch_size: int = 32, workers: int = 2, progress: bool = True
+) -> Path:
     """Write ``trunk``'s outputs for every image and view of ``ds`` (an
     :class:`~mcviz.data.ImageListDataset`) to ``folder/features.npy`` ``(N, views, C, H, W)``
     float16, resuming a killed build; returns ``folder``."""
@@ -184,7 +196,7 @@ def build_cache(ds, trunk: nn.Module, tf: ViewTransform, folder: Path, batch_siz
         for x in loader:
             b = x.shape[0]
             out = trunk(channels_last(x.flatten(0, 1))).reshape(b, v, *shape)
-            feats[i:i + b] = out.to(torch.float16).numpy()
+            feats[i : i + b] = out.to(torch.float16).numpy()
             i += b
             bar.update(b)
             if i % _CHUNK < b or i == n:
@@ -239,19 +251,40 @@ class MirrorPair:
         return torch.stack([x, x.flip(-1)])
 
 
-def _eval_folder(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
-                 cache_dir: Optional[str], views: int = 1) -> Optional[tuple[str, Path]]:
+def _eval_folder(
+    model: nn.Module,
+    meta: CheckpointMeta,
+    ds,
+    evaltf: EvalTransform,
+    split: str,
+    cache_dir: Optional[str],
+    views: int = 1,
+) -> Optional[tuple[str, Path]]:
     layer = meta.frozen_layer
     if not layer:
         return None
     what = {"dataset": meta.dataset, "split": split, "backbone": meta.backbone, "layer": layer}
-    folder = cache_folder(Path(cache_dir) if cache_dir else default_cache_dir(), ds, model.split_at(layer)[0],
-                          ViewTransform(evaltf, views), what)
+    folder = cache_folder(
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        ds,
+        model.split_at(layer)[0],
+        ViewTransform(evaltf, views),
+        what,
+    )
     return layer, folder
 
 
-def build_eval_cache(model: nn.Module, meta: CheckpointMeta, ds, split: str, cache_dir: Optional[str] = None,
-                     batch_size: int = 32, workers: int = 2, progress: bool = True, flip: bool = False) -> Path:
+def build_eval_cache(
+    model: nn.Module,
+    meta: CheckpointMeta,
+    ds,
+    split: str,
+    cache_dir: Optional[str] = None,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    flip: bool = False,
+) -> Path:
     """Write the evaluation view of ``ds`` (built with the checkpoint's transform; with ``flip``
     also its mirror) through the frozen trunk of a ``--freeze`` checkpoint, where
     :func:`find_cache` looks for it."""
@@ -260,12 +293,20 @@ def build_eval_cache(model: nn.Module, meta: CheckpointMeta, ds, split: str, cac
     if found is None:
         raise ValueError("this checkpoint was not trained with --freeze: it has no frozen trunk to cache")
     layer, folder = found
-    return build_cache(ds, model.split_at(layer)[0], ViewTransform(ds.transform, views), folder, batch_size,
-                       workers, progress)
+    return build_cache(
+        ds, model.split_at(layer)[0], ViewTransform(ds.transform, views), folder, batch_size, workers, progress
+    )
 
 
-def find_cache(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform, split: str,
-               cache_dir: Optional[str] = None, flip: bool = False) -> Optional[tuple[str, CachedFeatures]]:
+def find_cache(
+    model: nn.Module,
+    meta: CheckpointMeta,
+    ds,
+    evaltf: EvalTransform,
+    split: str,
+    cache_dir: Optional[str] = None,
+    flip: bool = False,
+) -> Optional[tuple[str, CachedFeatures]]:
     """``(layer, CachedFeatures)`` of the evaluation view of ``ds`` (with ``flip``: the view and
     its mirror, both in every item) when the checkpoint (``model``, ``meta``) was trained with
     ``--freeze`` and a complete cache of its frozen trunk over exactly these images exists (made
@@ -277,9 +318,16 @@ def find_cache(model: nn.Module, meta: CheckpointMeta, ds, evaltf: EvalTransform
     return (layer, CachedFeatures(folder, ds.classes, all_views=flip)) if is_complete(folder) else None
 
 
-def eval_inputs(model: nn.Module, meta: CheckpointMeta, base: Dataset, split: str, limit: Optional[int] = None,
-                use_cache: bool = True, cache_dir: Optional[str] = None,
-                flip: bool = False) -> tuple[Dataset, Optional[str]]:
+def eval_inputs(
+    model: nn.Module,
+    meta: CheckpointMeta,
+    base: Dataset,
+    split: str,
+    limit: Optional[int] = None,
+    use_cache: bool = True,
+    cache_dir: Optional[str] = None,
+    flip: bool = False,
+) -> tuple[Dataset, Optional[str]]:
     """``(data set of (input, label), the body step its inputs come out of or None)`` for running
     ``model`` over the images ``base`` (a split under the checkpoint's transform): those images, or
     the frozen trunk's cached outputs when the model was trained with ``--freeze`` and the cache

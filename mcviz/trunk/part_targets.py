@@ -63,8 +63,17 @@ class LocatorData:
     sizes: list[tuple[int, int]]
 
 
-def locator_data(root: str, split: str, trunk: torch.nn.Module, tf: EvalTransform, backbone: str, layer: str,
-                 cache_dir: str = "", limit: Optional[int] = None, progress: bool = True) -> LocatorData:
+def locator_data(
+    root: str,
+    split: str,
+    trunk: torch.nn.Module,
+    tf: EvalTransform,
+    backbone: str,
+    layer: str,
+    cache_dir: str = "",
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> LocatorData:
     """The cached outputs of ``trunk`` (``backbone`` up to ``layer``) over CUB's ``split`` (built first
     where missing: the folder a ``--freeze --cache-layer LAYER`` training run uses; the training split
     with its mirror view) and their unit-square targets; ``limit``: the first N images."""

@@ -131,8 +131,10 @@ class SplitPass:
         tf = self.transform
         base = build(self.dataset, self.root, self.split, tf, min_side=tf.resize)
         if len(base.classes) != self.model.num_classes:
-            raise ValueError(f"the model has {self.model.num_classes} classes but {self.dataset} at {self.root} has "
-                             f"{len(base.classes)}")
+            raise ValueError(
+                f"the model has {self.model.num_classes} classes but {self.dataset} at {self.root} has "
+                f"{len(base.classes)}"
+            )
         return base
 
     def inputs(self, flip: bool = False, base: Optional[Dataset] = None) -> tuple[Dataset, Optional[str]]:
@@ -166,4 +168,3 @@ class SplitPass:
     def batches(self, ds: Dataset, after: Optional[str]) -> DataLoader:
         """``ds`` in batches of :attr:`batch_size` (no worker processes for cached inputs)."""
         return DataLoader(ds, batch_size=self.batch_size, num_workers=0 if after else self.workers)
-

@@ -14,5 +14,15 @@ from .contribution import Contribution
 
 METHODS: dict[str, MapMethod] = {m.name: m for m in (Activation(), Contribution(), *(Cam(n) for n in CAM_CLASSES))}
 
-__all__ = ["Activation", "CAM_CLASSES", "Cam", "ChannelMeanTarget", "Contribution", "FeatureMethod", "LayerMethod",
-           "METHODS", "MapMethod", "cam_maps"]
+__all__ = [
+    "Activation",
+    "CAM_CLASSES",
+    "Cam",
+    "ChannelMeanTarget",
+    "Contribution",
+    "FeatureMethod",
+    "LayerMethod",
+    "METHODS",
+    "MapMethod",
+    "cam_maps",
+]

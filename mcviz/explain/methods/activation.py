@@ -14,7 +14,14 @@ from .base import FeatureMethod, mc_features
 class Activation(FeatureMethod):
     name = "activation"
 
-    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *,
-                 classes: Optional[Sequence[int]] = None, features: Optional[torch.Tensor] = None) -> np.ndarray:
+    def __call__(
+        self,
+        model: MCNet,
+        x: torch.Tensor,
+        channels: Sequence[int],
+        *,
+        classes: Optional[Sequence[int]] = None,
+        features: Optional[torch.Tensor] = None,
+    ) -> np.ndarray:
         f = mc_features(model, x, features)[0]
         return f[list(channels)].float().cpu().numpy()

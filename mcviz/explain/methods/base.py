@@ -33,8 +33,15 @@ class FeatureMethod(MapMethod):
     """Maps computed from the MC features of ``x``."""
 
     @abstractmethod
-    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *,
-                 classes: Optional[Sequence[int]] = None, features: Optional[torch.Tensor] = None) -> np.ndarray:
+    def __call__(
+        self,
+        model: MCNet,
+        x: torch.Tensor,
+        channels: Sequence[int],
+        *,
+        classes: Optional[Sequence[int]] = None,
+        features: Optional[torch.Tensor] = None,
+    ) -> np.ndarray:
         """``classes``: the class of each channel (for methods that need it); ``features``: the
         MC features of ``x`` when the caller already has them."""
 
@@ -43,8 +50,16 @@ class LayerMethod(MapMethod):
     """Maps at a layer before the MC features (per-channel CAMs are only informative there)."""
 
     @abstractmethod
-    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *, layer: Optional[str] = None,
-                 layer_output: Optional[torch.Tensor] = None, chunk: int = 16) -> np.ndarray:
+    def __call__(
+        self,
+        model: MCNet,
+        x: torch.Tensor,
+        channels: Sequence[int],
+        *,
+        layer: Optional[str] = None,
+        layer_output: Optional[torch.Tensor] = None,
+        chunk: int = 16,
+    ) -> np.ndarray:
         """``layer``: a step name (default: the model's last step before the MC features);
         ``layer_output``: that step's output for ``x`` when the caller has it; ``chunk``: channels
         per batched backward pass."""

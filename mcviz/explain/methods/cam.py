@@ -52,13 +52,28 @@ class Cam(LayerMethod):
     def __init__(self, name: str) -> None:
         self.name = name  # type: ignore[misc]
 
-    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *, layer: Optional[str] = None,
-                 layer_output: Optional[torch.Tensor] = None, chunk: int = 16) -> np.ndarray:
+    def __call__(
+        self,
+        model: MCNet,
+        x: torch.Tensor,
+        channels: Sequence[int],
+        *,
+        layer: Optional[str] = None,
+        layer_output: Optional[torch.Tensor] = None,
+        chunk: int = 16,
+    ) -> np.ndarray:
         return cam_maps(model, x, list(channels), self.name, layer, chunk, layer_output)
 
 
-def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "gradcam",
-             layer: Optional[str] = None, chunk: int = 16, layer_output: Optional[torch.Tensor] = None) -> np.ndarray:
+def cam_maps(
+    model: MCNet,
+    x: torch.Tensor,
+    channels: list[int],
+    method: str = "gradcam",
+    layer: Optional[str] = None,
+    chunk: int = 16,
+    layer_output: Optional[torch.Tensor] = None,
+) -> np.ndarray:
     """grad-cam package maps for "the mean of channel n", all channels in batched passes.
 
     The network up to ``layer`` runs once; its output, repeated once per channel, is the
@@ -82,7 +97,7 @@ def cam_maps(model: MCNet, x: torch.Tensor, channels: list[int], method: str = "
     out = []
     with cls(model=wrapper, target_layers=[wrapper.at]) as cam:
         for i in range(0, len(channels), chunk):
-            part = channels[i:i + chunk]
+            part = channels[i : i + chunk]
             # the layer output must require grad for the hooks to see its gradient
             inp = a.expand(len(part), *a.shape[1:]).clone().requires_grad_(True)
             targets = [ChannelMeanTarget(n) for n in part]

@@ -23,8 +23,15 @@ from .base import FeatureMethod, mc_features
 class Contribution(FeatureMethod):
     name = "contribution"
 
-    def __call__(self, model: MCNet, x: torch.Tensor, channels: Sequence[int], *,
-                 classes: Optional[Sequence[int]] = None, features: Optional[torch.Tensor] = None) -> np.ndarray:
+    def __call__(
+        self,
+        model: MCNet,
+        x: torch.Tensor,
+        channels: Sequence[int],
+        *,
+        classes: Optional[Sequence[int]] = None,
+        features: Optional[torch.Tensor] = None,
+    ) -> np.ndarray:
         if classes is None:
             raise ValueError("contribution maps need the class of each channel")
         f = mc_features(model, x, features)[0].float()
@@ -54,8 +61,9 @@ def _through_mc_branch(model: MCNet, f: torch.Tensor, channels: Sequence[int], c
     return torch.stack(out).cpu().numpy()
 
 
-def _through_class_connected_head(model: MCNet, f: torch.Tensor, channels: Sequence[int],
-                                  classes: Sequence[int]) -> np.ndarray:
+def _through_class_connected_head(
+    model: MCNet, f: torch.Tensor, channels: Sequence[int], classes: Sequence[int]
+) -> np.ndarray:
     parts = model.head_parts()
     if model.soft:  # the head sees the SE-weighted features
         with torch.no_grad():
