@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app_process
+from serving import CHROMIUM, CHROMIUM_ARGS, running_app_process
 
 APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 

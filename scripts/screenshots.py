@@ -1,6 +1,6 @@
 """Screenshots of every app page, on the shipped checkpoints, into docs/screenshots/.
 
-    python scripts/screenshots.py [--data ../shared/data]
+    python -m scripts.screenshots [--data ../shared/data]     (from the repository root)
 
 Starts the app, drives Debian's chromium with Playwright, uploads a CUB test photo and shows the
 parts the part locator predicts on it (explore-predicted-parts.png) and, for a class-connected
@@ -17,7 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
+from benchmarks.serving import CHROMIUM, CHROMIUM_ARGS, running_app
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mcviz.serving import free_port
+from benchmarks.serving import free_port
 
 from .conftest import REPO, need_data
 from .test_app import APP, real_photo, upload

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mcviz.serving import CHROMIUM, CHROMIUM_ARGS, running_app
+from benchmarks.serving import CHROMIUM, CHROMIUM_ARGS, running_app
 
 from .badfiles import bad_files
 from .conftest import REPO
