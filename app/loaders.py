@@ -13,6 +13,7 @@ from typing import Optional
 import streamlit as st
 
 import settings
+import timing
 from photo import digest  # the photo's identity in every job key
 from mcviz.data.images import ImageError, open_image
 from mcviz.explain import Explainer, top_channels
@@ -72,9 +73,11 @@ def work_queue():
     return SerialWork(slots=int(os.environ.get("MCVIZ_WORK_SLOTS", "2")))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+# a resource, not data: every loader of a run shares the one decoded image instead of unpickling a copy
+@st.cache_resource(show_spinner=False, max_entries=32)
 def decode(data: bytes, name: str):
-    """Decoded RGB image (no larger than needed) or an error message, never an exception."""
+    """Decoded RGB image (no larger than needed) or an error message, never an exception. The image
+    is shared: nothing may change it in place."""
     if len(data) > settings.MAX_UPLOAD_BYTES:
         return None, (
             f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is {settings.MAX_UPLOAD_BYTES // 2**20} MB"
@@ -86,7 +89,8 @@ def decode(data: bytes, name: str):
 
 
 def _decoded(data: bytes, name: str):
-    img, err = decode(data, name)
+    with timing.stage("decode"):
+        img, err = decode(data, name)
     if err:
         raise ValueError(err)
     return img
@@ -103,19 +107,26 @@ def _channel_maps(
 
 def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]):
     """The maps of ``classes``' channels on the image (``data``), by ``method`` at ``layer``."""
-    return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
+    with timing.stage("maps"):
+        return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _predictions(path: str, mtime: float, data: bytes, name: str, k: int):
+def _ranked(path: str, mtime: float, data: bytes, name: str):
     img, ex = _decoded(data, name), _explainer(path, mtime)
-    return work_queue().run(("predict", path, mtime, digest(data), k), lambda: ex.predict(img, k))
+    key = ("predict", path, mtime, digest(data))
+    return work_queue().run(key, lambda: ex.predict(img, len(ex.class_names)))
 
 
 def predictions(path: Path, data: bytes, name: str, k: int):
     """The model's ``k`` most probable classes for the image, with the out-of-distribution verdict
-    (``.ood``, ``.flagged``) when the checkpoint is calibrated."""
-    return _predictions(str(path), _mtime(path), data, name, k)
+    (``.ood``, ``.flagged``) when the checkpoint is calibrated. Every class is ranked once per photo;
+    each ``k`` is a slice of that."""
+    from mcviz.explain.explainer import Predictions
+
+    with timing.stage("network"):
+        ranked = _ranked(str(path), _mtime(path), data, name)
+    return Predictions(ranked[:k], ood=ranked.ood)
 
 
 def verdict(path: Path, meta: CheckpointMeta, data: bytes, name: str):
@@ -151,7 +162,8 @@ def _pooled(path: str, mtime: float, data: bytes, name: str):
 def pooled(path: Path, data: bytes, name: str):
     """The head's pooled input for this image, from the features its maps were computed from
     (the explainer keeps them), shared by every switch-off that follows."""
-    return _pooled(str(path), _mtime(path), data, name)
+    with timing.stage("pooled"):
+        return _pooled(str(path), _mtime(path), data, name)
 
 
 def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm) -> bool:
@@ -203,7 +215,8 @@ def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) ->
     model's out-of-distribution check flags (bird parts on a face would be invented)."""
     if meta.dataset != "cub" or part_locator() is None or flagged(path, meta, data, name):
         return None
-    return _predicted_parts(str(path), _mtime(path), data, name, _mtime(settings.PART_LOCATOR))
+    with timing.stage("locator"):
+        return _predicted_parts(str(path), _mtime(path), data, name, _mtime(settings.PART_LOCATOR))
 
 
 # -- side files ---------------------------------------------------------------------------------

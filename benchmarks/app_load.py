@@ -12,6 +12,11 @@ DevTools protocol before the upload and half a second after its maps are drawn).
 --timeout per scenario.
 
     python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--before REV]
+                                   [--server-cores 0]
+
+With --server-cores 0 the server runs on core 0 and the browsers on the others (taskset), and the
+server's own timing (MCVIZ_TIMING=1, one line per script run: app/timing.py) gives the time from the
+first upload's script run starting to the last one's maps being sent, and each stage's seconds.
 
 With --before REV the same scenarios also run against the app of git revision REV (checked out in
 a temporary worktree, on that revision's library, with this repository's checkpoints), and the
@@ -38,10 +43,17 @@ APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The maps of the upload named n are drawn: their picture (captioned with the name) has loaded, or, on
+# a revision that draws them with plotly, the figure whose meta names the upload has its heat maps.
 DRAWN = (
-    "n => [...document.querySelectorAll('.js-plotly-plot')].some("
+    "n => [...document.querySelectorAll('[data-testid=stImage]')].some(d => "
+    "d.innerText.includes('Maps computed for ' + n) && "
+    "[...d.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0)) || "
+    "[...document.querySelectorAll('.js-plotly-plot')].some("
     "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)"
 )
+# Chromium's busy time of a tab, and the parts the DevTools Performance domain splits out of it
+TAB_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
 
 def rss_mb(pid: int) -> float:
@@ -137,14 +149,15 @@ async def open_pages(browser, url: str, n: int):
     return pages
 
 
-async def main_thread_s(page) -> float:
-    """The tab's main-thread busy time so far (Chromium's TaskDuration, through the DevTools protocol)."""
+async def main_thread_s(page) -> dict[str, float]:
+    """The tab's main-thread busy time so far (Chromium's TaskDuration, through the DevTools protocol),
+    with its JavaScript (Streamlit's redraw and any plotly), layout and style parts."""
     cdp = getattr(page, "_mcviz_cdp", None)
     if cdp is None:
         cdp = page._mcviz_cdp = await page.context.new_cdp_session(page)
         await cdp.send("Performance.enable")
-    metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
-    return next(entry["value"] for entry in metrics if entry["name"] == "TaskDuration")
+    metrics = {e["name"]: e["value"] for e in (await cdp.send("Performance.getMetrics"))["metrics"]}
+    return {k: metrics.get(k, 0.0) for k in TAB_METRICS}
 
 
 async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Optional[list] = None) -> list[float]:
@@ -152,14 +165,15 @@ async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Op
     ``main_thread`` (a list), each tab's main-thread seconds for its upload are appended to it."""
 
     async def one(page, f: Path) -> float:
-        busy0 = await main_thread_s(page) if main_thread is not None else 0.0
+        busy0 = await main_thread_s(page) if main_thread is not None else {}
         t0 = time.perf_counter()
         await page.locator("input[type=file]").first.set_input_files(str(f))
         await page.wait_for_function(DRAWN, arg=f.name, timeout=timeout_s * 1000, polling=50)
         wall = time.perf_counter() - t0
         if main_thread is not None:
             await asyncio.sleep(0.5)  # the tab finishes laying out what it drew
-            main_thread.append(await main_thread_s(page) - busy0)
+            busy = await main_thread_s(page)
+            main_thread.append({k: busy[k] - busy0[k] for k in TAB_METRICS})
         return wall
 
     return list(await asyncio.gather(*(one(p, f) for p, f in zip(pages, files))))
@@ -217,25 +231,82 @@ def worktree(rev: str, tmp: Path) -> Path:
     return path
 
 
+def _pin(pid: int, cores: str) -> None:
+    """Every thread of process ``pid`` (and those it starts later) onto ``cores`` (e.g. "0")."""
+    import subprocess
+
+    subprocess.run(["taskset", "-a", "-cp", cores, str(pid)], check=True, capture_output=True)
+
+
+def server_runs(log: Path, since: float) -> list[dict]:
+    """The server's ``MCVIZ_TIMING`` lines (app/timing.py) of Explore runs that started after ``since``."""
+    import json
+
+    runs = []
+    for line in log.read_text().splitlines():
+        if line.startswith("mcviz-timing "):
+            r = json.loads(line.split(" ", 1)[1])
+            if r["page"] == "explore" and r["photo"] and r["start"] >= since:
+                runs.append(r)
+    return runs
+
+
+def server_answer(runs: list[dict]) -> tuple[float, float, dict[str, float]]:
+    """``(first run's start to last run's end, the slowest run, the median seconds of each stage)``
+    of the runs that computed the uploads' maps (one per photo: its slowest run)."""
+    by_photo: dict[str, dict] = {}
+    for r in runs:
+        if r["photo"] not in by_photo or r["wall_s"] > by_photo[r["photo"]]["wall_s"]:
+            by_photo[r["photo"]] = r
+    done = list(by_photo.values())
+    span = max(r["start"] + r["wall_s"] for r in done) - min(r["start"] for r in done)
+    stages = sorted({k for r in done for k in r["stages"]})
+    return (
+        span,
+        max(r["wall_s"] for r in done),
+        {k: statistics.median(r["stages"].get(k, 0.0) for r in done) for k in stages},
+    )
+
+
+def _tab_line(busy: list[dict]) -> str:
+    med = {k: statistics.median(b[k] for b in busy) for k in TAB_METRICS}
+    other = med["TaskDuration"] - med["ScriptDuration"] - med["LayoutDuration"] - med["RecalcStyleDuration"]
+    return (
+        f"a tab's main thread per upload: median {med['TaskDuration']:.3f} s (JavaScript {med['ScriptDuration']:.3f}, "
+        f"layout {med['LayoutDuration']:.3f}, style {med['RecalcStyleDuration']:.3f}, other {other:.3f}: paint, "
+        f"image decoding, garbage collection), most {max(b['TaskDuration'] for b in busy):.3f} s"
+    )
+
+
 async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = APP) -> dict:
-    """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``."""
+    """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``. With
+    ``args.server_cores`` the server runs on those cores and the browsers on the others, and the
+    server's own timing lines give its answer to the simultaneous uploads."""
     from playwright.async_api import async_playwright
 
     out = {}
-    with running_app_process(app, env) as (url, proc):
+    log = Path(tempfile.mkdtemp(prefix="mcviz-server-")) / "server.log"
+    if args.server_cores:
+        env = {**env, "MCVIZ_TIMING": "1", "MCVIZ_THREADS": str(len(args.server_cores.split(",")))}
+    with running_app_process(app, env, log=log) as (url, proc):
+        if args.server_cores:
+            _pin(proc.pid, args.server_cores)
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             pages = await open_pages(browser, url, args.sessions)
             t = (await upload_all(pages[:1], [warm], args.timeout))[0]
-            print(f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; {os.cpu_count()} cores")
-            # every page's first figure also loads and starts plotly.js in that tab: timed on its own
+            print(
+                f"{args.sessions} sessions on {url}; warm-up upload (model load) {t:.1f} s; {os.cpu_count()} cores"
+                + (f"; server on core(s) {args.server_cores}, browsers on the others" if args.server_cores else "")
+            )
+            # every page's first upload also loads the page's scripts in that tab: timed on its own
             cold = await upload_all(pages, _copies(warm, len(pages)), args.timeout)
             print(
-                f"  first upload of {len(pages)} new sessions at once (plotly.js starting in every tab): "
+                f"  first upload of {len(pages)} new sessions at once: "
                 f"slowest {max(cold):5.2f} s, median {statistics.median(cold):5.2f} s"
             )
             for name, files in scenarios.items():
-                base, cpu0, busy = rss_mb(proc.pid), cpu_s(proc.pid), []
+                base, cpu0, busy, since = rss_mb(proc.pid), cpu_s(proc.pid), [], time.time()
                 with MemoryWatch(proc.pid) as mem:
                     times = await upload_all(pages, files, args.timeout, busy)
                 cpu = cpu_s(proc.pid) - cpu0
@@ -244,9 +315,15 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
                     f"  {name:5s} ({mb:.2f} MB per file): slowest {max(times):5.2f} s, median "
                     f"{statistics.median(times):5.2f} s, fastest {min(times):5.2f} s; server memory "
                     f"{base:.0f} MB before, peak {mem.peak:.0f} MB; server CPU {cpu:.1f} s "
-                    f"({cpu / len(files):.3f} s per upload); a tab's main thread per upload: median "
-                    f"{statistics.median(busy):.3f} s, most {max(busy):.3f} s"
+                    f"({cpu / len(files):.3f} s per upload); {_tab_line(busy)}"
                 )
+                if args.server_cores:
+                    span, slowest, stages = server_answer(server_runs(log, since))
+                    print(
+                        f"        the server alone: {len(files)} uploads answered in {span:.2f} s (first script run's "
+                        f"start to last one's end; slowest run {slowest:.2f} s); median seconds per run: "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+                    )
                 out[name] = (max(times), mem.peak)
                 await asyncio.sleep(2)
             await browser.close()
@@ -260,9 +337,21 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
     ap.add_argument("--before", metavar="REV", help="also run the app of git revision REV, and print the ratios")
+    ap.add_argument(
+        "--server-cores",
+        metavar="CORES",
+        help="pin the server to these cores (taskset list, e.g. 0) and the browsers to the others, and report "
+        "the server's own answer time from its MCVIZ_TIMING lines",
+    )
     args = ap.parse_args()
     if not 1 <= args.sessions <= 16:
         raise SystemExit("--sessions must be 1..16")
+    if args.server_cores:
+        server = {int(c) for c in args.server_cores.split(",")}
+        others = set(os.sched_getaffinity(0)) - server
+        if not others:
+            raise SystemExit("--server-cores must leave a core for the browsers")
+        os.sched_setaffinity(0, others)  # the browsers started from here run on the other cores
     asyncio.run(run(args))
 
 

@@ -44,9 +44,11 @@ def running_app(app: Path, env: Optional[dict] = None, timeout: float = 120) -> 
 
 @contextmanager
 def running_app_process(
-    app: Path, env: Optional[dict] = None, timeout: float = 120
+    app: Path, env: Optional[dict] = None, timeout: float = 120, log: Optional[Path] = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory)."""
+    """As :func:`running_app`, yielding ``(url, server process)`` (e.g. to watch its memory); with
+    ``log`` the server's stderr goes to that file (e.g. its ``MCVIZ_TIMING`` lines)."""
+    err = open(log, "w") if log else subprocess.DEVNULL
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -66,7 +68,7 @@ def running_app_process(
         ],
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err,
         # from the repository root, where Streamlit reads .streamlit/config.toml (the upload limit)
         cwd=str(Path(app).resolve().parent.parent),
         start_new_session=True,
@@ -91,3 +93,5 @@ def running_app_process(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if log:
+            err.close()

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import recipes
 from mcviz.core.variants import TABLE_ORDER, order_key
 from mcviz.train.config import TrainConfig
 from mcviz.io import CheckpointMeta, read_metadata
@@ -23,8 +24,8 @@ DATA_NAME = {"cub": "CUB-200-2011", "folder": "Stanford Cars"}
 
 
 # Trained and reported (docs/runs/), not shipped: second seeds, and the soft labels of the
-# paper's Eq. 10-11 as written (the shipped cub-mc-soft divides them by N)
-SEEDS_NOT_SHIPPED = ("cub-ce-s1", "cub-mc-s1", "cub-mc-anchor-s1", "cub-mc-cc-s1", "cub-mc-soft-paper")
+# paper's Eq. 10-11 as written (the shipped cub-mc-soft divides them by N): ship = false in recipes.toml
+SEEDS_NOT_SHIPPED = tuple(n for n in recipes.names("shipped") if not recipes.ships(n))
 
 
 class Run:

@@ -67,3 +67,11 @@ def make_folder_dataset(root: Path, classes: int = 3, per_class: int = 6, size: 
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "tiny")
+
+
+def interactive(at):
+    """An AppTest whose Explore and Compare pages draw the interactive plotly maps (the tests that read
+    the maps' values and titles) instead of the default pictures."""
+    at.session_state["explore_interactive"] = True
+    at.session_state["compare_interactive"] = True
+    return at

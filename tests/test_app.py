@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mcviz import build_model, save_checkpoint
 
 from .badfiles import bad_files, photo
-from .conftest import REPO, SHARED_DATA
+from .conftest import REPO, SHARED_DATA, interactive
 
 APP = str(REPO / "app" / "main.py")
 NAMES = [f"Bird {i}" for i in range(200)]
@@ -51,7 +51,7 @@ def app(ckpt_dir, monkeypatch):
     # only the test checkpoints: the shipped ones may or may not exist
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     assert not at.exception
     return at
@@ -204,7 +204,7 @@ def test_channels_page_ranks_by_effect_when_the_file_is_there(tmp_path, monkeypa
     save_effect_ranking(EffectRanking(file_sha256(ck), "cub", "test", 400, effects, torch.zeros(600)), ck)
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     at.switch_page("pages/channels.py").run()
     assert at.radio(key="channels_source").value == "effect"
@@ -228,7 +228,7 @@ def test_channels_ranked_by_activation_on_real_cub(ckpt_dir, monkeypatch, cub_ro
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
     monkeypatch.setenv("MCVIZ_DATA", str(cub_root.parent))
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     at.switch_page("pages/channels.py").run()
     radio = at.radio(key="channels_source")
@@ -289,7 +289,7 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
     monkeypatch.setenv("MCVIZ_DATA", str(cub_root.parent))
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     at.selectbox(key="gallery_explore").set_value(at.selectbox(key="gallery_explore").options[1]).run()
     assert not at.exception and not at.error
@@ -319,7 +319,7 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     assert not at.exception and len(at.get("plotly_chart")) == 4
     # a stale profile (other weights) is ignored
     _save(tmp_path / "parts-mc.safetensors", "mc", 1)
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     at.switch_page("pages/channels.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
@@ -351,7 +351,7 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
     monkeypatch.delenv(settings.FOLDERS_ENV, raising=False)
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     assert not at.exception
     assert not [t for t in at.text_input if t.key in ("extra_checkpoint_dir", "data_dir")]
@@ -365,7 +365,7 @@ def test_folder_inputs_only_when_the_operator_allows_them(ckpt_dir, monkeypatch,
     assert "zz-elsewhere" not in str(at.sidebar.selectbox(key="model").options)
 
     monkeypatch.setenv(settings.FOLDERS_ENV, "1")
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     inputs = {t.key for t in at.text_input}
     assert {"extra_checkpoint_dir", "data_dir"} <= inputs
@@ -379,7 +379,7 @@ def test_an_uploaded_bird_gets_the_part_under_every_peak_and_a_car_model_says_wh
     channel's peak, on Explore and Compare, marked as predicted; a Stanford Cars model names none and says why."""
     monkeypatch.delenv("MCVIZ_CHECKPOINTS", raising=False)
     monkeypatch.delenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", raising=False)
-    at = AppTest.from_file(APP, default_timeout=240)
+    at = interactive(AppTest.from_file(APP, default_timeout=240))
     at.run()
     name, data = real_photo()
     upload(at, "my-bird.jpg", data)
@@ -397,3 +397,60 @@ def test_an_uploaded_bird_gets_the_part_under_every_peak_and_a_car_model_says_wh
     assert not at.exception
     assert not [m.value for m in at.markdown if "In this image" in m.value]
     assert any("Stanford Cars has none" in c.value for c in at.caption)
+
+
+def test_explore_and_compare_draw_pictures_by_default(ckpt_dir, monkeypatch):
+    """Without the interactive toggle the maps are one server-rendered JPEG per class (per model on
+    Compare), captioned with the upload's name; the toggle brings back the plotly figure."""
+
+    monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(ckpt_dir))
+    monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at = upload(at, *real_photo())
+    assert not at.exception and not at.get("plotly_chart")
+    captions = [c for im in at.get("image") for c in im.captions]
+    assert sum(c.startswith("Maps computed for") for c in captions) == 1
+    assert at.toggle(key="explore_interactive").value is False
+    at.toggle(key="explore_interactive").set_value(True).run()
+    assert not at.exception and len(heatmaps(at)) == 4
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert any("maps computed for" in c for im in at.get("image") for c in im.captions)
+
+
+def test_the_maps_picture_matches_the_figure():
+    """The picture: one panel per channel and the merged map, in rows of ``per_row``, the colour bar of
+    the shared scale, each peak's white '+', and the same scales as the figure."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mcviz.explain.explainer import ClassMaps
+    from mcviz.explain.maps_image import class_maps_image
+
+    raw = np.zeros((3, 64, 64), np.float32)
+    raw[0, 10, 10], raw[1, 40, 20], raw[2, 50, 50] = 3.0, 1.0, 2.0
+    cm = ClassMaps(
+        0,
+        "a",
+        [0, 1, 2],
+        raw,
+        raw / raw.max(axis=(1, 2), keepdims=True),
+        raw.max(0),
+        raw.max(0) / 3,
+        [(10, 10), (20, 40), (50, 50)],
+        1.5,
+    )
+    photo = np.full((64, 64, 3), 128, np.uint8)
+    one = Image.open(io.BytesIO(class_maps_image(cm, photo, panel=64)))
+    two = Image.open(io.BytesIO(class_maps_image(cm, photo, panel=64, per_row=2)))
+    own = Image.open(io.BytesIO(class_maps_image(cm, photo, panel=64, scale="map")))
+    assert one.format == "JPEG" and one.width > 4 * 64 and two.height > 2 * 64 > one.height - 40
+    assert own.width < one.width  # no colour bar for maps scaled to their own 0-1
+    a = np.asarray(one.convert("RGB")).astype(int)
+    head = one.height - 64 - 16  # the panels sit under their titles (and a margin below)
+    assert a[head + 10, 8 + 10].min() > 200  # the first channel's peak: the white '+'
+    with pytest.raises(ValueError):
+        class_maps_image(cm, photo, scale="log")

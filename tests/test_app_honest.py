@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.serving import free_port
 
-from .conftest import REPO, need_data
+from .conftest import REPO, interactive, need_data
 from .test_app import APP, real_photo, upload
 
 CARS = "cars-mc-cc"
@@ -36,7 +36,7 @@ def app(monkeypatch):
     # the shipped checkpoints only, the default first
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", "")
     monkeypatch.delenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", raising=False)
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = interactive(AppTest.from_file(APP, default_timeout=300))
     at.run()
     assert not at.exception
     return at

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from mcviz import build_model, save_checkpoint
 
-from .conftest import REPO, SHARED_DATA
+from .conftest import REPO, SHARED_DATA, interactive
 from .test_app import APP, NAMES, _save, real_photo, upload
 
 
@@ -59,7 +59,7 @@ def two_data_sets(tmp_path_factory):
 def app(two_data_sets, monkeypatch):
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(two_data_sets))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     assert not at.exception
     return at
@@ -161,7 +161,7 @@ def test_the_gallery_picker_shows_the_photo_in_use(app, monkeypatch):
     if not cub.exists():
         pytest.skip("needs the CUB gallery")
     monkeypatch.setenv("MCVIZ_DATA", str(SHARED_DATA))
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     pick = at.selectbox(key="gallery_explore").options[2]
     at.selectbox(key="gallery_explore").set_value(pick).run()
@@ -248,7 +248,7 @@ def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp
     )
     monkeypatch.setenv("MCVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("MCVIZ_APP_NO_REPO_CHECKPOINTS", "1")
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = interactive(AppTest.from_file(APP, default_timeout=180))
     at.run()
     at = upload(at, *real_photo())
     assert not at.exception

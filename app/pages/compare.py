@@ -5,6 +5,7 @@ import streamlit as st
 import loaders
 import widgets
 from mcviz.evaluate.parts import peak_parts
+from mcviz.explain.maps_image import class_maps_image
 from mcviz.explain.render import SCALES, class_maps_figure
 from mcviz.io.describe import head_name, variant_name
 
@@ -45,7 +46,10 @@ choice = st.selectbox(
     if from_explore
     else f"preset to {lead.stem}'s prediction for this photo",
 )
-scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="compare_scale", horizontal=True)
+s1, s2 = st.columns([3, 1])
+scale = s1.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="compare_scale", horizontal=True)
+# pictures by default: an interactive figure per model costs the browser several times more
+interactive = s2.toggle("Interactive maps", key="compare_interactive", help="hover a map for its values, drag to zoom")
 if lead_meta.dataset != "cub":
     st.caption("No part names for a car model: Stanford Cars has no part annotations to learn them from.")
 ann = widgets.current_annotation(loaders.metadata(lead)[0])
@@ -67,18 +71,15 @@ for path in chosen:
     if row_verdict is not None and row_verdict.flagged:
         info.warning(f"Not like {row_verdict.domain}: not reliable.")
     info.metric("h", f"{cls.h:.2f}")
-    # every map of a row in one line: at 4 maps a row each stays >= 150 px wide in the main column
-    fig = class_maps_figure(
-        cls,
-        cm.image,
-        opacity,
-        height=230,
-        labels=loaders.channel_labels(path, cls.channels),
-        scale=scale,
-        units=widgets.units(cm.method),
-    )
-    fig.layout.meta = f"{path.stem}|{name}"
-    maps.plotly_chart(fig, width="stretch", key=f"compare_fig_{path.stem}")
+    labels, units = loaders.channel_labels(path, cls.channels), widgets.units(cm.method)
+    if interactive:
+        # every map of a row in one line: at 4 maps a row each stays >= 150 px wide in the main column
+        fig = class_maps_figure(cls, cm.image, opacity, height=230, labels=labels, scale=scale, units=units)
+        fig.layout.meta = f"{path.stem}|{name}"
+        maps.plotly_chart(fig, width="stretch", key=f"compare_fig_{path.stem}")
+    else:
+        picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units, panel=180)
+        maps.image(picture, width="content", caption=f"{path.stem}: maps computed for {name}")
     said = []
     guessed = loaders.predicted_parts(path, meta, data, name)
     for a, whose in ((guessed, "predicted parts"), (ann, "CUB's annotated parts")):

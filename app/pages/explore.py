@@ -6,9 +6,11 @@ from functools import partial
 import streamlit as st
 
 import loaders
+import timing
 import widgets
 from mcviz.evaluate.parts import peak_parts
 from mcviz.explain import CAM_CLASSES
+from mcviz.explain.maps_image import class_maps_image
 from mcviz.explain.render import SCALES, class_maps_figure, panel_png, photo_with_parts
 
 st.title("mcviz — what do a class's channels look at?")
@@ -19,6 +21,7 @@ st.caption(
     "not overlap at all. Broad maps give a low h even when their peaks lie far apart: h measures overlap, not "
     "where the peaks are."
 )
+timing.begin("explore")
 widgets.sidebar_settings()
 path, meta = widgets.choose_checkpoint()
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
@@ -27,6 +30,7 @@ top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 data, name, img = widgets.require_image(
     "explore", "Upload a photo of a bird or a car, or pick one from the gallery.", meta
 )
+timing.photo(widgets.image_id())
 widgets.warn_if_small(img, meta)
 ex = loaders.explainer(path)
 names = ex.class_names
@@ -270,13 +274,31 @@ def class_section() -> None:
     if cm.note:
         st.warning(cm.note)
     labels = loaders.channel_labels(path, cls.channels)
-    scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
-    fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=widgets.units(cm.method))
-    fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
-    st.plotly_chart(fig, width="stretch", key="explore_fig")
+    s1, s2 = st.columns([3, 1])
+    scale = s1.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
+    # a picture by default: an interactive figure costs the browser several times more per upload
+    interactive = s2.toggle(
+        "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
+    )
+    units = widgets.units(cm.method)
+    with timing.stage("figure"):
+        if interactive:
+            fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
+            fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
+        else:
+            picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
+    with timing.stage("send"):
+        if interactive:
+            st.plotly_chart(fig, width="stretch", key="explore_fig")
+        else:
+            st.image(picture, width="content", caption=f"Maps computed for {name}")
     st.caption(
-        f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
-        "The + marks each channel's peak."
+        (
+            f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
+            if interactive
+            else "Switch on **Interactive maps** for each position's value and zoom. "
+        )
+        + "The + marks each channel's peak."
         + (
             " A channel's title is an **average, not this photo**: the CUB part its peaks usually land on over "
             "its class's test images, with that share (`mcviz parts`)."
@@ -309,3 +331,4 @@ def class_section() -> None:
 
 
 class_section()
+timing.end()

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 
 import cv2
 import numpy as np
@@ -20,6 +20,8 @@ from ..io.checkpoint import as_meta, load_checkpoint
 from ..io.meta import CheckpointMeta
 from ..data.images import open_image, to_rgb
 from ..data.transforms import EvalTransform, cell_centre
+from ..core.folding import for_inference
+from ..core.groups import ChannelGroups
 from ..core.loss import diversity_scores
 from ..core.models import MCNet, channels_last
 from .effect import pooled_inputs
@@ -122,6 +124,23 @@ class Diversity:
     peaks: np.ndarray  # (N, 2) each channel's peak (x, y) in crop pixels
 
 
+def _image_key(image: ImageLike) -> str:
+    """The identity of an input photo ("" where none is cheap to have): its bytes' SHA-1 (a PIL image:
+    of its mode, size and pixels; a file: of its path, size and modification time)."""
+    h = hashlib.sha1()
+    if isinstance(image, Image.Image):
+        h.update(f"{image.mode}{image.size}".encode())
+        h.update(image.tobytes())
+    elif isinstance(image, (bytes, bytearray)):
+        h.update(image)
+    elif isinstance(image, (str, Path)) and Path(image).is_file():
+        st = Path(image).stat()
+        h.update(f"{Path(image).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        return ""
+    return h.hexdigest()
+
+
 def _normalise(raw: np.ndarray) -> np.ndarray:
     """Per-map min-max to [0, 1], as the grad-cam package does (a constant map becomes 0)."""
     return scale_cam_image(raw) if raw.ndim == 3 else scale_cam_image(raw[None])[0]
@@ -186,6 +205,8 @@ class Explainer:
         # The features of the last few inputs: an upload asks for predictions, then maps, then
         # perhaps a switch-off, and all three start from the same features.
         self._recent: OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = OrderedDict()
+        self._prepared: OrderedDict[str, tuple[torch.Tensor, np.ndarray]] = OrderedDict()
+        self._fast: Optional[MCNet] = None  # the folded copy (:meth:`_folded`)
         self._fits: Optional[bool] = None  # whether the shared part locator reads this model's trunk
         self._locator_trunk: Optional[torch.nn.Module] = None  # the locator's own trunk, where it does not
         self._recent_lock = threading.Lock()
@@ -233,6 +254,14 @@ class Explainer:
         Raises:
             mcviz.data.images.ImageError: the image cannot be read (with the reason).
         """
+        # an upload asks for predictions, maps, parts and its pooled input: the photo is decoded,
+        # squashed and cropped once (the last few photos are kept, like their features)
+        key = _image_key(image)
+        with self._recent_lock:
+            found = self._prepared.get(key) if key else None
+            if found is not None:
+                self._prepared.move_to_end(key)
+                return found
         if isinstance(image, Image.Image):
             img = to_rgb(image)
         else:
@@ -241,6 +270,12 @@ class Explainer:
         mean = torch.tensor(self.transform.mean)[:, None, None]
         std = torch.tensor(self.transform.std)[:, None, None]
         crop = ((x[0].cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        crop.setflags(write=False)  # shared by every caller of this photo
+        if key:
+            with self._recent_lock:
+                self._prepared[key] = (x, crop)
+                while len(self._prepared) > 8:
+                    self._prepared.popitem(last=False)
         return x, crop
 
     @torch.no_grad()
@@ -267,12 +302,13 @@ class Explainer:
                 self._recent.move_to_end(key)
                 return found
         step = PART_TRUNK_LAYER if PART_TRUNK_LAYER in self.layers() else None
+        net = self._folded()
         if step:
-            front, tail = self.model.split_at(step)
+            front, tail = net.split_at(step)
             mid = front(x)
             out = (tail(mid), mid)
         else:
-            out = (self.model.features(x), None)
+            out = (net.features(x), None)
         with self._recent_lock:
             self._recent[key] = out
             while len(self._recent) > keep:
@@ -396,7 +432,11 @@ class Explainer:
         layer = (layer or self.model.default_cam_layer()) if isinstance(fn, LayerMethod) else None
         raw_small, feats = self._raw_maps(fn, x, flat_channels, flat_classes, layer, chunk)
         size = (crop.shape[1], crop.shape[0])
-        h = diversity_scores(feats.float(), self.groups)[0].cpu().numpy()
+        # h of the asked classes only (Eq. 7 on their own channels): all c classes cost 80 % of the maps
+        mine = [self.groups.channels(c) for c in classes]
+        own = ChannelGroups.from_sizes([len(m) for m in mine])
+        h_own = diversity_scores(feats[:, [ch for m in mine for ch in m]].float(), own)[0].cpu().numpy()
+        h = dict(zip(classes, h_own.tolist()))
         out = ChannelMaps(method=method, layer=layer, image=crop)
         if method == "eigencam":
             out.note = "EigenCAM ignores the target: every channel gets the same map."
@@ -421,6 +461,15 @@ class Explainer:
             )
             i += k
         return out
+
+    def _folded(self) -> MCNet:
+        """The feature path with each BatchNorm folded into its convolution (checked against the
+        original when made): what predictions, activation maps and the part locator read. The CAM
+        methods hook the original layers."""
+        with self._recent_lock:
+            if self._fast is None:
+                self._fast = cast(MCNet, for_inference(self.model))
+            return self._fast
 
     def _raw_maps(
         self, fn, x: torch.Tensor, channels: list[int], classes: list[int], layer: Optional[str], chunk: int
