@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import parts_targets
+
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "docs" / "runs" / "consistency"
 
@@ -68,6 +70,16 @@ def main() -> None:
         "## The shipped CUB models",
         "",
         *rows(),
+        "",
+        "## The default's channels against their targets",
+        "",
+        "The app's default CUB model beside `cub-mc-cc`, the same class-connected recipe without part",
+        "annotations (`scripts/parts_targets.py` reads each figure from its record: the part profiles",
+        "beside the checkpoint, the lever run of the same configuration for `mcviz localize` and the",
+        "deletion check, `docs/runs/consistency/`, and the two seeds' metadata). The bar for top-1 is the",
+        "better two-seed CE mean, plain or with the default's levers (`ce-s288-b6-kd3`), minus 0.5.",
+        "",
+        *parts_targets.rows(),
         "",
         "Differences of setting from the published figures: those networks see the full-resolution",
         "photos at 224 px with prototypes of a ResNet, VGG or DenseNet trunk; the copy of CUB here is",

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import recipes
 from results_levers import recorded
 from results_models import RUNS_DOC, default_model
 
@@ -84,11 +85,9 @@ def better_ce(plain_mean):
 
 def ce_control() -> str:
     """The default against CE with the same levers (block 6 trained, distilled from cub-ce)."""
-    default = [
-        v
-        for v in (_final_top1("cc-avg-x3-anchor-mu03-b6-kd3"), _final_top1("cc-avg-x3-anchor-mu03-b6-kd3-s1"))
-        if v is not None
-    ]
+    lever = recipes.lever_of_shipped().get(default_model())  # the default's configuration as a lever run
+    runs = (lever, recipes.second_seed(lever)) if lever else ()
+    default = [v for v in map(_final_top1, runs) if v is not None]
     control = [v for v in (_final_top1("ce-s288-b6-kd3"), _final_top1("ce-s288-b6-kd3-s1")) if v is not None]
     plain = [float(read_metadata(REPO / "checkpoints" / "cub-ce.safetensors").metrics.top1)]
     second = _kept_top1("cub-ce-s1")  # the shipped CE recipe's second seed
