@@ -242,12 +242,17 @@ def server_runs(log: Path, since: float) -> list[dict]:
     """The server's ``MCVIZ_TIMING`` lines (app/timing.py) of Explore runs that started after ``since``."""
     import json
 
-    runs = []
-    for line in log.read_text().splitlines():
-        if line.startswith("mcviz-timing "):
-            r = json.loads(line.split(" ", 1)[1])
-            if r["page"] == "explore" and r["photo"] and r["start"] >= since:
-                runs.append(r)
+    runs, text, decoder = [], log.read_text(), json.JSONDecoder()
+    # the server's threads write at once: a line may hold another's start, so read each record where it begins
+    at = text.find("mcviz-timing ")
+    while at >= 0:
+        try:
+            r, _ = decoder.raw_decode(text, at + len("mcviz-timing "))
+        except ValueError:
+            r = None
+        if r and r["page"] == "explore" and r["photo"] and r["start"] >= since:
+            runs.append(r)
+        at = text.find("mcviz-timing ", at + 1)
     return runs
 
 

@@ -26,6 +26,8 @@ def _columns(name: str) -> tuple[str, str, str, float]:
     div = "none (CE only)" if cfg["variant"] == "ce" else "anchored" if cfg["div_anchor"] else "plain"
     if cfg.get("part_guide"):
         div += " + part-guided"
+    if cfg.get("cache_noise"):
+        div += f" + noisy views ({cfg['cache_noise']:g})"
     return (
         cfg["head"].removeprefix("class-connected-"),
         str(cfg["xi"]),
@@ -49,7 +51,10 @@ CC_TEXT = (
     "deeper MC layer (`-h512`: a shared 1x1 layer of 512 channels first), 8 epochs (`-e8`), or distillation from "
     "the shipped CE model's probabilities (`-kd`: `--distill checkpoints/cub-ce.safetensors --distill-weight 1 "
     "--distill-temperature 4`, Hinton et al. 2015; `-kd3`: at weight 3), or block 6 and the head conv trained "
-    "too, at 0.2 x the lr (`-b6`); a name with several of these combines them. "
+    "too, at 0.2 x the lr (`-b6`); a name with several of these combines them. `-guide1`: each of a class's "
+    "channels pulled toward a part of its own at weight 1 (`--part-guide 1`; it learns from CUB's part annotations); "
+    "`-noise`: trained also on noisy copies of the crop and its mirror, the stability protocol's noise "
+    "(`--cache-views 4 --cache-noise 0.2`). "
     "*Own off* is the drop of a class's test accuracy when its ξ own channels are switched off (pooled "
     "value set to the mean), *random off* the same for ξ random channels (mean of 10 draws); the "
     "target is a ratio of at least 5. Final epoch, full test split, one row per seed measured."
