@@ -46,11 +46,16 @@ for name in "${@:-${ORDER[@]}}"; do
   else
     $MCVIZ train "${args[@]}" --out "$out"
   fi
-  mkdir -p "$DOCS/runs/levers"
+  mkdir -p "$DOCS/runs/levers" "$DOCS/runs/consistency"
+  $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | record "$name.localize.json"
+  # the part-guided runs: part consistency and stability (docs/consistency.md reads docs/runs/consistency/)
+  case $name in *guide*)
+    $MCVIZ consistency "$out/last.safetensors" --root "$DATA/CUB_200_2011" --workers 1 --json | tail -1 \
+      > "$DOCS/runs/consistency/$name.json.part" && mv "$DOCS/runs/consistency/$name.json.part" "$DOCS/runs/consistency/$name.json" ;;
+  esac
   # the test split and its mirror through the frozen block 5 (built once, shared by every run)
   $MCVIZ cache "$out/last.safetensors" "${CUB[@]}" --flip
   $MCVIZ eval "$out/last.safetensors" "${CUB[@]}" --flip --json | record "$name.flip.json"
-  $MCVIZ localize "$out/last.safetensors" --root "$DATA/CUB_200_2011" --json | record "$name.localize.json"
   # own channels in each class's top 10 by effect (issue 20; the MC-Loss runs only)
   case " ${args[*]} " in *" --variant ce "*) ;; *)
     $MCVIZ rank "$out/last.safetensors" "${CUB[@]}" --json | record "$name.rank.json" ;;
