@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 # a revision that draws them with plotly, the figure whose meta names the upload has its heat maps.
 DRAWN = (
     "n => [...document.querySelectorAll('[data-testid=stImage]')].some(d => "
-    "d.innerText.includes('Maps computed for ' + n) && "
+    "d.textContent.includes('Maps computed for ' + n) && "
     "[...d.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0)) || "
     "[...document.querySelectorAll('.js-plotly-plot')].some("
     "d => d.layout && d.layout.meta === n && d.querySelectorAll('.heatmaplayer').length >= 2)"

@@ -57,7 +57,7 @@ def _pick_option(page, box, n: int, tries: int = 3) -> None:
 # The maps of the upload named ``n`` are drawn: their picture, captioned with its name, has loaded.
 MAPS_DRAWN = (
     "n => [...document.querySelectorAll('[data-testid=stImage]')].some(d => "
-    "d.innerText.includes('Maps computed for ' + n) && "
+    "d.textContent.includes('Maps computed for ' + n) && "
     "[...d.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0))"
 )
 
