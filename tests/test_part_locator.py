@@ -236,6 +236,8 @@ def test_a_tiny_locator_run_trains_resumes_and_evaluates(cub_root, tmp_path, cap
                 "16",
                 "--cache-dir",
                 str(tmp_path / "cache"),
+                "--models",
+                str(REPO / "checkpoints" / "cub-mc-cc.safetensors"),
                 "--json",
             ]
         )
@@ -243,6 +245,7 @@ def test_a_tiny_locator_run_trains_resumes_and_evaluates(cub_root, tmp_path, cap
     )
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["images"] == 16 and set(rec["pck_per_part"]) == set(CUB_PARTS)
+    assert 0 <= rec["naming"]["cub-mc-cc"] <= 1  # a model's peaks named from the predicted parts
 
 
 def test_localize_with_predicted_parts_says_so_and_agrees_roughly(cub_root, capsys):

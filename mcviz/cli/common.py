@@ -58,7 +58,7 @@ def split_pass(args, **over):
         "cache_dir": getattr(args, "cache_dir", None) or None,
     }
     opts.update(over)
-    checkpoint = Path(opts.pop("checkpoint", args.checkpoint))
+    checkpoint = Path(opts.pop("checkpoint", None) or args.checkpoint)
     if "model" not in opts:
         opts["model"], opts["meta"] = load(str(checkpoint))
     return SplitPass(checkpoint=checkpoint, **opts)
