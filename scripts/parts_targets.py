@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 import recipes
-from readme_figures import better_ce
+from readme_figures import _kept_top1, better_ce
 from results_models import RUNS_DOC, default_model
 
 from mcviz.evaluate.parts import PartProfiles
-from mcviz.io import CheckpointMeta, read_metadata
+from mcviz.io import read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 CKPTS = REPO / "checkpoints"
@@ -33,8 +33,7 @@ def _top1(name: str) -> Optional[float]:
     """A model's final-epoch top-1: the shipped checkpoint's, or a second seed's kept metadata."""
     if (CKPTS / f"{name}.safetensors").exists():
         return read_metadata(CKPTS / f"{name}.safetensors").metrics.top1
-    kept = _json(RUNS_DOC / f"{name}.meta.json")
-    return CheckpointMeta.from_dict(kept).metrics.top1 if kept else None
+    return _kept_top1(name)
 
 
 def usual_parts(name: str) -> Optional[dict]:
@@ -47,10 +46,9 @@ def usual_parts(name: str) -> Optional[dict]:
     groups = read_metadata(CKPTS / f"{name}.safetensors").channel_groups()
     tops = [c.top for c in prof.own]
     distinct = [len({tops[ch] for ch in groups.channels(c)}) for c in range(groups.num_classes)]
-    collapsed = sum(len({tops[ch] for ch in groups.channels(c)}) == 1 for c in range(groups.num_classes))
     return {
         "distinct": sum(distinct) / len(distinct),
-        "collapsed": collapsed,
+        "collapsed": sum(d == 1 for d in distinct),
         "throat": Counter(tops)["throat"],
         "channels": len(tops),
     }

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .render import COLORMAP, SCALES, coarse
+from .render import COLORMAP, SCALES, _value_range, coarse
 
 __all__ = ["class_maps_image"]
 
@@ -96,8 +96,7 @@ def class_maps_image(
     stacks = [(cm.maps[j], cm.raw[j]) for j in range(k)] + [(cm.merged, cm.merged_raw)]
     shared = scale == "class"
     drawn = [coarse(raw) for _, raw in stacks]
-    lo, hi = min(0.0, min(float(d.min()) for d in drawn)), max(float(d.max()) for d in drawn)
-    hi = hi if hi > lo else lo + 1.0
+    lo, hi = _value_range(drawn)  # the figure's scale, from the same coarse grids
     titles = _titles(cm.channels, labels, pw)
     font = _font(13)
     line = 16
