@@ -65,12 +65,10 @@ def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:
 
 def portrait_page(page, out: Path) -> None:
     """A portrait under the default bird model: the warning, the maps, and no bird parts."""
-    import importlib
+    from scripts.other_photos import write  # run as `python -m scripts.screenshots` from the repository root
 
     with tempfile.TemporaryDirectory() as tmp:
-        portrait = next(
-            p for p in importlib.import_module("other_photos").write(tmp) if p.name == "person-grace_hopper.png"
-        )
+        portrait = next(p for p in write(tmp) if p.name == "person-grace_hopper.png")
         page.locator("input[type=file]").first.set_input_files(str(portrait))
         page.get_by_text(f"Maps computed for {portrait.name}").wait_for(timeout=120_000)
     page.get_by_text("no parts named").wait_for(timeout=60_000)
