@@ -71,6 +71,22 @@ def _faith(name: str, k: int) -> Optional[tuple[float, float]]:
 
 
 SHIPPED_CC = recipes.lever_of_shipped()  # shipped class-connected model -> its lever run
+PROTOCOL_DOC = LEVER_DOC.parent / "consistency"
+CONSISTENCY_FLOOR = 60.0  # issue 37: a share of channels, %
+
+
+def _protocol(name: str) -> Optional[dict]:
+    """The run's consistency and stability record (Huang et al.'s protocol, `mcviz consistency`): the run's
+    own, else the shipped model's that repeats it (seed 1: the shipped model's ``-s1``)."""
+    shipped = {run: model for model, run in SHIPPED_CC.items()}
+    seed0 = name.removesuffix("-s1")
+    model = shipped.get(seed0)
+    names = [name] + ([model + name[len(seed0) :]] if model else [])
+    for n in names:
+        f = PROTOCOL_DOC / f"{n}.json"
+        if f.exists():
+            return json.loads(f.read_text())
+    return None
 
 
 def _flip(name: str) -> Optional[dict]:
@@ -148,9 +164,10 @@ def fmt_or_dash(record: Optional[dict], key: str) -> str:
 
 
 def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
-    """The rule of issue 31: two seeds with top-1 >= CE - 0.5 (means), >= PARTS_FLOOR distinct parts
-    and >= BOX_FLOOR of the peaks in the box; among those the most distinct parts. Said in words,
-    with what is missing when nothing qualifies."""
+    """The rule of issues 31 and 37: two seeds with top-1 >= CE - 0.5 (means), >= PARTS_FLOOR distinct
+    parts and >= BOX_FLOOR of the peaks in the box, and, where both seeds' part consistency is measured,
+    >= CONSISTENCY_FLOOR of it; among those the most stable under the protocol's noise (unmeasured: last),
+    then the most distinct parts. Said in words, with what is missing when nothing qualifies."""
     if ce_mean is None:
         return ""
     by = by or {}
@@ -170,8 +187,17 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
         mean = sum(f["top1"] for f in finals.values()) / 2
         parts = sum(l["distinct_parts"] for l in locs.values()) / 2
         box = sum(l["in_box"] for l in locs.values()) / 2
-        if mean >= ce_mean - 0.5 and parts >= PARTS_FLOOR and box >= BOX_FLOOR:
-            passing.append((parts, seed0, mean))
+        prot = [_protocol(n) for n in finals]
+        measured = all(prot)
+        cons = sum(p["consistency"] for p in prot) / 2 if measured else None
+        stab = sum(p["stability"] for p in prot) / 2 if measured else -1.0
+        if (
+            mean >= ce_mean - 0.5
+            and parts >= PARTS_FLOOR
+            and box >= BOX_FLOOR
+            and (cons is None or cons >= CONSISTENCY_FLOOR)
+        ):
+            passing.append((stab, parts, seed0, mean, cons))
     bar = (
         f"The better CE two-seed mean (plain, or with the default's levers: `ce-s288-b6-kd3`) is {ce_mean:.2f} %, "
         f"so the bar is {ce_mean - 0.5:.2f} %."
@@ -179,8 +205,14 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
     default = default_model()
     shipped = {run: model for model, run in SHIPPED_CC.items()}
     if passing:
-        parts, name, mean = max(passing)
-        said = f"{bar} The rule picks `{name}` (two-seed mean {mean:.2f} %, {parts:.2f} distinct parts)"
+        stab, parts, name, mean, cons = max(passing)
+        protocol = f", consistency {cons:.1f} %, stability {stab:.1f} %" if cons is not None else ""
+        said = (
+            f"{bar} Among the configurations that meet it with two seeds (and the floors of distinct parts, "
+            "peaks in the box and, where measured, consistency), the rule picks the most stable, then the one "
+            f"with the most distinct parts: `{name}` (two-seed mean {mean:.2f} %, {parts:.2f} distinct parts"
+            f"{protocol})"
+        )
         if shipped.get(name) == default:
             return said + f"; it ships as `{default}`, the app's default."
         return said + f"; the app's default is `{default}`, which is not it: ship the pick and make it the default."

@@ -102,3 +102,19 @@ def test_the_scripts_import_each_other_without_a_circle():
         return any(n == b or (n not in seen and reaches(n, b, seen | {n})) for n in graph[a])
 
     assert not [m for m in graph if reaches(m, m, set())]
+
+
+def test_the_class_connected_rule_picks_the_most_stable_of_the_qualifying(monkeypatch):
+    import results_class_head as r
+
+    runs = {"a": (72.0, 2.9, 70.0, 40.0), "b": (72.0, 2.8, 80.0, 48.0), "c": (72.0, 2.95, 50.0, 60.0)}
+    row = lambda n: runs[n.removesuffix("-s1")]  # noqa: E731 (both seeds alike)
+    monkeypatch.setattr(r, "cc_runs", lambda: [(n, n + "-s1") for n in runs])
+    monkeypatch.setattr(r, "_final", lambda n, by: ({"top1": row(n)[0]}, None))
+    monkeypatch.setattr(r, "_localization", lambda n: {"distinct_parts": row(n)[1], "in_box": 0.95})
+    monkeypatch.setattr(r, "_protocol", lambda n: {"consistency": row(n)[2], "stability": row(n)[3]})
+    said = r.cc_rule(71.0)
+    # c is the most stable but misses the consistency floor; b is more stable than a, with fewer parts
+    assert "`b` (two-seed mean 72.00 %, 2.80 distinct parts, consistency 80.0 %, stability 48.0 %)" in said
+    monkeypatch.setattr(r, "_protocol", lambda n: None)  # unmeasured: the most distinct parts, as before
+    assert "`c` (two-seed mean 72.00 %, 2.95 distinct parts)" in r.cc_rule(71.0)
