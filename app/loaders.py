@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -96,7 +97,7 @@ def _decoded(data: bytes, name: str):
     return img
 
 
-@st.cache_data(show_spinner="Computing channel maps...", max_entries=128)
+@st.cache_data(show_spinner=False, max_entries=128)
 def _channel_maps(
     path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]
 ):
@@ -107,7 +108,10 @@ def _channel_maps(
 
 def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]):
     """The maps of ``classes``' channels on the image (``data``), by ``method`` at ``layer``."""
-    with timing.stage("maps"):
+    # a spinner for the gradient methods only (a backward pass per channel): the others take milliseconds,
+    # and a spinner is two more redraws of the page in every tab
+    slow = st.spinner("Computing channel maps...") if method not in ("activation", "contribution") else nullcontext()
+    with timing.stage("maps"), slow:
         return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
 
 

@@ -23,8 +23,10 @@ REPO = APP_DIR.parent
 DEFAULT_CHECKPOINT = "cub-mc-cc-guided.safetensors"
 # The model whose out-of-distribution check judges every photo for the models of its data set, where
 # their own check passes it: a class-connected model's check is far sharper than an official head's
-# (docs/ood.md), and "is this a bird?" is a question about the photo, not about the model.
-OOD_REFEREES = {"cub": "cub-mc-cc.safetensors", "cars": "cars-mc-cc.safetensors"}
+# (docs/ood.md), and "is this a bird?" is a question about the photo, not about the model. For birds
+# it is the default itself (class-connected too, and as sharp: docs/ood.md), so that an upload to the
+# default runs one model, not two.
+OOD_REFEREES = {"cub": DEFAULT_CHECKPOINT, "cars": "cars-mc-cc.safetensors"}
 # the CUB part locator (mcviz.core.part_locator): names the part under each peak of any bird photo
 # (io's default: $MCVIZ_PART_LOCATOR, else the shipped one; the CLI asks the same function)
 PART_LOCATOR = default_locator_path()

@@ -12,7 +12,7 @@ DevTools protocol before the upload and half a second after its maps are drawn).
 --timeout per scenario.
 
     python benchmarks/app_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--before REV]
-                                   [--server-cores 0]
+                                   [--server-cores 0] [--rounds 1]
 
 With --server-cores 0 the server runs on core 0 and the browsers on the others (taskset), and the
 server's own timing (MCVIZ_TIMING=1, one line per script run: app/timing.py) gives the time from the
@@ -184,14 +184,14 @@ async def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mcviz-load-"))
     scenarios = {}
     if "cub" in args.scenario:
-        scenarios["cub"] = cub_photos(data, args.sessions, tmp)
+        scenarios["cub"] = cub_photos(data, args.sessions * args.rounds, tmp)
     if "48mp" in args.scenario:
         big = []
-        for i in range(args.sessions):
+        for i in range(args.sessions * args.rounds):
             big.append(tmp / f"big{i}.jpg")
             big_jpeg(big[-1], i)
         scenarios["48mp"] = big
-    warm = cub_photos(data, args.sessions + 1, tmp)[-1]
+    warm = cub_photos(data, args.sessions * args.rounds + 1, tmp)[-1]
     results = {}
     setups = {"as shipped": ({}, APP)}
     if args.before:
@@ -312,8 +312,11 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
             )
             for name, files in scenarios.items():
                 base, cpu0, busy, since = rss_mb(proc.pid), cpu_s(proc.pid), [], time.time()
+                times = []
                 with MemoryWatch(proc.pid) as mem:
-                    times = await upload_all(pages, files, args.timeout, busy)
+                    for r in range(args.rounds):  # each round: every tab uploads its next photo at once
+                        n = len(pages)
+                        times += await upload_all(pages, files[r * n : (r + 1) * n], args.timeout, busy)
                 cpu = cpu_s(proc.pid) - cpu0
                 mb = sum(f.stat().st_size for f in files) / len(files) / 1e6
                 print(
@@ -341,6 +344,9 @@ def main() -> None:
     ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds each scenario may take")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="uploads per tab and scenario, one round after the other (medians)"
+    )
     ap.add_argument("--before", metavar="REV", help="also run the app of git revision REV, and print the ratios")
     ap.add_argument(
         "--server-cores",

@@ -13,11 +13,13 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-# The app's pages import its modules by name (Streamlit puts app/ on the path), and scripts are
-# run as files: the tests import both the same way.
+# The app's pages import its modules by name (Streamlit puts app/ on the path), and scripts and
+# benchmarks are run as files: the tests import them the same way (the benchmarks last).
 for _folder in (REPO / "app", REPO / "scripts"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.append(str(REPO / "benchmarks"))
 SHARED_DATA = Path(os.environ.get("MCVIZ_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

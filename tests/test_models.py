@@ -105,3 +105,46 @@ def test_channels_last_gives_the_same_numbers():
         assert torch.allclose(m.features(xc), feats, atol=1e-5)
         assert torch.allclose(m.mc_logits(m.features(xc)), m.mc_logits(feats), atol=1e-5)
     assert channels_last(torch.ones(2, 3)).shape == (2, 3)  # not an image batch: unchanged
+
+
+def test_map_blur_is_a_normalised_gaussian_that_keeps_a_peak_and_its_place():
+    from mcviz.core.models import MapBlur
+
+    blur = MapBlur(1.0)
+    one_hot = torch.zeros(1, 2, 18, 18)
+    one_hot[0, 0, 9, 4] = 1.0
+    out = blur(one_hot)
+    assert torch.isclose(out[0, 0].sum(), torch.tensor(1.0), atol=1e-6)  # inside: no mass lost
+    assert int(out[0, 0].argmax()) == 9 * 18 + 4 and out[0, 1].abs().max() == 0  # depthwise
+    # the obvious slow path: a 2-D Gaussian of sigma 1, weighed cell by cell
+    ys, xs = torch.meshgrid(torch.arange(18.0), torch.arange(18.0), indexing="ij")
+    g = torch.exp(-((ys - 9) ** 2 + (xs - 4) ** 2) / 2)
+    g = g * (((ys - 9).abs() <= 3) & ((xs - 4).abs() <= 3))
+    assert torch.allclose(out[0, 0], g / g.sum(), atol=1e-6)
+    # two flat cells side by side: noise of a tenth can swap their order, not after the blur with the
+    # broader bump the left one sits on
+    flat = torch.zeros(1, 1, 18, 18)
+    flat[0, 0, 5:12, 2:9] = 0.5
+    flat[0, 0, 8, 5] = 1.0
+    flat[0, 0, 8, 14] = 1.02
+    assert int(flat[0, 0].argmax()) == 8 * 18 + 14 and int(blur(flat)[0, 0].argmax()) == 8 * 18 + 5
+    with pytest.raises(ValueError):
+        MapBlur(0.0)
+
+
+def test_a_model_with_map_blur_keeps_its_weights_names_and_round_trips(tmp_path):
+    from mcviz.core.models import MapBlur
+    from mcviz.io import load_checkpoint, save_checkpoint
+
+    plain = build_model("small", 4, xi=2, head="class-connected-avg")
+    blurred = build_model("small", 4, xi=2, head="class-connected-avg", map_blur=1.0)
+    assert set(plain.state_dict()) == set(blurred.state_dict())
+    blurred.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    plain.eval(), blurred.eval()
+    assert torch.allclose(blurred.features(x), MapBlur(1.0)(plain.features(x)), atol=1e-5)
+    save_checkpoint(tmp_path / "b.safetensors", blurred, {"backbone": "small", "class_names": list("abcd")})
+    back, meta = load_checkpoint(tmp_path / "b.safetensors")
+    assert meta.map_blur == 1.0 and torch.allclose(back.eval()(x), blurred(x), atol=1e-5)
+    with pytest.raises(ValueError, match="MC layer"):
+        build_model("small", 4, mc_layer=False, map_blur=1.0)

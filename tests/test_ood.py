@@ -183,8 +183,16 @@ def others(tmp_path_factory) -> list[Path]:
     return other_photos(tmp_path_factory)
 
 
-@pytest.mark.parametrize("name", ["cub-mc-cc", "cars-mc-cc"])
+def _referees() -> list[str]:
+    import settings  # the app's (tests/conftest.py puts app/ on the path)
+
+    return sorted({"cub-mc-cc", "cars-mc-cc"} | {Path(n).stem for n in settings.OOD_REFEREES.values()})
+
+
+@pytest.mark.parametrize("name", _referees())
 def test_every_shipped_default_is_calibrated_and_flags_other_things(name, others):
+    """The class-connected defaults and the app's referees (whose check judges every photo of their
+    data set's models)."""
     ck = SHIPPED / f"{name}.safetensors"
     cal = load_ood_calibration(ck)
     assert cal is not None, f"{ck.name} ships no current NAME.ood.json (scripts/train_checkpoints.sh {name})"

@@ -123,3 +123,31 @@ def test_slots_cap_the_jobs_running_at_once():
     assert work.max_running == 2 and sorted(started) == list(range(5)) and started[:2] == [0, 1]
     with pytest.raises(ValueError):
         SerialWork(slots=0)
+
+
+def test_protocol_clients_upload_at_once_and_each_gets_the_maps_of_its_photo(tmp_path):
+    """benchmarks/server_load.py's clients (Streamlit's own protocol, no browser): two sessions upload
+    different photos at the same moment, and each script run sends the maps picture of its own photo."""
+    import asyncio
+
+    import server_load  # benchmarks/ (tests/conftest.py)
+    from app_load import APP, cub_photos
+    from serving import running_app_process
+
+    from .conftest import need_data
+
+    data = need_data("CUB_200_2011").parent
+
+    files = cub_photos(data, 2, tmp_path)
+
+    async def go() -> list[float]:
+        env = {"STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION": "false"}
+        with running_app_process(APP, env) as (url, _):
+            clients = [server_load.Client(url) for _ in files]
+            await asyncio.gather(*(c.open() for c in clients))
+            times, span = await server_load.upload_together(clients, files)
+            await asyncio.gather(*(c.close() for c in clients))
+            return times
+
+    # Client.show raises when a run ends without the maps of its photo
+    assert len(asyncio.run(go())) == 2

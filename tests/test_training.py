@@ -708,3 +708,17 @@ def test_distillation_refuses_a_teacher_that_does_not_fit(tiny_folder, tmp_path,
     assert "its classes are not this data set's" in capsys.readouterr().err
     with pytest.raises(ValueError, match="go together"):
         TrainConfig(dataset="folder", root="r", out="o", distill_weight=1.0)
+
+
+def test_map_blur_is_trained_with_recorded_and_described(tiny_folder, tmp_path):
+    """--map-blur: the model's MC features end in the blur, the checkpoint rebuilds it, and the
+    model's description says so."""
+    from mcviz.core.models import MapBlur
+    from mcviz.io.describe import training_name
+
+    run = tmp_path / "blur"
+    args = ["train", *BASE, "--root", str(tiny_folder), "--out", str(run), "--epochs", "1"]
+    assert main([*args, "--head", "class-connected-avg", "--map-blur", "1"]) == 0
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert meta.map_blur == 1.0 and isinstance(model.mc_layer[-1], MapBlur)
+    assert "maps blurred by a Gaussian of 1 cell" in training_name(meta)

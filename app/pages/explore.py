@@ -172,7 +172,8 @@ def switch_off_section(cls, labels) -> None:
     top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
     # a chip holds a few words: "ch 417 · throat", not the whole "usually the throat, 30 %"
     off_labels = {ch: widgets.short_part(lbl) for ch, lbl in zip(cls.channels, labels or [""] * len(cls.channels))}
-    o1, o2 = st.columns([2, 1])
+    # one horizontal row, not columns: every column is one more element for each tab to draw per upload
+    o1 = o2 = st.container(horizontal=True)
     # a choice made for one class, photo or model is never shown for another
     widgets.follow("explore_off", (*photo, cls.class_index), [])
     widgets.follow("explore_off_top", (*photo, cls.class_index), False)
@@ -268,13 +269,13 @@ def class_section() -> None:
             "Pick an earlier layer (block5, block6) to see something else."
         )
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
-    c1, c2 = st.columns(2)
+    c1 = c2 = st.container(horizontal=True)
     c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
     c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
     if cm.note:
         st.warning(cm.note)
     labels = loaders.channel_labels(path, cls.channels)
-    s1, s2 = st.columns([3, 1])
+    s1 = s2 = st.container(horizontal=True, vertical_alignment="center")
     scale = s1.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
     # a picture by default: an interactive figure costs the browser several times more per upload
     interactive = s2.toggle(
@@ -311,7 +312,7 @@ def class_section() -> None:
     if ex.model.class_connected:
         evidence_section(cls)
     switch_off_section(cls, labels)
-    d1, d2 = st.columns(2)
+    d1 = d2 = st.container(horizontal=True)
     by_channel = dict(zip(cls.channels, labels)) if labels else None
     # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
     d1.download_button(

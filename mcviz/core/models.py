@@ -8,12 +8,14 @@ either one (``predict="head"`` or ``"mc"``).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, cast
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from torchvision.models.resnet import BasicBlock
 
@@ -164,6 +166,37 @@ def _mc_layer(cin: int, n: int, kernel: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(*steps)
 
 
+class MapBlur(nn.Module):
+    """A fixed Gaussian blur of every map (depthwise, reflected at the borders), the MC features' last
+    step when a model has ``map_blur``. The MC-Loss, the head and every explanation then read the
+    blurred maps, so the evidence stays exact. Why: the maps are flat (the second-highest cell is
+    nearly the highest), so a little noise moves a channel's peak; a blur of about one cell steadies it.
+
+    Args:
+        sigma: the Gaussian's standard deviation in feature cells (> 0).
+    """
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"map_blur must be > 0, got {sigma}")
+        self.sigma = float(sigma)
+        radius = max(1, math.ceil(3 * self.sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        g = torch.exp(-(x**2) / (2 * self.sigma**2))
+        self.register_buffer("kernel", g / g.sum(), persistent=False)  # 1-D, applied along each axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, r = x.shape[1], self.kernel.numel() // 2
+        k = self.kernel.to(x.dtype)
+        x = F.pad(x, (r, r, r, r), mode="reflect" if min(x.shape[-2:]) > r else "replicate")
+        x = F.conv2d(x, k.view(1, 1, 1, -1).expand(n, 1, 1, -1).contiguous(), groups=n)
+        return F.conv2d(x, k.view(1, 1, -1, 1).expand(n, 1, -1, 1).contiguous(), groups=n)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}"
+
+
 @dataclass(frozen=True)
 class HeadParts:
     """The CE head split by role. ``pool``: ``(B, N, H, W)`` -> ``(B, N)`` (GMP or GAP, flatten);
@@ -195,6 +228,7 @@ class MCNet(nn.Module):
         mc_kernel: the MC layer's kernel size.
         soft: add the SE block and the soft labels of paper Sec. IV-E.
         mc_hidden: a shared 1x1 layer of this many channels before the MC layer (0: none).
+        map_blur: blur the MC features by a fixed Gaussian of this many cells (0: none; :class:`MapBlur`).
     """
 
     def __init__(
@@ -210,6 +244,7 @@ class MCNet(nn.Module):
         mc_kernel: int = 3,
         soft: bool = False,
         mc_hidden: int = 0,
+        map_blur: float = 0.0,
     ) -> None:
         super().__init__()
         if groups.num_classes != num_classes:
@@ -223,8 +258,14 @@ class MCNet(nn.Module):
             raise ValueError(f"mc_kernel must be 1 or 3, got {mc_kernel}")
         self.mc_kernel = mc_kernel
         self.mc_hidden = int(mc_hidden)
+        self.map_blur = float(map_blur)
+        if self.map_blur and not mc_layer:
+            raise ValueError("map_blur needs an MC layer (it is the MC features' last step)")
         if mc_layer:
             self.mc_layer: nn.Module = _mc_layer(body_channels, n, mc_kernel, self.mc_hidden)
+            if self.map_blur:
+                # appended, so the MC layer's weights keep their names with or without it
+                self.mc_layer.append(MapBlur(self.map_blur))
         else:
             groups.check(body_channels)
             self.mc_layer = nn.Identity()
@@ -413,6 +454,7 @@ def build_model(
     mc_kernel: Optional[int] = None,
     soft: bool = False,
     mc_hidden: int = 0,
+    map_blur: float = 0.0,
 ) -> MCNet:
     """Build an :class:`MCNet`.
 
@@ -445,6 +487,7 @@ def build_model(
         mc_kernel: the MC layer's kernel size (default: 1 for the CPU backbones, else 3).
         soft: add the soft-label variant's SE block and soft labels.
         mc_hidden: a shared 1x1 layer of this many channels before the MC layer (0: none).
+        map_blur: blur the MC features by a fixed Gaussian of this many feature cells (0: none).
 
     Returns:
         The network, in training mode.
@@ -472,6 +515,7 @@ def build_model(
         mc_kernel=mc_kernel,
         soft=soft,
         mc_hidden=mc_hidden,
+        map_blur=map_blur,
     )
 
 

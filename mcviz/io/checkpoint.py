@@ -51,6 +51,7 @@ def model_config(model: MCNet, backbone: str) -> dict[str, Any]:
         "predict": model.predict,
         "mc_kernel": model.mc_kernel,
         "mc_hidden": model.mc_hidden,
+        "map_blur": model.map_blur,
         "soft": model.soft,
     }
 
@@ -251,6 +252,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
             mc_kernel=meta.mc_kernel,
             soft=meta.soft,
             mc_hidden=meta.mc_hidden,
+            map_blur=meta.map_blur,
         )
     except PretrainedUnavailable as exc:
         raise CheckpointError(f"{path}: its frozen body comes from a weights package that is missing ({exc})") from None

@@ -117,6 +117,10 @@ def training_name(meta: CheckpointMeta) -> str:
         )
     if meta.hparam("part_guide"):
         words.append(f"part-guided (weight {meta.hparam('part_guide'):g}: uses CUB's part annotations)")
+    if meta.hparam("cache_noise"):
+        words.append(f"trained also on noisy copies of its views (std {meta.hparam('cache_noise'):g})")
+    if meta.map_blur:
+        words.append(f"maps blurred by a Gaussian of {meta.map_blur:g} cell" + ("s" if meta.map_blur != 1 else ""))
     return "; ".join(words) or "trained from scratch"
 
 

@@ -74,6 +74,7 @@ class CheckpointMeta:
     mc_kernel: Optional[int] = None
     soft: bool = False
     mc_hidden: int = 0
+    map_blur: float = 0.0
     class_names: list[str] = field(default_factory=list)
     dataset: Optional[str] = None
     input: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_INPUT))
@@ -110,6 +111,7 @@ class CheckpointMeta:
             mc_kernel=d.get("mc_kernel"),
             soft=bool(d.get("soft", False)),
             mc_hidden=int(d.get("mc_hidden") or 0),
+            map_blur=float(d.get("map_blur") or 0.0),
             class_names=list(d.get("class_names") or []),
             dataset=d.get("dataset"),
             input=dict(d.get("input") or DEFAULT_INPUT),

@@ -81,6 +81,12 @@ class TrainConfig:
     mc_hidden: int = _opt(
         0, "a shared 1x1 layer of H channels before the MC layer (0: none)", hparam=False, metavar="H"
     )
+    map_blur: float = _opt(
+        0.0,
+        "blur the MC features by a fixed Gaussian of this many feature cells (0: none), steadier peaks",
+        hparam=False,
+        metavar="CELLS",
+    )
     predict: str = _opt(
         "head",
         "predict from the CE head or from the MC branch (GAP of cross-channel max)",
@@ -229,6 +235,8 @@ def _check_basics(cfg: TrainConfig) -> None:
         raise ValueError("cache_views must be >= 1 and body_lr >= 0")
     if not 0 <= cfg.label_smoothing < 1:
         raise ValueError("label_smoothing must be in [0, 1)")
+    if cfg.map_blur < 0 or (cfg.map_blur and cfg.uneven):
+        raise ValueError("map_blur must be >= 0, and needs an MC layer (not --uneven)")
     if cfg.mixup < 0:
         raise ValueError("mixup must be >= 0")
     if cfg.distill_weight < 0 or cfg.distill_temperature <= 0:

@@ -152,6 +152,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
         predict=cfg.predict,
         soft=cfg.variant == "mc-soft",
         mc_hidden=cfg.mc_hidden,
+        map_blur=cfg.map_blur,
     )
     if state is not None:
         model.load_state_dict(state["model"])  # before caching: the cache key hashes the trunk's weights

@@ -1,0 +1,234 @@
+"""The server on its own: N protocol-level clients upload at the same moment to one `streamlit run`.
+
+Each client speaks Streamlit's own protocol (the websocket at ``/_stcore/stream`` and the upload route,
+with the protobuf messages of ``streamlit.proto``), as the browser's frontend does, but draws nothing.
+So the server is timed without renderers sharing its cores:
+
+- every client opens a session and runs the Explore page once (what a new tab does);
+- one warm-up upload loads the model;
+- every client sends its photo to the server's upload route, then all clients ask for the rerun that
+  shows it at the same moment, and each is timed from that request to the end of the script run
+  (``script_finished``), having checked that the run sent the maps picture of its photo.
+
+Scenarios: N different CUB test photos, and N 48-megapixel JPEGs (each with its own bytes).
+Prints the slowest and median answer, the span from the first request to the last answer, the
+server's CPU seconds per upload and its peak resident memory.
+
+    python benchmarks/server_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--before REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Optional
+
+from app_load import APP, REPO, MemoryWatch, big_jpeg, cpu_s, cub_photos, rss_mb, worktree
+from serving import running_app_process
+
+_ids = itertools.count()
+
+
+class Client:
+    """One session of the app, driven through Streamlit's protocol (no rendering)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ws = None
+        self.session_id = ""
+        self.page_hash = ""
+        self.uploader = ""  # the widget id of the page's file uploader
+
+    async def open(self) -> None:
+        import websockets
+
+        self.ws = await websockets.connect(
+            self.url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"], max_size=None
+        )
+        await self._rerun([])
+        await self.finish()
+
+    async def _send(self, **fields) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        await self.ws.send(BackMsg(**fields).SerializeToString())
+
+    async def _rerun(self, widgets: list) -> None:
+        from streamlit.proto.ClientState_pb2 import ClientState
+        from streamlit.proto.WidgetStates_pb2 import WidgetStates
+
+        state = ClientState(page_script_hash=self.page_hash, widget_states=WidgetStates(widgets=widgets))
+        await self._send(rerun_script=state)
+
+    async def finish(self, name: Optional[str] = None) -> bool:
+        """Read the server's messages until the script run ends; whether it sent the maps of ``name``."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        drawn = False
+        while True:
+            msg = ForwardMsg()
+            msg.ParseFromString(await self.ws.recv())
+            kind = msg.WhichOneof("type")
+            if kind == "new_session":
+                self.session_id = msg.new_session.initialize.session_id
+                self.page_hash = msg.new_session.page_script_hash
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                el = msg.delta.new_element
+                if el.WhichOneof("type") == "file_uploader" and not self.uploader:
+                    self.uploader = el.file_uploader.id
+                elif el.WhichOneof("type") == "imgs" and name:
+                    drawn |= any(f"Maps computed for {name}" in i.caption for i in el.imgs.imgs)
+            elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                return drawn
+
+    async def send_file(self, path: Path):
+        """Ask for the file's URLs, send the file to the upload route; its ``UploadedFileInfo``."""
+        from streamlit.proto.Common_pb2 import FileURLsRequest, UploadedFileInfo
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        rid = f"r{next(_ids)}"
+        req = FileURLsRequest(request_id=rid, file_names=[path.name], session_id=self.session_id)
+        await self._send(file_urls_request=req)
+        while True:
+            msg = ForwardMsg()
+            msg.ParseFromString(await self.ws.recv())
+            if msg.WhichOneof("type") == "file_urls_response" and msg.file_urls_response.response_id == rid:
+                urls = msg.file_urls_response.file_urls[0]
+                break
+        data = path.read_bytes()
+        await asyncio.to_thread(_put, self.url + urls.upload_url, path.name, data)
+        return UploadedFileInfo(file_id=urls.file_id, name=path.name, size=len(data), file_urls=urls)
+
+    async def show(self, info) -> float:
+        """Rerun the page with ``info`` in the uploader; seconds until the run that draws its maps ends."""
+        from streamlit.proto.Common_pb2 import FileUploaderState
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        state = FileUploaderState(uploaded_file_info=[info])
+        t0 = time.perf_counter()
+        await self._rerun([WidgetState(id=self.uploader, file_uploader_state_value=state)])
+        if not await self.finish(info.name):
+            raise RuntimeError(f"the run for {info.name} ended without its maps")
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def _put(url: str, name: str, data: bytes) -> None:
+    """The browser's upload: one multipart form with the file."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        url, data=body, method="PUT", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:
+        r.read()
+
+
+async def upload_together(clients: list[Client], files: list[Path]) -> tuple[list[float], float]:
+    """Every client sends its file, then all ask for their maps at once: each one's answer time and the
+    span from the first request to the last answer."""
+    infos = await asyncio.gather(*(c.send_file(f) for c, f in zip(clients, files)))
+    t0 = time.perf_counter()
+    times = await asyncio.gather(*(c.show(i) for c, i in zip(clients, infos)))
+    return list(times), time.perf_counter() - t0
+
+
+async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = APP) -> dict:
+    """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``."""
+    out = {}
+    with running_app_process(app, env) as (url, proc):
+        clients = [Client(url) for _ in range(args.sessions)]
+        t = time.perf_counter()
+        await asyncio.gather(*(c.open() for c in clients))
+        opened = time.perf_counter() - t
+        t = time.perf_counter()
+        await clients[0].show(await clients[0].send_file(warm))
+        print(
+            f"{args.sessions} protocol clients on {url} (pages opened together in {opened:.2f} s); "
+            f"warm-up upload (model load) {time.perf_counter() - t:.1f} s"
+        )
+        for name, files in scenarios.items():
+            base, cpu0 = rss_mb(proc.pid), cpu_s(proc.pid)
+            with MemoryWatch(proc.pid) as mem:
+                times, span = await upload_together(clients, files)
+            cpu = cpu_s(proc.pid) - cpu0
+            print(
+                f"  {name:5s}: {len(files)} uploads answered in {span:.2f} s (slowest {max(times):.2f} s, median "
+                f"{statistics.median(times):.2f} s, fastest {min(times):.2f} s); server CPU {cpu / len(files):.3f} s "
+                f"per upload (sending the files included); memory {base:.0f} MB before, peak {mem.peak:.0f} MB"
+            )
+            out[name] = (span, mem.peak)
+            await asyncio.sleep(1)
+        await asyncio.gather(*(c.close() for c in clients))
+    return out
+
+
+async def run(args) -> None:
+    data, tmp = Path(args.data), Path(tempfile.mkdtemp(prefix="mcviz-server-load-"))
+    scenarios = {}
+    if "cub" in args.scenario:
+        scenarios["cub"] = cub_photos(data, args.sessions, tmp)
+    if "48mp" in args.scenario:
+        scenarios["48mp"] = [tmp / f"big{i}.jpg" for i in range(args.sessions)]
+        for i, f in enumerate(scenarios["48mp"]):
+            big_jpeg(f, i)
+    warm = cub_photos(data, args.sessions + 1, tmp)[-1]
+    # the protocol clients send no XSRF token (a browser reads it from a cookie)
+    env = {
+        "MCVIZ_CHECKPOINTS": "",
+        "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
+        "STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION": "false",
+    }
+    setups = {"as shipped": (env, APP)}
+    if args.before:
+        old = worktree(args.before, tmp)
+        extra = {"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"), "PYTHONPATH": str(old)}
+        setups[f"the app of {args.before}"] = ({**env, **extra}, old / "app" / "main.py")
+    results = {}
+    for label, (e, app) in setups.items():
+        print(f"== {label}")
+        results[label] = await one_server(args, e, scenarios, warm, app)
+    new = results.pop("as shipped")
+    for label, old_r in results.items():
+        print(f"== {label} -> as shipped")
+        for name in new:
+            print(
+                f"  {name}: answered in {old_r[name][0]:.2f} s -> {new[name][0]:.2f} s, "
+                f"peak memory {old_r[name][1]:.0f} MB -> {new[name][1]:.0f} MB"
+            )
+    if args.before:
+        import subprocess
+
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "before")], check=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=16)
+    ap.add_argument("--scenario", nargs="+", choices=["cub", "48mp"], default=["cub", "48mp"])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--before", metavar="REV", help="also run the app of git revision REV, and print the ratios")
+    args = ap.parse_args()
+    if not 1 <= args.sessions <= 64:
+        raise SystemExit("--sessions must be 1..64")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
