@@ -12,7 +12,9 @@ So the server is timed without renderers sharing its cores:
 
 Scenarios: N different CUB test photos, and N 48-megapixel JPEGs (each with its own bytes).
 Prints the slowest and median answer, the span from the first request to the last answer, the
-server's CPU seconds per upload and its peak resident memory.
+server's CPU seconds per upload and its peak resident memory, and, from the server's own timing
+(``MCVIZ_TIMING=1``, app/timing.py; a revision without it prints none), when its script runs ended
+and the median seconds of each stage.
 
     python benchmarks/server_load.py [--sessions 16] [--scenario cub 48mp] [--data ../shared/data] [--before REV]
 """
@@ -30,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from app_load import APP, REPO, MemoryWatch, big_jpeg, cpu_s, cub_photos, rss_mb, worktree
+from app_load import APP, REPO, MemoryWatch, big_jpeg, cpu_s, cub_photos, rss_mb, server_answer, server_runs, worktree
 from serving import running_app_process
 
 _ids = itertools.count()
@@ -140,19 +142,20 @@ def _put(url: str, name: str, data: bytes) -> None:
         r.read()
 
 
-async def upload_together(clients: list[Client], files: list[Path]) -> tuple[list[float], float]:
-    """Every client sends its file, then all ask for their maps at once: each one's answer time and the
-    span from the first request to the last answer."""
+async def upload_together(clients: list[Client], files: list[Path]) -> tuple[list[float], float, float]:
+    """Every client sends its file, then all ask for their maps at once: each one's answer time, the
+    span from the first request to the last answer, and the clock's time of the requests."""
     infos = await asyncio.gather(*(c.send_file(f) for c, f in zip(clients, files)))
-    t0 = time.perf_counter()
+    t0, at = time.perf_counter(), time.time()
     times = await asyncio.gather(*(c.show(i) for c, i in zip(clients, infos)))
-    return list(times), time.perf_counter() - t0
+    return list(times), time.perf_counter() - t0, at
 
 
 async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = APP) -> dict:
     """Start the app with ``env``, run every scenario; ``{scenario: (slowest s, peak MB)}``."""
     out = {}
-    with running_app_process(app, env) as (url, proc):
+    log = Path(tempfile.mkdtemp(prefix="mcviz-server-")) / "server.log"
+    with running_app_process(app, {**env, "MCVIZ_TIMING": "1"}, log=log) as (url, proc):
         clients = [Client(url) for _ in range(args.sessions)]
         t = time.perf_counter()
         await asyncio.gather(*(c.open() for c in clients))
@@ -164,15 +167,25 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
             f"warm-up upload (model load) {time.perf_counter() - t:.1f} s"
         )
         for name, files in scenarios.items():
-            base, cpu0 = rss_mb(proc.pid), cpu_s(proc.pid)
+            base, cpu0, since = rss_mb(proc.pid), cpu_s(proc.pid), time.time()
             with MemoryWatch(proc.pid) as mem:
-                times, span = await upload_together(clients, files)
+                times, span, asked = await upload_together(clients, files)
             cpu = cpu_s(proc.pid) - cpu0
             print(
                 f"  {name:5s}: {len(files)} uploads answered in {span:.2f} s (slowest {max(times):.2f} s, median "
                 f"{statistics.median(times):.2f} s, fastest {min(times):.2f} s); server CPU {cpu / len(files):.3f} s "
                 f"per upload (sending the files included); memory {base:.0f} MB before, peak {mem.peak:.0f} MB"
             )
+            runs = server_runs(log, since)
+            if runs:  # the server's own timing (app/timing.py): when its script runs ended, against the answers
+                ran, slowest, stages = server_answer(runs)
+                first = min(r["start"] for r in runs) - asked
+                last = max(r["start"] + r["wall_s"] for r in runs) - asked
+                print(
+                    f"        its script runs: the first started {first:.2f} s after the requests, the last ended "
+                    f"after {last:.2f} s ({ran:.2f} s from first start to last end), slowest run {slowest:.2f} s; "
+                    "median seconds per run: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+                )
             out[name] = (span, mem.peak)
             await asyncio.sleep(1)
         await asyncio.gather(*(c.close() for c in clients))

@@ -124,6 +124,13 @@ class Diversity:
     peaks: np.ndarray  # (N, 2) each channel's peak (x, y) in crop pixels
 
 
+# How many recent photos keep their prepared input and their features. A served upload asks for them
+# four times (predictions, maps, parts, pooled input), and the requests of many sessions interleave: with
+# 16 sessions uploading at once, a memory of 8 lost each photo's features before its next request and
+# ran the network up to four times per upload. About 1.3 MB a photo for a CUB model.
+RECENT = 32
+
+
 def _image_key(image: ImageLike) -> str:
     """The identity of an input photo ("" where none is cheap to have): its bytes' SHA-1 (a PIL image:
     of its mode, size and pixels; a file: of its path, size and modification time)."""
@@ -274,12 +281,12 @@ class Explainer:
         if key:
             with self._recent_lock:
                 self._prepared[key] = (x, crop)
-                while len(self._prepared) > 8:
+                while len(self._prepared) > RECENT:
                     self._prepared.popitem(last=False)
         return x, crop
 
     @torch.no_grad()
-    def features(self, x: torch.Tensor, keep: int = 8) -> torch.Tensor:
+    def features(self, x: torch.Tensor, keep: int = RECENT) -> torch.Tensor:
         """The MC features of a prepared input, reused for the last ``keep`` inputs.
 
         Args:
@@ -292,7 +299,7 @@ class Explainer:
         return self._forward(x, keep)[0]
 
     @torch.no_grad()
-    def _forward(self, x: torch.Tensor, keep: int = 8) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _forward(self, x: torch.Tensor, keep: int = RECENT) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``(MC features, the output of the part locator's trunk step or None)``, kept for the last
         ``keep`` inputs: the locator reads the step the network passes anyway."""
         key = hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest()
