@@ -176,6 +176,8 @@ class MapBlur(nn.Module):
         sigma: the Gaussian's standard deviation in feature cells (> 0).
     """
 
+    kernel: torch.Tensor
+
     def __init__(self, sigma: float) -> None:
         super().__init__()
         if not sigma > 0:
