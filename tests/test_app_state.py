@@ -267,3 +267,10 @@ def test_explore_shows_a_class_connected_prediction_as_its_channels_evidence(tmp
     from mcviz.evaluate.parts import NO_PART, OFF_BIRD
 
     assert all(set(t["in this photo"]) <= {*CUB_PARTS, NO_PART, OFF_BIRD} for t in tables)
+
+
+def test_the_served_app_watches_no_source_files():
+    """Streamlit's source watcher runs per session: with 16 sessions it cost each upload about 0.35
+    CPU-s and held every answer back (docs/performance.md). The served app is not edited while it runs."""
+    server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["fileWatcherType"] == "none" and server["runOnSave"] is False
