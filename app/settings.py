@@ -17,10 +17,11 @@ REPO = APP_DIR.parent
 
 # The class-connected MC-Loss model the rule of docs/results.md picks ("The class-connected head"):
 # a class's score is its own channels' evidence alone, so the maps the app shows for a class are what
-# decided it; within 0.5 of cross-entropy's accuracy (two seeds), and with each of a class's channels
-# pulled toward a part of its own (it learned from CUB's part annotations; cub-mc-cc is the same
-# recipe without them).
-DEFAULT_CHECKPOINT = "cub-mc-cc-guided.safetensors"
+# decided it; within 0.5 of cross-entropy's accuracy (two seeds), with each of a class's channels
+# pulled toward a part of its own (it learned from CUB's part annotations; cub-mc-cc is the recipe
+# without them), trained also on noisy copies of its views, and its maps blurred by a fixed Gaussian of
+# one cell (a step of the model), so that a channel's peak stays on its part when the photo changes a little.
+DEFAULT_CHECKPOINT = "cub-mc-cc-guided-blur.safetensors"
 # The model whose out-of-distribution check judges every photo for the models of its data set, where
 # their own check passes it: a class-connected model's check is far sharper than an official head's
 # (docs/ood.md), and "is this a bird?" is a question about the photo, not about the model. For birds
