@@ -173,12 +173,25 @@ def pooled(path: Path, data: bytes, name: str):
 def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm) -> bool:
     """Whether the maps ``cm`` (a CAM method's) are the class's activation maps again (every map
     correlates >= 0.98 with its activation map), as Grad-CAM's are at a layer followed only by a
-    1x1 convolution up to the MC features."""
+    1x1 convolution up to the MC features. A model whose MC features end in a blur (``map_blur``)
+    shows blurred activation maps, and the CAM there gives them before the blur: it is compared
+    blurred the same way."""
     import numpy as np
+    import torch
+
+    from mcviz.core.models import MapBlur
 
     act = channel_maps(path, data, name, (class_index,), "activation", None).classes[0]
+    cams = cm.classes[0].maps
+    ex = explainer(path)
+    if ex.model.map_blur and all(c.shape == a.shape for a, c in zip(act.maps, cams)):
+        # the blur is of feature cells; the maps here are at the crop's pixels
+        cells = ex.features(ex.prepare(_decoded(data, name))[0]).shape[-1]
+        sigma = ex.model.map_blur * cams[0].shape[-1] / cells
+        with torch.no_grad():
+            cams = MapBlur(sigma)(torch.as_tensor(np.stack(cams), dtype=torch.float32)[None])[0].numpy()
     # the same up to where the ReLU after the 1x1 layer clips: correlation, not equality
-    for a, b in zip(act.maps, cm.classes[0].maps):
+    for a, b in zip(act.maps, cams):
         if a.std() < 1e-6 or b.std() < 1e-6:
             if abs(a.std() - b.std()) > 1e-6:
                 return False

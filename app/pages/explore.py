@@ -265,8 +265,10 @@ def class_section() -> None:
     if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, data, name, int(choice), cm):
         st.info(
             f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
-            "only the 1x1 MC layer (with its BatchNorm and ReLU), so the gradient weights every position alike. "
-            "Pick an earlier layer (block5, block6) to see something else."
+            "only the 1x1 MC layer (with its BatchNorm and ReLU"
+            + (", then the model's blur of the maps" if ex.model.map_blur else "")
+            + "), so the gradient weights every position alike. Pick an earlier layer (block5, block6) to see "
+            "something else."
         )
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
     c1 = c2 = st.container(horizontal=True)
