@@ -50,9 +50,10 @@ def default_training() -> str:
 
 
 def ood() -> str:
-    """The check's figures of the default bird and car models (docs/runs/ood/, scripts/ood_doc.py)."""
+    """The check's figures of the default bird and car models, the app's referees of their data sets
+    (docs/runs/ood/, scripts/ood_doc.py)."""
     said = []
-    for name, what in (("cub-mc-cc", "bird"), ("cars-mc-cc", "car")):
+    for name, what in ((default_model(), "bird"), ("cars-mc-cc", "car")):
         rec = json.loads((REPO / "docs" / "runs" / "ood" / f"{name}.json").read_text())
         other, cal = rec["other"], rec["calibration"]
         said.append(
