@@ -17,7 +17,7 @@ import settings
 import timing
 from photo import digest  # the photo's identity in every job key
 from mcviz.data.images import ImageError, open_image
-from mcviz.explain import Explainer, top_channels
+from mcviz.explain import CAM_CLASSES, Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
 from mcviz.explain.rankings import available_rankings, load_effect_ranking, ranking_scores
 from mcviz.io import ATLAS, PARTS, RANKING, CheckpointError, CheckpointMeta, read_metadata, side_path
@@ -110,7 +110,7 @@ def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], m
     """The maps of ``classes``' channels on the image (``data``), by ``method`` at ``layer``."""
     # a spinner for the gradient methods only (a backward pass per channel): the others take milliseconds,
     # and a spinner is two more redraws of the page in every tab
-    slow = st.spinner("Computing channel maps...") if method not in ("activation", "contribution") else nullcontext()
+    slow = st.spinner("Computing channel maps...") if method in CAM_CLASSES else nullcontext()
     with timing.stage("maps"), slow:
         return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
 

@@ -179,45 +179,52 @@ async def upload_all(pages, files: list[Path], timeout_s: float, main_thread: Op
     return list(await asyncio.gather(*(one(p, f) for p, f in zip(pages, files))))
 
 
-async def run(args) -> None:
-    data = Path(args.data)
-    tmp = Path(tempfile.mkdtemp(prefix="mcviz-load-"))
-    scenarios = {}
+def make_scenarios(args, uploads: int, tmp: Path) -> tuple[dict[str, list[Path]], Path]:
+    """``uploads`` files for each of ``args.scenario`` (CUB test photos of different classes, 48-megapixel
+    JPEGs), written to ``tmp``, and a CUB photo for the warm-up upload."""
+    data, scenarios = Path(args.data), {}
     if "cub" in args.scenario:
-        scenarios["cub"] = cub_photos(data, args.sessions * args.rounds, tmp)
+        scenarios["cub"] = cub_photos(data, uploads, tmp)
     if "48mp" in args.scenario:
-        big = []
-        for i in range(args.sessions * args.rounds):
-            big.append(tmp / f"big{i}.jpg")
-            big_jpeg(big[-1], i)
-        scenarios["48mp"] = big
-    warm = cub_photos(data, args.sessions * args.rounds + 1, tmp)[-1]
-    results = {}
-    setups = {"as shipped": ({}, APP)}
+        scenarios["48mp"] = [tmp / f"big{i}.jpg" for i in range(uploads)]
+        for i, f in enumerate(scenarios["48mp"]):
+            big_jpeg(f, i)
+    return scenarios, cub_photos(data, uploads + 1, tmp)[-1]
+
+
+async def side_by_side(args, serve, env: dict, tmp: Path, what: str) -> None:
+    """``await serve(env, app)`` (``{scenario: (seconds, peak MB)}``) on this app and, with ``args.before``,
+    on that revision's (a worktree in ``tmp``, with this repository's checkpoints); then the ratios, the
+    seconds named ``what``."""
+    setups = {"as shipped": (env, APP)}
     if args.before:
         old = worktree(args.before, tmp)
         # PYTHONPATH: that revision's app runs on that revision's mcviz, not the installed one
-        setups[f"the app of {args.before}"] = (
-            {"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"), "PYTHONPATH": str(old)},
-            old / "app" / "main.py",
-        )
-    for label, (extra, app) in setups.items():
+        extra = {"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"), "PYTHONPATH": str(old)}
+        setups[f"the app of {args.before}"] = ({**env, **extra}, old / "app" / "main.py")
+    results = {}
+    for label, (e, app) in setups.items():
         print(f"== {label}")
-        results[label] = await one_server(
-            args, {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "", **extra}, scenarios, warm, app
-        )
+        results[label] = await serve(e, app)
     new = results.pop("as shipped")
-    for label, old in results.items():
+    for label, old_r in results.items():
         print(f"== {label} -> as shipped")
         for name in new:
             print(
-                f"  {name}: slowest {old[name][0]:.2f} s -> {new[name][0]:.2f} s ({old[name][0] / new[name][0]:.1f}x), "
-                f"peak memory {old[name][1]:.0f} MB -> {new[name][1]:.0f} MB"
+                f"  {name}: {what} {old_r[name][0]:.2f} s -> {new[name][0]:.2f} s "
+                f"({old_r[name][0] / new[name][0]:.1f}x), peak memory {old_r[name][1]:.0f} MB -> {new[name][1]:.0f} MB"
             )
     if args.before:
         import subprocess
 
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "before")], check=False)
+
+
+async def run(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="mcviz-load-"))
+    scenarios, warm = make_scenarios(args, args.sessions * args.rounds, tmp)
+    env = {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": ""}
+    await side_by_side(args, lambda e, app: one_server(args, e, scenarios, warm, app), env, tmp, "slowest")
 
 
 def worktree(rev: str, tmp: Path) -> Path:

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from app_load import APP, REPO, MemoryWatch, big_jpeg, cpu_s, cub_photos, rss_mb, server_answer, server_runs, worktree
+from app_load import APP, MemoryWatch, cpu_s, make_scenarios, rss_mb, server_answer, server_runs, side_by_side
 from serving import running_app_process
 
 _ids = itertools.count()
@@ -193,42 +193,15 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
 
 
 async def run(args) -> None:
-    data, tmp = Path(args.data), Path(tempfile.mkdtemp(prefix="mcviz-server-load-"))
-    scenarios = {}
-    if "cub" in args.scenario:
-        scenarios["cub"] = cub_photos(data, args.sessions, tmp)
-    if "48mp" in args.scenario:
-        scenarios["48mp"] = [tmp / f"big{i}.jpg" for i in range(args.sessions)]
-        for i, f in enumerate(scenarios["48mp"]):
-            big_jpeg(f, i)
-    warm = cub_photos(data, args.sessions + 1, tmp)[-1]
+    tmp = Path(tempfile.mkdtemp(prefix="mcviz-server-load-"))
+    scenarios, warm = make_scenarios(args, args.sessions, tmp)
     # the protocol clients send no XSRF token (a browser reads it from a cookie)
     env = {
         "MCVIZ_CHECKPOINTS": "",
         "MCVIZ_APP_NO_REPO_CHECKPOINTS": "",
         "STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION": "false",
     }
-    setups = {"as shipped": (env, APP)}
-    if args.before:
-        old = worktree(args.before, tmp)
-        extra = {"MCVIZ_CHECKPOINTS": str(REPO / "checkpoints"), "PYTHONPATH": str(old)}
-        setups[f"the app of {args.before}"] = ({**env, **extra}, old / "app" / "main.py")
-    results = {}
-    for label, (e, app) in setups.items():
-        print(f"== {label}")
-        results[label] = await one_server(args, e, scenarios, warm, app)
-    new = results.pop("as shipped")
-    for label, old_r in results.items():
-        print(f"== {label} -> as shipped")
-        for name in new:
-            print(
-                f"  {name}: answered in {old_r[name][0]:.2f} s -> {new[name][0]:.2f} s, "
-                f"peak memory {old_r[name][1]:.0f} MB -> {new[name][1]:.0f} MB"
-            )
-    if args.before:
-        import subprocess
-
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "before")], check=False)
+    await side_by_side(args, lambda e, app: one_server(args, e, scenarios, warm, app), env, tmp, "answered in")
 
 
 def main() -> None:

@@ -72,6 +72,7 @@ def _faith(name: str, k: int) -> Optional[tuple[float, float]]:
 
 
 SHIPPED_CC = recipes.lever_of_shipped()  # shipped class-connected model -> its lever run
+SHIPPED_AS = {run: model for model, run in SHIPPED_CC.items()}  # lever run -> the shipped model repeating it
 PROTOCOL_DOC = LEVER_DOC.parent / "consistency"
 CONSISTENCY_FLOOR = 60.0  # issue 37: a share of channels, %
 
@@ -79,9 +80,8 @@ CONSISTENCY_FLOOR = 60.0  # issue 37: a share of channels, %
 def _protocol(name: str) -> Optional[dict]:
     """The run's consistency and stability record (Huang et al.'s protocol, `mcviz consistency`): the run's
     own, else the shipped model's that repeats it (seed 1: the shipped model's ``-s1``)."""
-    shipped = {run: model for model, run in SHIPPED_CC.items()}
     seed0 = name.removesuffix("-s1")
-    model = shipped.get(seed0)
+    model = SHIPPED_AS.get(seed0)
     names = [name] + ([model + name[len(seed0) :]] if model else [])
     for n in names:
         f = PROTOCOL_DOC / f"{n}.json"
@@ -102,7 +102,7 @@ def _final(name: str, by: dict) -> tuple[Optional[dict], Optional[float]]:
     for n, _, rows, final in recorded((name,)):
         if final is not None:
             return final, train_minutes(rows)
-    shipped = {run: model for model, run in SHIPPED_CC.items()}.get(name)
+    shipped = SHIPPED_AS.get(name)
     if shipped and "top1" in by.get(shipped, {}):
         return by[shipped], None
     kept = LEVER_DOC / f"{name}.meta.json"
@@ -204,7 +204,6 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
         f"so the bar is {ce_mean - 0.5:.2f} %."
     )
     default = default_model()
-    shipped = {run: model for model, run in SHIPPED_CC.items()}
     if passing:
         stab, parts, name, mean, cons = max(passing)
         protocol = f", consistency {cons:.1f} %, stability {stab:.1f} %" if cons is not None else ""
@@ -214,7 +213,7 @@ def cc_rule(ce_mean: Optional[float], by: Optional[dict] = None) -> str:
             f"with the most distinct parts: `{name}` (two-seed mean {mean:.2f} %, {parts:.2f} distinct parts"
             f"{protocol})"
         )
-        if shipped.get(name) == default:
+        if SHIPPED_AS.get(name) == default:
             return said + f"; it ships as `{default}`, the app's default."
         return said + f"; the app's default is `{default}`, which is not it: ship the pick and make it the default."
     said = f"{bar} No class-connected configuration qualifies yet"

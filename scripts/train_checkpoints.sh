@@ -32,6 +32,10 @@ OTHER=${OTHER:-$RUNS/other-photos}  # photos of other things (scripts/other_phot
 # teacher, cub-ce or cars-ce, comes before its students)
 mapfile -t ORDER < <($PYTHON scripts/recipes.py names shipped)
 
+default_model() {  # the app's default model (app/settings.py's DEFAULT_CHECKPOINT), by name
+  sed -n 's/^DEFAULT_CHECKPOINT = "\(.*\)\.safetensors".*/\1/p' app/settings.py
+}
+
 finished() {  # run folder -> true when its last epoch is done
   [ -f "$1/metrics.jsonl" ] && grep -q "\"epoch\": $EPOCHS," "$1/metrics.jsonl"
 }
@@ -83,7 +87,7 @@ ood() {  # name -> the out-of-distribution threshold beside a checkpoint (mcviz 
   fi
   # the cross check for the class-connected models and the app's default (its data set's OOD referee)
   local default
-  default=$(sed -n 's/^DEFAULT_CHECKPOINT = "\(.*\)\.safetensors".*/\1/p' app/settings.py)
+  default=$(default_model)
   if [ "$1" = cub-mc-cc ] || [ "$1" = cars-mc-cc ] || [ "$1" = "$default" ]; then
     if [ ! -f "docs/runs/ood/$1.cross.json" ] || [ "$oj" -nt "docs/runs/ood/$1.cross.json" ]; then
       $MCVIZ eval "$ck" "${data[@]}" --ood-dataset "${other[1]}" --ood-root "${other[3]}" --json | tail -1 \
@@ -95,7 +99,7 @@ ood() {  # name -> the out-of-distribution threshold beside a checkpoint (mcviz 
 atlas() {  # the app's default model (app/settings.py) and the official-head default before it ship their
   # channel atlas (the Channels page's images)
   local default name ck at
-  default=$(sed -n 's/^DEFAULT_CHECKPOINT = "\(.*\)\.safetensors".*/\1/p' app/settings.py)
+  default=$(default_model)
   for name in $(printf '%s\n' "$default" cub-mc-anchor | sort -u); do
     ck=checkpoints/$name.safetensors at=checkpoints/$name.atlas.json
     if [ -f "$ck" ] && { [ ! -f "$at" ] || [ "$ck" -nt "$at" ]; }; then

@@ -173,17 +173,17 @@ def switch_off_section(cls, labels) -> None:
     # a chip holds a few words: "ch 417 · throat", not the whole "usually the throat, 30 %"
     off_labels = {ch: widgets.short_part(lbl) for ch, lbl in zip(cls.channels, labels or [""] * len(cls.channels))}
     # one horizontal row, not columns: every column is one more element for each tab to draw per upload
-    o1 = o2 = st.container(horizontal=True)
+    row = st.container(horizontal=True)
     # a choice made for one class, photo or model is never shown for another
     widgets.follow("explore_off", (*photo, cls.class_index), [])
     widgets.follow("explore_off_top", (*photo, cls.class_index), False)
-    picked = o1.multiselect(
+    picked = row.multiselect(
         f"Channels of {cls.class_name} to switch off",
         cls.channels,
         key="explore_off",
         format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""),
     )
-    with_top = o2.toggle(
+    with_top = row.toggle(
         f"and its top {len(top10) or 10} channels by effect",
         key="explore_off_top",
         disabled=not top10,
@@ -271,16 +271,16 @@ def class_section() -> None:
             "something else."
         )
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
-    c1 = c2 = st.container(horizontal=True)
-    c1.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
-    c2.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
+    row = st.container(horizontal=True)
+    row.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
+    row.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
     if cm.note:
         st.warning(cm.note)
     labels = loaders.channel_labels(path, cls.channels)
-    s1 = s2 = st.container(horizontal=True, vertical_alignment="center")
-    scale = s1.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
+    row = st.container(horizontal=True, vertical_alignment="center")
+    scale = row.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
     # a picture by default: an interactive figure costs the browser several times more per upload
-    interactive = s2.toggle(
+    interactive = row.toggle(
         "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
     )
     units = widgets.units(cm.method)
@@ -314,17 +314,17 @@ def class_section() -> None:
     if ex.model.class_connected:
         evidence_section(cls)
     switch_off_section(cls, labels)
-    d1 = d2 = st.container(horizontal=True)
+    row = st.container(horizontal=True)
     by_channel = dict(zip(cls.channels, labels)) if labels else None
     # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
-    d1.download_button(
+    row.download_button(
         "Download panel (PNG)",
         partial(panel_png, cm, preds, opacity=opacity, labels=by_channel),
         file_name=f"{path.stem}-maps.png",
         mime="image/png",
         on_click="ignore",
     )
-    d2.download_button(
+    row.download_button(
         "Download numbers (JSON)",
         json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
         file_name=f"{path.stem}-maps.json",
