@@ -1,7 +1,15 @@
 """Everything the pages compute or read, cached by Streamlit and keyed by the checkpoint's path:
 each loader takes a :class:`~pathlib.Path` and adds the file's modification time to the cache key
 itself, so a retrained checkpoint (or a regenerated side file) is picked up without a restart.
-Model work goes through one queue shared by all sessions (:func:`work_queue`)."""
+Model work goes through one queue shared by all sessions (:func:`work_queue`).
+
+A photo's results are keyed by its digest (:class:`photo.Photo`), never by its bytes: Streamlit
+would hash the bytes again on every call (megabytes for a large photo). They are cached as
+resources, shared by every session without a copy: ``st.cache_data`` unpickles a copy on every
+call, which cost an upload more CPU than drawing its maps (the part profiles of 600 channels,
+all ranked classes, the maps). Shared results are read-only (:func:`_read_only`): nothing may
+change them in place.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +17,14 @@ import json
 import os
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from types import MappingProxyType
+from typing import Mapping, Optional
 
 import streamlit as st
 
 import settings
 import timing
-from photo import digest  # the photo's identity in every job key
+from photo import Photo
 from mcviz.data.images import ImageError, open_image
 from mcviz.explain import CAM_CLASSES, Explainer, top_channels
 from mcviz.explain.effect import HeadAblation
@@ -39,7 +48,7 @@ def explainer(path: Path) -> Explainer:
     return _explainer(str(path), _mtime(path))
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner=False, max_entries=256)
 def _metadata(path: str, mtime: float) -> CheckpointMeta:
     return read_metadata(path)
 
@@ -74,103 +83,121 @@ def work_queue():
     return SerialWork(slots=int(os.environ.get("MCVIZ_WORK_SLOTS", "2")))
 
 
-# a resource, not data: every loader of a run shares the one decoded image instead of unpickling a copy
+def _read_only(value):
+    """``value`` with its numpy arrays (and those of its maps) marked read-only: a cached result is
+    shared by every session, and a write to it would show in all of them."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    for attr in ("image", "raw", "maps", "merged_raw", "merged"):
+        if isinstance(getattr(value, attr, None), np.ndarray):
+            getattr(value, attr).setflags(write=False)
+    for part in getattr(value, "classes", ()):
+        _read_only(part)
+    return value
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
-def decode(data: bytes, name: str):
-    """Decoded RGB image (no larger than needed) or an error message, never an exception. The image
-    is shared: nothing may change it in place."""
-    if len(data) > settings.MAX_UPLOAD_BYTES:
+def _decode(key: str, _photo: Photo):
+    if len(_photo.data) > settings.MAX_UPLOAD_BYTES:
         return None, (
-            f"{name}: the file is {len(data) / 1e6:.0f} MB; the limit is {settings.MAX_UPLOAD_BYTES // 2**20} MB"
+            f"{_photo.name}: the file is {len(_photo.data) / 1e6:.0f} MB; the limit is "
+            f"{settings.MAX_UPLOAD_BYTES // 2**20} MB"
         )
     try:
-        return open_image(data, name=name, min_side=settings.DECODE_SIDE), None
+        return open_image(_photo.data, name=_photo.name, min_side=settings.DECODE_SIDE), None
     except ImageError as exc:
         return None, str(exc)
 
 
-def _decoded(data: bytes, name: str):
+def decode(photo: Photo):
+    """Decoded RGB image (no larger than needed) or an error message, never an exception. The image
+    is shared: nothing may change it in place."""
+    return _decode(photo.digest + photo.name, photo)  # the name is in the messages
+
+
+def _decoded(photo: Photo):
     with timing.stage("decode"):
-        img, err = decode(data, name)
+        img, err = decode(photo)
     if err:
         raise ValueError(err)
     return img
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+@st.cache_resource(show_spinner=False, max_entries=128)
 def _channel_maps(
-    path: str, mtime: float, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]
+    path: str, mtime: float, key: str, classes: tuple[int, ...], method: str, layer: Optional[str], _photo: Photo
 ):
-    img, ex = _decoded(data, name), _explainer(path, mtime)
-    key = ("maps", path, mtime, digest(data), classes, method, layer)
-    return work_queue().run(key, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer))
+    img, ex = _decoded(_photo), _explainer(path, mtime)
+    job = ("maps", path, mtime, key, classes, method, layer)
+    return _read_only(work_queue().run(job, lambda: ex.channel_maps(img, list(classes), method=method, layer=layer)))
 
 
-def channel_maps(path: Path, data: bytes, name: str, classes: tuple[int, ...], method: str, layer: Optional[str]):
-    """The maps of ``classes``' channels on the image (``data``), by ``method`` at ``layer``."""
+def channel_maps(path: Path, photo: Photo, classes: tuple[int, ...], method: str, layer: Optional[str]):
+    """The maps of ``classes``' channels on ``photo``, by ``method`` at ``layer``."""
     # a spinner for the gradient methods only (a backward pass per channel): the others take milliseconds,
     # and a spinner is two more redraws of the page in every tab
     slow = st.spinner("Computing channel maps...") if method in CAM_CLASSES else nullcontext()
     with timing.stage("maps"), slow:
-        return _channel_maps(str(path), _mtime(path), data, name, classes, method, layer)
+        return _channel_maps(str(path), _mtime(path), photo.digest, classes, method, layer, photo)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _ranked(path: str, mtime: float, data: bytes, name: str):
-    img, ex = _decoded(data, name), _explainer(path, mtime)
-    key = ("predict", path, mtime, digest(data))
-    return work_queue().run(key, lambda: ex.predict(img, len(ex.class_names)))
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _ranked(path: str, mtime: float, key: str, _photo: Photo):
+    img, ex = _decoded(_photo), _explainer(path, mtime)
+    return work_queue().run(("predict", path, mtime, key), lambda: ex.predict(img, len(ex.class_names)))
 
 
-def predictions(path: Path, data: bytes, name: str, k: int):
-    """The model's ``k`` most probable classes for the image, with the out-of-distribution verdict
+def predictions(path: Path, photo: Photo, k: int):
+    """The model's ``k`` most probable classes for ``photo``, with the out-of-distribution verdict
     (``.ood``, ``.flagged``) when the checkpoint is calibrated. Every class is ranked once per photo;
     each ``k`` is a slice of that."""
     from mcviz.explain.explainer import Predictions
 
     with timing.stage("network"):
-        ranked = _ranked(str(path), _mtime(path), data, name)
+        ranked = _ranked(str(path), _mtime(path), photo.digest, photo)
     return Predictions(ranked[:k], ood=ranked.ood)
 
 
-def verdict(path: Path, meta: CheckpointMeta, data: bytes, name: str):
+def verdict(path: Path, meta: CheckpointMeta, photo: Photo):
     """The out-of-distribution verdict on the photo for this model (None without a calibration): its
     own check's when that flags the photo, else the check of its data set's referee model
     (``settings.OOD_REFEREES``) when that one does: a portrait is not a bird for any bird model."""
     import gallery
 
-    own = predictions(path, data, name, 1).ood
+    own = predictions(path, photo, 1).ood
     if own is not None and own.flagged:
         return own
     found = [d / settings.OOD_REFEREES.get(gallery.gallery_kind(meta), "") for d in settings.checkpoint_dirs()]
     referee = next((p for p in found if p.is_file() and p.suffix == ".safetensors"), None)
     if referee is not None and referee.resolve() != path.resolve():
-        ref = predictions(referee, data, name, 1).ood
+        ref = predictions(referee, photo, 1).ood
         if ref is not None and ref.flagged:
             return ref
     return own
 
 
-def flagged(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> bool:
+def flagged(path: Path, meta: CheckpointMeta, photo: Photo) -> bool:
     """Whether the photo is not of what the model knows (:func:`verdict`)."""
-    v = verdict(path, meta, data, name)
+    v = verdict(path, meta, photo)
     return v is not None and v.flagged
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _pooled(path: str, mtime: float, data: bytes, name: str):
-    img, ex = _decoded(data, name), _explainer(path, mtime)
-    return work_queue().run(("pooled", path, mtime, digest(data)), lambda: ex.pooled(img)).numpy()
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _pooled(path: str, mtime: float, key: str, _photo: Photo):
+    img, ex = _decoded(_photo), _explainer(path, mtime)
+    return _read_only(work_queue().run(("pooled", path, mtime, key), lambda: ex.pooled(img)).numpy())
 
 
-def pooled(path: Path, data: bytes, name: str):
+def pooled(path: Path, photo: Photo):
     """The head's pooled input for this image, from the features its maps were computed from
     (the explainer keeps them), shared by every switch-off that follows."""
     with timing.stage("pooled"):
-        return _pooled(str(path), _mtime(path), data, name)
+        return _pooled(str(path), _mtime(path), photo.digest, photo)
 
 
-def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm) -> bool:
+def same_as_activation(path: Path, photo: Photo, class_index: int, cm) -> bool:
     """Whether the maps ``cm`` (a CAM method's) are the class's activation maps again (every map
     correlates >= 0.98 with its activation map), as Grad-CAM's are at a layer followed only by a
     1x1 convolution up to the MC features. A model whose MC features end in a blur (``map_blur``)
@@ -181,12 +208,12 @@ def same_as_activation(path: Path, data: bytes, name: str, class_index: int, cm)
 
     from mcviz.core.models import MapBlur
 
-    act = channel_maps(path, data, name, (class_index,), "activation", None).classes[0]
+    act = channel_maps(path, photo, (class_index,), "activation", None).classes[0]
     cams = cm.classes[0].maps
     ex = explainer(path)
     if ex.model.map_blur and all(c.shape == a.shape for a, c in zip(act.maps, cams)):
         # the blur is of feature cells; the maps here are at the crop's pixels
-        cells = ex.features(ex.prepare(_decoded(data, name))[0]).shape[-1]
+        cells = ex.features(ex.prepare(_decoded(photo))[0]).shape[-1]
         sigma = ex.model.map_blur * cams[0].shape[-1] / cells
         with torch.no_grad():
             cams = MapBlur(sigma)(torch.as_tensor(np.stack(cams), dtype=torch.float32)[None])[0].numpy()
@@ -217,27 +244,27 @@ def part_locator():
     return _part_locator(str(path), _mtime(path)) if path.exists() else None
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _predicted_parts(path: str, mtime: float, data: bytes, name: str, loc_mtime: float):
-    img, ex = _decoded(data, name), _explainer(path, mtime)
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _predicted_parts(path: str, mtime: float, key: str, loc_mtime: float, _photo: Photo):
+    img, ex = _decoded(_photo), _explainer(path, mtime)
     locator, meta = _part_locator(str(settings.PART_LOCATOR), loc_mtime)
-    key = ("parts", path, mtime, digest(data))
-    return work_queue().run(key, lambda: ex.locate_parts(img, locator, meta).annotation())
+    job = ("parts", path, mtime, key)
+    return MappingProxyType(work_queue().run(job, lambda: ex.locate_parts(img, locator, meta).annotation()))
 
 
-def predicted_parts(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> Optional[dict]:
+def predicted_parts(path: Path, meta: CheckpointMeta, photo: Photo) -> Optional[Mapping]:
     """This photo's parts and bird box as the part locator predicts them, in the pixels of the model's
     crop (an annotation like CUB's, marked ``predicted``); None for a model that is not a CUB model
     (Stanford Cars has no part annotations to learn from), without the locator, or for a photo the
     model's out-of-distribution check flags (bird parts on a face would be invented)."""
-    if meta.dataset != "cub" or part_locator() is None or flagged(path, meta, data, name):
+    if meta.dataset != "cub" or part_locator() is None or flagged(path, meta, photo):
         return None
     with timing.stage("locator"):
-        return _predicted_parts(str(path), _mtime(path), data, name, _mtime(settings.PART_LOCATOR))
+        return _predicted_parts(str(path), _mtime(path), photo.digest, _mtime(settings.PART_LOCATOR), photo)
 
 
 # -- side files ---------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def _side_file(kind: str, path: str, mtime: float, side_mtime: float):
     from mcviz.evaluate.consistency import CONSISTENCY, load_consistency
     from mcviz.evaluate.parts import load_part_profiles
@@ -340,9 +367,15 @@ def scores_matrix(path: Path, by: str):
     return _scores_matrix(str(path), _mtime(path), by)
 
 
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _ranking(path: str, mtime: float, ranking_mtime: float, class_index: int, k: int, by: Optional[str]):
+    ex = _explainer(path, mtime)
+    return top_channels((ex.model, ex.meta), class_index, k, by=by, effect=effect_ranking(Path(path)))
+
+
 def ranking(path: Path, class_index: int, k: int = 10, by: Optional[str] = None):
-    ex = explainer(path)
-    return top_channels((ex.model, ex.meta), class_index, k, by=by, effect=effect_ranking(path))
+    """The ``k`` top channels of the class by ranking ``by`` (the checkpoint's default ranking when None)."""
+    return _ranking(str(path), _mtime(path), _mtime(side_path(path, RANKING)), class_index, k, by)
 
 
 @st.cache_data(show_spinner="Running the class's test images through the model...", max_entries=64)

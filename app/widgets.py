@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import streamlit as st
+from PIL import Image
 
 import gallery
 import loaders
@@ -111,7 +112,24 @@ def follow(key: str, context, value) -> None:
     ctx_key = f"_{key}_context"
     if st.session_state.get(ctx_key) != context:
         st.session_state[ctx_key] = context
-        st.session_state[key] = value
+        # set only when it differs: a value set through the state is sent to the browser again, and
+        # the widget is drawn again in every tab
+        if st.session_state.get(key, _UNSET) != value:
+            st.session_state[key] = value
+
+
+_UNSET = object()
+
+
+def markdown_table(columns: dict[str, list]) -> str:
+    """A static table as markdown: one element of the page, which a browser tab draws several times
+    faster than ``st.table`` (a component per cell) when an upload changes it. Cells are text; a ``|``
+    in one is escaped."""
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
+    head = list(columns)
+    rows = zip(*columns.values())
+    lines = ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, r)) + " |" for r in rows])
 
 
 def image_id() -> Optional[str]:
@@ -120,18 +138,12 @@ def image_id() -> Optional[str]:
     return None if found is None else found.digest
 
 
-def current_photo_bytes() -> tuple[Optional[bytes], str]:
-    """``(bytes, name)`` of the current photo, ``(None, "")`` before there is one."""
-    found = photo.current()
-    return (found.data, found.name) if found else (None, "")
-
-
 def current_photo(where=None) -> None:
     """The photo the page works on, as a thumbnail with its name and where it came from."""
     found = photo.current()
     if found is None:
         return
-    img, err = loaders.decode(found.data, found.name)
+    img, err = loaders.decode(found)
     if err:
         return
     (where or st).image(img, caption=f"current photo: {found.name} ({found.origin})", width=160)
@@ -176,7 +188,7 @@ def gallery_items(meta: Optional[CheckpointMeta]) -> tuple[list[tuple[str, str]]
     return gallery.gallery(str(root), kind), {"cub": "CUB test image", "cars": "Stanford Cars test image"}.get(kind, "")
 
 
-def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optional[bytes], str]:
+def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> Optional[photo.Photo]:
     """Upload or gallery pick (the gallery of ``meta``'s data set); the choice is kept across pages
     as the session's :class:`photo.Photo` (a gallery pick with its file, for its part annotations)."""
     # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
@@ -201,20 +213,20 @@ def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> tuple[Optio
                 # a new uploader: the file it held is no longer in use, and uploading it again is a new choice
                 st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
                 st.rerun()
-    return current_photo_bytes()
+    return photo.current()
 
 
-def require_image(key: str, prompt: str, meta: Optional[CheckpointMeta] = None):
-    """``(bytes, name, RGB image)`` of the chosen image; otherwise a message and the page stops."""
-    data, name = image_source(key, meta)
-    if data is None:
+def require_image(key: str, prompt: str, meta: Optional[CheckpointMeta] = None) -> tuple[photo.Photo, Image.Image]:
+    """``(the photo, its decoded RGB image)``; otherwise a message and the page stops."""
+    found = image_source(key, meta)
+    if found is None:
         st.info(prompt)
         st.stop()
-    img, err = loaders.decode(data, name)
+    img, err = loaders.decode(found)
     if err:
         st.error(f"Cannot use this file: {err}")
         st.stop()
-    return data, name, img
+    return found, img
 
 
 def warn_if_small(img, meta: CheckpointMeta) -> None:
@@ -241,10 +253,10 @@ def current_annotation(meta: CheckpointMeta):
     return gallery.gallery_annotation(image_path, str(root), meta.input)
 
 
-def ood_warning(path: Path, meta: CheckpointMeta, data: bytes, name: str) -> bool:
+def ood_warning(path: Path, meta: CheckpointMeta, found: photo.Photo) -> bool:
     """The out-of-distribution check's warning, when it flags the photo (see mcviz.explain.ood and
     loaders.verdict); returns whether it did."""
-    v = loaders.verdict(path, meta, data, name)
+    v = loaders.verdict(path, meta, found)
     if v is not None and v.flagged:
         st.error(v.message(), icon="⚠️")
         return True

@@ -77,3 +77,22 @@ def interactive(at):
     at.session_state["explore_interactive"] = True
     at.session_state["compare_interactive"] = True
     return at
+
+
+def markdown_tables(at) -> list:
+    """The static tables of a page (Explore draws its predictions and evidence as markdown tables, one
+    element each), as DataFrames of text, in page order."""
+    import pandas as pd
+
+    out = []
+    for m in at.markdown:
+        rows = [line for line in m.value.splitlines() if line.startswith("|")]
+        if len(rows) >= 2 and set(rows[1]) <= set("|-: "):
+            cells = [[c.strip().replace("\\|", "|") for c in r.strip("|").split(" | ")] for r in rows]
+            out.append(pd.DataFrame(cells[2:], columns=cells[0]))
+    return out
+
+
+def paragraphs(at) -> list[str]:
+    """The paragraphs of a page's markdown elements (Explore says a photo's part lines in one element)."""
+    return [p for m in at.markdown for p in m.value.split("\n\n")]

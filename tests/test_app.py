@@ -11,10 +11,11 @@ from streamlit.testing.v1 import AppTest
 from mcviz import build_model, save_checkpoint
 
 from .badfiles import bad_files, photo
-from .conftest import REPO, SHARED_DATA, interactive
+from .conftest import REPO, SHARED_DATA, interactive, markdown_tables, paragraphs
 
 APP = str(REPO / "app" / "main.py")
 NAMES = [f"Bird {i}" for i in range(200)]
+TOP = -1  # Explore's class picker: "the top prediction", whichever class that is
 
 
 def _save(path: Path, variant: str, seed: int, hparams: dict | None = None) -> None:
@@ -260,7 +261,9 @@ def test_a_huge_upload_is_decoded_small_and_explained(app):
     img = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).resize((6000, 4000))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
-    decoded, err = loaders.decode(buf.getvalue(), "huge.jpg")
+    from photo import Photo
+
+    decoded, err = loaders.decode(Photo.uploaded(buf.getvalue(), "huge.jpg"))
     assert err is None and settings.DECODE_SIDE <= min(decoded.size) < 2 * settings.DECODE_SIDE
     app.get("file_uploader")[0].upload("huge.jpg", buf.getvalue(), "image/jpeg")
     app.run()
@@ -295,12 +298,12 @@ def test_part_names_on_every_page_for_a_cub_gallery_image(tmp_path, monkeypatch,
     assert not at.exception and not at.error
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     titles = [a["text"] for a in spec["layout"]["annotations"]]
-    cls = at.selectbox(key="explore_class").value
+    cls = NAMES.index(markdown_tables(at)[0]["class"].iloc[0])  # the class explained: the top prediction
     # an average over the class's test images, and said to be one
     assert titles[0] == f"channel {3 * cls}<br>usually the part{(3 * cls) % 15}, 50 %"
     assert any("average, not this photo" in c.value for c in at.caption)
     # this image's annotated parts: each channel's peak is named
-    said = [m.value for m in at.markdown if "In this image" in m.value]
+    said = [p for p in paragraphs(at) if "In this image" in p]
     assert [("predicted" in m, m.count("peaks ")) for m in said] == [(True, 3), (False, 3)]
     at.toggle(key="explore_show_parts").set_value(True).run()
     # the photo, and the photo with its annotated parts beside the one with its predicted parts
@@ -384,7 +387,7 @@ def test_an_uploaded_bird_gets_the_part_under_every_peak_and_a_car_model_says_wh
     name, data = real_photo()
     upload(at, "my-bird.jpg", data)
     assert not at.exception and not at.error
-    said = [m.value for m in at.markdown if "In this image" in m.value]
+    said = [p for p in paragraphs(at) if "In this image" in p]
     assert len(said) == 1 and "predicted by the part locator" in said[0] and said[0].count("peaks ") == 3
     at.toggle(key="explore_show_parts").set_value(True).run()
     assert not at.exception and any("predicted by the part locator" in c for im in at.get("image") for c in im.captions)
@@ -395,7 +398,7 @@ def test_an_uploaded_bird_gets_the_part_under_every_peak_and_a_car_model_says_wh
     box = at.sidebar.selectbox(key="model")
     box.set_value(box.value.parent / "cars-ce.safetensors").run()
     assert not at.exception
-    assert not [m.value for m in at.markdown if "In this image" in m.value]
+    assert not [p for p in paragraphs(at) if "In this image" in p]
     assert any("Stanford Cars has none" in c.value for c in at.caption)
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 import gallery
 import loaders
 import widgets
+from photo import current as current_photo
 from mcviz.explain.render import score_matrix_figure, class_parts_figure, part_bars_figure, ranking_figure
 from mcviz.io.describe import dataset_name
 
@@ -17,17 +18,17 @@ widgets.current_photo(st.sidebar)
 ex = loaders.explainer(path)
 names = ex.class_names
 # the class is the current photo's prediction by this model (class 0 without a photo) until picked
-data, photo_name = widgets.current_photo_bytes()
+photo = current_photo()
 default = 0
-if data is not None and loaders.decode(data, photo_name)[1] is None:
-    default = loaders.predictions(path, data, photo_name, 1)[0].index
+if photo is not None and loaders.decode(photo)[1] is None:
+    default = loaders.predictions(path, photo, 1)[0].index
 widgets.follow("channels_class", (widgets.image_id(), str(path)), default)
 choice = st.selectbox(
     "Class",
     range(len(names)),
     format_func=lambda i: names[i],
     key="channels_class",
-    help="preset to the model's prediction for the current photo" if data is not None else None,
+    help="preset to the model's prediction for the current photo" if photo is not None else None,
 )
 # The default is what the model uses: each channel's measured effect on the class's logit
 # (`mcviz rank` ships it beside the checkpoint); the other views stay one click away.

@@ -22,16 +22,16 @@ widgets.sidebar_settings()
 model, meta0 = widgets.choose_checkpoint()
 chosen = widgets.choose_checkpoints("compare_models", model, meta0)
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="compare_opacity")
-data, name, img = widgets.require_image("compare", "Upload a photo, or pick one from the gallery.", meta0)
+photo, img = widgets.require_image("compare", "Upload a photo, or pick one from the gallery.", meta0)
 widgets.current_photo()
 widgets.warn_if_small(img, meta0)
 
 # the class comes from the sidebar's model where it is compared, else from the first model
 lead = model if model in chosen else chosen[0]
 names = loaders.explainer(lead).class_names
-lead_preds = loaders.predictions(lead, data, name, 1)
+lead_preds = loaders.predictions(lead, photo, 1)
 lead_meta = loaders.metadata(lead)[0]
-widgets.ood_warning(lead, lead_meta, data, name)
+widgets.ood_warning(lead, lead_meta, photo)
 # the class picked on Explore for this photo, else the lead model's prediction
 picked = st.session_state.get("class_pick")
 from_explore = picked is not None and picked[:2] == (widgets.image_id(), lead_meta.dataset)
@@ -62,12 +62,12 @@ for path in chosen:
     if ex.class_names != names:
         info.warning("This model has other classes; it is left out.")
         continue
-    preds = loaders.predictions(path, data, name, 1)
+    preds = loaders.predictions(path, photo, 1)
     pred = preds[0]
-    cm = loaders.channel_maps(path, data, name, (int(choice),), "activation", None)
+    cm = loaders.channel_maps(path, photo, (int(choice),), "activation", None)
     cls = cm.classes[0]
     info.write(f"predicts **{pred.name}** ({pred.prob:.0%})")
-    row_verdict = loaders.verdict(path, meta, data, name)
+    row_verdict = loaders.verdict(path, meta, photo)
     if row_verdict is not None and row_verdict.flagged:
         info.warning(f"Not like {row_verdict.domain}: not reliable.")
     info.metric("h", f"{cls.h:.2f}")
@@ -75,13 +75,13 @@ for path in chosen:
     if interactive:
         # every map of a row in one line: at 4 maps a row each stays >= 150 px wide in the main column
         fig = class_maps_figure(cls, cm.image, opacity, height=230, labels=labels, scale=scale, units=units)
-        fig.layout.meta = f"{path.stem}|{name}"
+        fig.layout.meta = f"{path.stem}|{photo.name}"
         maps.plotly_chart(fig, width="stretch", key=f"compare_fig_{path.stem}")
     else:
         picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units, panel=180)
-        maps.image(picture, width="content", caption=f"{path.stem}: maps computed for {name}")
+        maps.image(picture, width="content", caption=f"{path.stem}: maps computed for {photo.name}")
     said = []
-    guessed = loaders.predicted_parts(path, meta, data, name)
+    guessed = loaders.predicted_parts(path, meta, photo)
     for a, whose in ((guessed, "predicted parts"), (ann, "CUB's annotated parts")):
         if a is not None:
             hits = peak_parts(cls.peaks, a)

@@ -27,23 +27,49 @@ path, meta = widgets.choose_checkpoint()
 opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
 top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
 
-data, name, img = widgets.require_image(
-    "explore", "Upload a photo of a bird or a car, or pick one from the gallery.", meta
-)
-timing.photo(widgets.image_id())
+# An upload draws the page again in the visitor's tab, and each element the upload changes costs
+# the tab a redraw (docs/performance.md): what a photo changes is said in few elements (a table and
+# its lines as one markdown), and what it does not change is drawn as the same element as before.
+photo, img = widgets.require_image("explore", "Upload a photo of a bird or a car, or pick one from the gallery.", meta)
+name = photo.name
+timing.photo(photo.digest)
 widgets.warn_if_small(img, meta)
 ex = loaders.explainer(path)
 names = ex.class_names
-preds = loaders.predictions(path, data, name, max(top_k, 2))
+preds = loaders.predictions(path, photo, max(top_k, 2))
+context = (photo.digest, str(path))  # what every choice below is made for
+TOP = -1  # the class picker's first option: whichever class is the top prediction
+
+
+def compute_first() -> None:
+    """What the photo needs from the model, before the page draws anything the photo changes. The tab
+    redraws the page each time a batch of elements arrives: elements that arrive together cost it
+    one redraw, elements with a computation between them one each."""
+    loaders.verdict(path, meta, photo)
+    loaders.predicted_parts(path, meta, photo)
+    if st.session_state.get("_explore_class_context") == context:
+        picked = st.session_state.get("explore_class", TOP)  # a class picked for this photo
+    else:
+        picked = TOP
+    # the maps of the class explained and of the other class beside it in the evidence
+    for c in {preds[0].index if picked == TOP else picked, preds[1].index}:
+        loaders.channel_maps(path, photo, (c,), "activation", None)
+    if ex.model.class_connected:
+        loaders.pooled(path, photo)
+
+
+compute_first()
 left, right = st.columns([1, 2])
 with left:
     st.image(img, caption=name, width="stretch")
 with right:
     st.subheader("Predictions")
-    # a static table: lighter in the browser than an interactive data grid
-    st.table({"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]})
-flagged = widgets.ood_warning(path, meta, data, name)
-photo = (widgets.image_id(), str(path))  # what every choice below is made for
+    st.markdown(
+        widgets.markdown_table(
+            {"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]}
+        )
+    )
+flagged = widgets.ood_warning(path, meta, photo)
 
 
 def _where_in_photo(cls, ann) -> list[str]:
@@ -51,32 +77,34 @@ def _where_in_photo(cls, ann) -> list[str]:
     return [widgets.where(p) for p in peak_parts(cls.peaks, ann)] if ann is not None else []
 
 
-def consistent_line(cls) -> None:
+def consistent_line(cls) -> list[str]:
     """Which of the class's channels hold one part across its photos (Huang et al.'s consistency)."""
     cons = loaders.consistency(path)
     if cons is None:
-        return
+        return []
     found = [(ch, cons.of(ch)) for ch in cls.channels]
     held = [f"ch {ch} ({c.part}, {c.share:.0%})" for ch, c in found if c is not None and c.consistent]
     loose = [f"ch {ch}" for ch, c in found if c is not None and not c.consistent]
-    st.markdown(
+    return [
         "**Consistent channels** (one part hit in at least 80 % of its class's test photos, "
         f"Huang et al. 2023): {', '.join(held) or 'none'}"
         + (f"; not consistent: {', '.join(loose)}" if loose else "")
         + f". Over all classes: {cons.consistency:.1f} % consistent, {cons.stability:.1f} % stable under noise."
-    )
+    ]
 
 
-def parts_in_photo(cls, cm) -> None:
+def parts_in_photo(cls, cm, lines: list[str]) -> None:
     """The part under each channel's peak in this photo: from the part locator's prediction (any bird
-    photo) and, for a CUB gallery image, from its annotations."""
+    photo) and, for a CUB gallery image, from its annotations; said after ``lines``, in one element."""
     ann = widgets.current_annotation(meta)
-    pred = loaders.predicted_parts(path, meta, data, name)
+    pred = loaders.predicted_parts(path, meta, photo)
     where = lambda a: "; ".join(f"ch {ch} peaks {w}" for ch, w in zip(cls.channels, _where_in_photo(cls, a)))
     if pred is not None:
-        st.markdown("**In this image** (parts predicted by the part locator): " + where(pred))
+        lines.append("**In this image** (parts predicted by the part locator): " + where(pred))
     if ann is not None:
-        st.markdown("**In this image** (CUB's annotated parts): " + where(ann))
+        lines.append("**In this image** (CUB's annotated parts): " + where(ann))
+    if lines:
+        st.markdown("\n\n".join(lines))
     if meta.dataset != "cub":
         st.caption(
             "Part names per photo exist for bird models only: the part locator learned from CUB's part "
@@ -122,11 +150,11 @@ def evidence_section(cls) -> None:
         "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
         "decision, not an estimate of it."
     )
-    pooled = loaders.pooled(path, data, name)
+    pooled = loaders.pooled(path, photo)
     prof = loaders.part_profiles(path)
     # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
-    ann = widgets.current_annotation(meta) or loaders.predicted_parts(path, meta, data, name)
-    probs = loaders.predictions(path, data, name, len(names))
+    ann = widgets.current_annotation(meta) or loaders.predicted_parts(path, meta, photo)
+    probs = loaders.predictions(path, photo, len(names))
     prob = {p.index: p.prob for p in probs}
     other = preds[1] if preds[0].index == cls.class_index else preds[0]
     shown = [
@@ -135,10 +163,9 @@ def evidence_section(cls) -> None:
     ]
     for col, (index, title) in zip(st.columns(2), shown):
         ev = class_evidence(ex.model, pooled, index)
-        col.markdown(f"**{title}: {names[index]}** ({prob.get(index, 0.0):.1%})")
         table = {"channel": [f"ch {ch}" for ch in ev.channels]}
         if ann is not None:
-            c = loaders.channel_maps(path, data, name, (index,), "activation", None).classes[0]
+            c = loaders.channel_maps(path, photo, (index,), "activation", None).classes[0]
             here = dict(zip(c.channels, peak_parts(c.peaks, ann)))
             table["in this photo"] = [here.get(ch, "–") for ch in ev.channels]
         if prof is not None:  # a model without part profiles (a car model) has no usual part to show
@@ -150,10 +177,12 @@ def evidence_section(cls) -> None:
             "weight": [f"{w:+.3f}" for w in ev.weights],
             "evidence": [f"{v:+.3f}" for v in ev.values],
         }
-        col.table(table)
-        col.caption(
-            f"bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; the model's score "
-            f"is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e})."
+        # the class, its channels' terms and their sum: one element
+        col.markdown(
+            f"**{title}: {names[index]}** ({prob.get(index, 0.0):.1%})\n\n"
+            + widgets.markdown_table(table)
+            + f"\n\n:small[:gray[bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; "
+            f"the model's score is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e}).]]"
         )
 
 
@@ -175,8 +204,8 @@ def switch_off_section(cls, labels) -> None:
     # one horizontal row, not columns: every column is one more element for each tab to draw per upload
     row = st.container(horizontal=True)
     # a choice made for one class, photo or model is never shown for another
-    widgets.follow("explore_off", (*photo, cls.class_index), [])
-    widgets.follow("explore_off_top", (*photo, cls.class_index), False)
+    widgets.follow("explore_off", (*context, cls.class_index), [])
+    widgets.follow("explore_off_top", (*context, cls.class_index), False)
     picked = row.multiselect(
         f"Channels of {cls.class_name} to switch off",
         cls.channels,
@@ -201,7 +230,7 @@ def switch_off_section(cls, labels) -> None:
     )
     if not off:
         return
-    pooled = loaders.pooled(path, data, name)
+    pooled = loaders.pooled(path, photo)
     before, after = (p.numpy() for p in ab.probabilities(pooled, off))
     c = cls.class_index
     change = round(100 * (after[c] - before[c]), 1)
@@ -215,7 +244,7 @@ def switch_off_section(cls, labels) -> None:
     )
     import torch
 
-    p = torch.as_tensor(pooled)[None]
+    p = torch.tensor(pooled)[None]
     mask = torch.zeros(p.shape[1], dtype=torch.bool)
     mask[off] = True
     s_before, s_after = float(ab.logits(p)[0, c]), float(ab.logits(p, mask)[0, c])
@@ -241,11 +270,18 @@ def switch_off_section(cls, labels) -> None:
 def class_section() -> None:
     """The maps of one class by one method: a class or method change reruns this section only."""
     m1, m2, m3 = st.columns([2, 1, 1])
-    # the class to explain is the top prediction of each new photo and model, unless picked for this one
-    widgets.follow("explore_class", photo, preds[0].index)
-    choice = m1.selectbox("Class to explain", range(len(names)), format_func=lambda i: names[i], key="explore_class")
+    # the class to explain is the top prediction of each new photo and model, unless picked for this one;
+    # "the top prediction" rather than its name, so that a new photo leaves the picker as it was
+    widgets.follow("explore_class", context, TOP)
+    pick = m1.selectbox(
+        "Class to explain",
+        [TOP, *range(len(names))],
+        format_func=lambda i: "the top prediction" if i == TOP else names[i],
+        key="explore_class",
+    )
+    choice = preds[0].index if pick == TOP else pick
     # Compare opens on this class for this photo (a widget's own state is dropped on other pages)
-    st.session_state["class_pick"] = (widgets.image_id(), meta.dataset, int(choice))
+    st.session_state["class_pick"] = (photo.digest, meta.dataset, int(choice))
     methods = ["activation", "contribution", *CAM_CLASSES]
     method = m2.selectbox(
         "Map method",
@@ -260,9 +296,24 @@ def class_section() -> None:
         layers = ex.layers()
         widgets.follow("explore_layer", str(path), ex.model.default_cam_layer())
         layer = m3.selectbox("Layer", layers, key="explore_layer")
-    cm = loaders.channel_maps(path, data, name, (int(choice),), method, layer)
+    row = st.container(horizontal=True, vertical_alignment="center")
+    scale = row.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
+    # a picture by default: an interactive figure costs the browser several times more per upload
+    interactive = row.toggle(
+        "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
+    )
+    cm = loaders.channel_maps(path, photo, (int(choice),), method, layer)
     cls = cm.classes[0]
-    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, data, name, int(choice), cm):
+    labels = loaders.channel_labels(path, cls.channels)
+    units = widgets.units(cm.method)
+    # drawn before the elements around it: they then reach the tab together (see compute_first)
+    with timing.stage("figure"):
+        if interactive:
+            fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
+            fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
+        else:
+            picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
+    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, photo, int(choice), cm):
         st.info(
             f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
             "only the 1x1 MC layer (with its BatchNorm and ReLU"
@@ -276,20 +327,6 @@ def class_section() -> None:
     row.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
     if cm.note:
         st.warning(cm.note)
-    labels = loaders.channel_labels(path, cls.channels)
-    row = st.container(horizontal=True, vertical_alignment="center")
-    scale = row.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
-    # a picture by default: an interactive figure costs the browser several times more per upload
-    interactive = row.toggle(
-        "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
-    )
-    units = widgets.units(cm.method)
-    with timing.stage("figure"):
-        if interactive:
-            fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
-            fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
-        else:
-            picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
     with timing.stage("send"):
         if interactive:
             st.plotly_chart(fig, width="stretch", key="explore_fig")
@@ -309,8 +346,7 @@ def class_section() -> None:
             else ""
         )
     )
-    consistent_line(cls)
-    parts_in_photo(cls, cm)
+    parts_in_photo(cls, cm, consistent_line(cls))
     if ex.model.class_connected:
         evidence_section(cls)
     switch_off_section(cls, labels)
@@ -326,7 +362,8 @@ def class_section() -> None:
     )
     row.download_button(
         "Download numbers (JSON)",
-        json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
+        # a callable, as the PNG: bytes in the page would be a new element in every tab after each upload
+        lambda: json.dumps(cm.record(preds, by_channel, checkpoint=path.name), indent=2),
         file_name=f"{path.stem}-maps.json",
         mime="application/json",
         on_click="ignore",

@@ -82,7 +82,8 @@ class HeadAblation:
     def probabilities(self, pooled: torch.Tensor, channels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Class probabilities of one image's ``pooled (N,)`` input, ``(before, after)`` switching
         ``channels`` off; only the head runs."""
-        x = torch.as_tensor(pooled)[None]
+        # a copy of an array (which may be read-only: the app shares it between sessions), not a view
+        x = (pooled if isinstance(pooled, torch.Tensor) else torch.tensor(pooled))[None]
         off = torch.zeros(x.shape[1], dtype=torch.bool)
         off[list(channels)] = True
         before, after = (torch.softmax(self.logits(x, m), dim=1)[0] for m in (None, off))

@@ -46,7 +46,8 @@ def class_evidence(model: MCNet, pooled: torch.Tensor, class_index: int) -> Evid
             "per-channel evidence (use the measured effect instead)"
         )
     parts = model.head_parts()
-    p = torch.as_tensor(pooled).float().reshape(1, -1)
+    # a copy of an array (which may be read-only: the app shares it between sessions), not a view
+    p = (pooled if isinstance(pooled, torch.Tensor) else torch.tensor(pooled)).float().reshape(1, -1)
     normed = parts.bn1.eval()(p)[0]
     w = parts.out.class_weights()[class_index].float()
     channels = [int(j) for j in torch.nonzero(w).flatten()]
