@@ -125,7 +125,8 @@ def _decoded(photo: Photo):
     return img
 
 
-@st.cache_resource(show_spinner=False, max_entries=128)
+# about 2.7 MB an entry (the maps at the crop's size): 48 hold the two classes an upload shows for 24 photos
+@st.cache_resource(show_spinner=False, max_entries=48)
 def _channel_maps(
     path: str, mtime: float, key: str, classes: tuple[int, ...], method: str, layer: Optional[str], _photo: Photo
 ):

@@ -66,7 +66,8 @@ def running_app_process(
             "--browser.gatherUsageStats",
             "false",
         ],
-        env={**os.environ, **(env or {})},
+        # as scripts/start.sh serves it: two malloc arenas for all the sessions' threads
+        env={"MALLOC_ARENA_MAX": "2", **os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=err,
         # from the repository root, where Streamlit reads .streamlit/config.toml (the upload limit)

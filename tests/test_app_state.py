@@ -3,7 +3,9 @@ another photo or model, one model choice is shared by the pages, Compare and Cha
 photo they use, and the labels say what they are. Each test failed on the app before the fix."""
 
 import io
+import os
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +277,15 @@ def test_the_served_app_watches_no_source_files():
     CPU-s and held every answer back (docs/performance.md). The served app is not edited while it runs."""
     server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
     assert server["fileWatcherType"] == "none" and server["runOnSave"] is False
+
+
+def test_every_way_of_serving_the_app_keeps_two_malloc_arenas():
+    """A thread per session, an arena per thread, a peak per arena: 16 sessions of 48 MP photos held
+    1.9-2.0 GB, two arenas 1.6 GB (docs/performance.md). glibc reads it when the process starts."""
+    assert 'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"' in (REPO / "scripts" / "start.sh").read_text()
+    assert "ENV MALLOC_ARENA_MAX=2" in (REPO / "Dockerfile").read_text()
+    from benchmarks.serving import running_app_process
+
+    with running_app_process(Path(APP), {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "1"}) as (_, proc):
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+    assert b"MALLOC_ARENA_MAX=2" in environ or os.environ.get("MALLOC_ARENA_MAX")

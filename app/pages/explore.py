@@ -93,16 +93,22 @@ def consistent_line(cls) -> list[str]:
     ]
 
 
-def parts_in_photo(cls, cm, lines: list[str]) -> None:
-    """The part under each channel's peak in this photo: from the part locator's prediction (any bird
-    photo) and, for a CUB gallery image, from its annotations; said after ``lines``, in one element."""
-    ann = widgets.current_annotation(meta)
-    pred = loaders.predicted_parts(path, meta, photo)
+def part_lines(cls) -> list[str]:
+    """The consistency line, then the part under each channel's peak in this photo: from the part
+    locator's prediction (any bird photo) and, for a CUB gallery image, from its annotations."""
+    lines = consistent_line(cls)
+    ann, pred = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
     where = lambda a: "; ".join(f"ch {ch} peaks {w}" for ch, w in zip(cls.channels, _where_in_photo(cls, a)))
     if pred is not None:
         lines.append("**In this image** (parts predicted by the part locator): " + where(pred))
     if ann is not None:
         lines.append("**In this image** (CUB's annotated parts): " + where(ann))
+    return lines
+
+
+def parts_in_photo(cls, cm, lines: list[str]) -> None:
+    """The part lines (:func:`part_lines`) as one element, and the parts on the photo when asked for."""
+    ann, pred = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
     if lines:
         st.markdown("\n\n".join(lines))
     if meta.dataset != "cub":
@@ -138,18 +144,11 @@ def parts_in_photo(cls, cm, lines: list[str]) -> None:
             )
 
 
-@st.fragment
-def evidence_section(cls) -> None:
+def evidence_tables(cls) -> list[str]:
     """A class-connected model: the class picked above as its channels' evidence, beside the top
-    prediction (or, when the pick is the top prediction, the runner-up)."""
+    prediction (or, when the pick is the top prediction, the runner-up); one markdown each."""
     from mcviz.explain.evidence import class_evidence
 
-    st.subheader("Why this prediction: each channel's evidence")
-    st.caption(
-        "This model is **class-connected**: a class's score is its bias plus the evidence of its own channels "
-        "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
-        "decision, not an estimate of it."
-    )
     pooled = loaders.pooled(path, photo)
     prof = loaders.part_profiles(path)
     # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
@@ -161,7 +160,8 @@ def evidence_section(cls) -> None:
         (cls.class_index, "picked" if cls.class_index != preds[0].index else "picked (the top prediction)"),
         (other.index, "top prediction" if other.index == preds[0].index else "runner-up"),
     ]
-    for col, (index, title) in zip(st.columns(2), shown):
+    out = []
+    for index, title in shown:
         ev = class_evidence(ex.model, pooled, index)
         table = {"channel": [f"ch {ch}" for ch in ev.channels]}
         if ann is not None:
@@ -178,12 +178,25 @@ def evidence_section(cls) -> None:
             "evidence": [f"{v:+.3f}" for v in ev.values],
         }
         # the class, its channels' terms and their sum: one element
-        col.markdown(
+        out.append(
             f"**{title}: {names[index]}** ({prob.get(index, 0.0):.1%})\n\n"
             + widgets.markdown_table(table)
             + f"\n\n:small[:gray[bias {ev.bias:+.3f} + evidence {sum(ev.values):+.3f} = **{ev.total:.4f}**; "
             f"the model's score is {ev.score:.4f} (they differ by {abs(ev.total - ev.score):.1e}).]]"
         )
+    return out
+
+
+def evidence_section(tables: list[str]) -> None:
+    """The evidence tables (:func:`evidence_tables`) side by side."""
+    st.subheader("Why this prediction: each channel's evidence")
+    st.caption(
+        "This model is **class-connected**: a class's score is its bias plus the evidence of its own channels "
+        "alone (each channel's pooled value, normalised, times its weight). So these terms *are* the "
+        "decision, not an estimate of it."
+    )
+    for col, table in zip(st.columns(2), tables):
+        col.markdown(table)
 
 
 @st.fragment
@@ -306,13 +319,16 @@ def class_section() -> None:
     cls = cm.classes[0]
     labels = loaders.channel_labels(path, cls.channels)
     units = widgets.units(cm.method)
-    # drawn before the elements around it: they then reach the tab together (see compute_first)
+    # everything below is computed before any of it is drawn: it then reaches the tab together (see
+    # compute_first)
     with timing.stage("figure"):
         if interactive:
             fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
             fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
         else:
             picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
+    lines = part_lines(cls)
+    evidence = evidence_tables(cls) if ex.model.class_connected else None
     if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, photo, int(choice), cm):
         st.info(
             f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
@@ -346,9 +362,9 @@ def class_section() -> None:
             else ""
         )
     )
-    parts_in_photo(cls, cm, consistent_line(cls))
-    if ex.model.class_connected:
-        evidence_section(cls)
+    parts_in_photo(cls, cm, lines)
+    if evidence:
+        evidence_section(evidence)
     switch_off_section(cls, labels)
     row = st.container(horizontal=True)
     by_channel = dict(zip(cls.channels, labels)) if labels else None
