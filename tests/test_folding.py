@@ -58,3 +58,19 @@ def test_a_wrong_fold_is_refused():
 def test_nothing_to_fold_returns_the_model():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU())
     assert fold_batchnorm(model) is model
+
+
+@pytest.mark.parametrize("backbone,size", [("lite0", 96), ("resnet18", 64)])
+@torch.no_grad()
+def test_the_inference_copy_runs_its_relus_in_place_and_leaves_the_model_alone(backbone, size):
+    from mcviz.core.folding import for_inference
+
+    model = _random_statistics(build_model(backbone, 5, xi=2))
+    relus = lambda m: [x for x in m.modules() if isinstance(x, (nn.ReLU, nn.ReLU6))]  # noqa: E731
+    before = [r.inplace for r in relus(model)]
+    fast = for_inference(model)
+    assert relus(fast) and all(r.inplace for r in relus(fast))
+    assert [r.inplace for r in relus(model)] == before  # the original (Grad-CAM's) is not touched
+    x = torch.randn(2, 3, size, size)
+    torch.testing.assert_close(fast.features(x), model.features(x), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)

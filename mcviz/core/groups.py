@@ -190,6 +190,11 @@ class ChannelGroups:
         Returns:
             ``(N,)`` long tensor: each channel's class, -1 for unowned channels (shared: the first owner).
         """
+        return self._owner.clone()  # a copy: the caller may change it
+
+    @cached_property
+    def _owner(self) -> torch.Tensor:
+        # once per grouping: a loop over the classes, which a ranking per upload would repeat
         out = torch.full((self.num_channels,), -1, dtype=torch.long)
         for i in reversed(range(self.num_classes)):
             out[list(self.members[i])] = i
