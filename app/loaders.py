@@ -114,12 +114,12 @@ def _decode(key: str, _photo: Photo):
 def decode(photo: Photo):
     """Decoded RGB image (no larger than needed) or an error message, never an exception. The image
     is shared: nothing may change it in place."""
-    return _decode(photo.digest + photo.name, photo)  # the name is in the messages
+    with timing.stage("decode"):
+        return _decode(photo.digest + photo.name, photo)  # the name is in the messages
 
 
 def _decoded(photo: Photo):
-    with timing.stage("decode"):
-        img, err = decode(photo)
+    img, err = decode(photo)
     if err:
         raise ValueError(err)
     return img

@@ -2,6 +2,7 @@
 
 import json
 from functools import partial
+from typing import Optional
 
 import streamlit as st
 
@@ -169,8 +170,9 @@ def evidence_tables(cls) -> list[str]:
             here = dict(zip(c.channels, peak_parts(c.peaks, ann)))
             table["in this photo"] = [here.get(ch, "–") for ch in ev.channels]
         if prof is not None:  # a model without part profiles (a car model) has no usual part to show
-            table["usually (its class's test images)"] = [
-                prof.own[ch].usual().removeprefix("usually ") for ch in ev.channels
+            # a narrow column: the tables stand two side by side
+            table["usually (class's test photos)"] = [
+                prof.own[ch].usual().removeprefix("usually ").removeprefix("the ") for ch in ev.channels
             ]
         table |= {
             "pooled": [f"{v:+.3f}" for v in ev.pooled],
@@ -279,9 +281,8 @@ def switch_off_section(cls, labels) -> None:
     st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
 
 
-@st.fragment
-def class_section() -> None:
-    """The maps of one class by one method: a class or method change reruns this section only."""
+def pickers() -> tuple[int, str, Optional[str], str, bool]:
+    """The class, the map method and its layer, the colour scale and whether the maps are interactive."""
     m1, m2, m3 = st.columns([2, 1, 1])
     # the class to explain is the top prediction of each new photo and model, unless picked for this one;
     # "the top prediction" rather than its name, so that a new photo leaves the picker as it was
@@ -315,7 +316,14 @@ def class_section() -> None:
     interactive = row.toggle(
         "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
     )
-    cm = loaders.channel_maps(path, photo, (int(choice),), method, layer)
+    return int(choice), method, layer, scale, interactive
+
+
+@st.fragment
+def class_section() -> None:
+    """The maps of one class by one method: a class or method change reruns this section only."""
+    choice, method, layer, scale, interactive = pickers()
+    cm = loaders.channel_maps(path, photo, (choice,), method, layer)
     cls = cm.classes[0]
     labels = loaders.channel_labels(path, cls.channels)
     units = widgets.units(cm.method)
@@ -329,7 +337,7 @@ def class_section() -> None:
             picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
     lines = part_lines(cls)
     evidence = evidence_tables(cls) if ex.model.class_connected else None
-    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, photo, int(choice), cm):
+    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, photo, choice, cm):
         st.info(
             f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
             "only the 1x1 MC layer (with its BatchNorm and ReLU"
