@@ -121,6 +121,15 @@ def follow(key: str, context, value) -> None:
 _UNSET = object()
 
 
+def followed(key: str, context, value):
+    """What widget ``key`` will hold once :func:`follow` has run for ``context`` with ``value``: the
+    visitor's pick where it was made for this context, else ``value``. For work done before the widget
+    is drawn."""
+    if st.session_state.get(f"_{key}_context") == context:
+        return st.session_state.get(key, value)
+    return value
+
+
 def markdown_table(columns: dict[str, list]) -> str:
     """A static table as markdown: one element of the page, which a browser tab draws several times
     faster than ``st.table`` (a component per cell) when an upload changes it. Cells are text; a ``|``

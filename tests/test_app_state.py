@@ -289,3 +289,23 @@ def test_every_way_of_serving_the_app_keeps_two_malloc_arenas():
     with running_app_process(Path(APP), {"MCVIZ_CHECKPOINTS": "", "MCVIZ_APP_NO_REPO_CHECKPOINTS": "1"}) as (_, proc):
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
     assert b"MALLOC_ARENA_MAX=2" in environ or os.environ.get("MALLOC_ARENA_MAX")
+
+
+def _follow_page():
+    import streamlit as st
+    import widgets
+
+    ctx = st.session_state.get("ctx", "photo 1")
+    st.session_state["will_hold"] = widgets.followed("pick", ctx, 0)
+    widgets.follow("pick", ctx, 0)
+    st.selectbox("pick", [0, 1, 2], key="pick")
+
+
+def test_follow_resets_a_pick_for_a_new_context_only_and_followed_says_so_beforehand():
+    at = AppTest.from_function(_follow_page).run()
+    assert at.selectbox(key="pick").value == 0 and at.session_state["will_hold"] == 0
+    at = at.selectbox(key="pick").set_value(2).run()
+    assert at.selectbox(key="pick").value == 2 and at.session_state["will_hold"] == 2  # the pick stands
+    at.session_state["ctx"] = "photo 2"
+    at = at.run()
+    assert at.selectbox(key="pick").value == 0 and at.session_state["will_hold"] == 0  # a new photo: reset

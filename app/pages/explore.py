@@ -48,10 +48,7 @@ def compute_first() -> None:
     one redraw, elements with a computation between them one each."""
     loaders.verdict(path, meta, photo)
     loaders.predicted_parts(path, meta, photo)
-    if st.session_state.get("_explore_class_context") == context:
-        picked = st.session_state.get("explore_class", TOP)  # a class picked for this photo
-    else:
-        picked = TOP
+    picked = widgets.followed("explore_class", context, TOP)  # a class picked for this photo, or the top
     # the maps of the class explained and of the other class beside it in the evidence
     for c in {preds[0].index if picked == TOP else picked, preds[1].index}:
         loaders.channel_maps(path, photo, (c,), "activation", None)
