@@ -109,9 +109,8 @@ def follow(key: str, context, value) -> None:
     """Set widget ``key`` to ``value`` whenever ``context`` (the photo, the model...) differs
     from the last run's, so that a widget never shows a choice made for another photo or model;
     within one context the visitor's pick stands. Call it before drawing the widget."""
-    ctx_key = f"_{key}_context"
-    if st.session_state.get(ctx_key) != context:
-        st.session_state[ctx_key] = context
+    if st.session_state.get(_context_key(key)) != context:
+        st.session_state[_context_key(key)] = context
         # set only when it differs: a value set through the state is sent to the browser again, and
         # the widget is drawn again in every tab
         if st.session_state.get(key, _UNSET) != value:
@@ -121,11 +120,16 @@ def follow(key: str, context, value) -> None:
 _UNSET = object()
 
 
+def _context_key(key: str) -> str:
+    """Where :func:`follow` keeps the context widget ``key``'s value was set for."""
+    return f"_{key}_context"
+
+
 def followed(key: str, context, value):
     """What widget ``key`` will hold once :func:`follow` has run for ``context`` with ``value``: the
     visitor's pick where it was made for this context, else ``value``. For work done before the widget
     is drawn."""
-    if st.session_state.get(f"_{key}_context") == context:
+    if st.session_state.get(_context_key(key)) == context:
         return st.session_state.get(key, value)
     return value
 

@@ -42,21 +42,29 @@ context = (photo.digest, str(path))  # what every choice below is made for
 TOP = -1  # the class picker's first option: whichever class is the top prediction
 
 
-def compute_first() -> None:
+def beside(class_index: int):
+    """The prediction the evidence shows beside the class explained: the top one, or the runner-up
+    when the class explained is the top one."""
+    return preds[1] if preds[0].index == class_index else preds[0]
+
+
+def compute_first():
     """What the photo needs from the model, before the page draws anything the photo changes. The tab
     redraws the page each time a batch of elements arrives: elements that arrive together cost it
-    one redraw, elements with a computation between them one each."""
+    one redraw, elements with a computation between them one each. Returns the photo's parts:
+    ``(CUB's annotations or None, the part locator's or None)``."""
     loaders.verdict(path, meta, photo)
-    loaders.predicted_parts(path, meta, photo)
+    parts = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
     picked = widgets.followed("explore_class", context, TOP)  # a class picked for this photo, or the top
-    # the maps of the class explained and of the other class beside it in the evidence
-    for c in {preds[0].index if picked == TOP else picked, preds[1].index}:
-        loaders.channel_maps(path, photo, (c,), "activation", None)
-    if ex.model.class_connected:
+    explained = preds[0].index if picked == TOP else picked
+    loaders.channel_maps(path, photo, (explained,), "activation", None)
+    if ex.model.class_connected:  # the evidence: the other class's maps (for its parts) and the pooled input
+        loaders.channel_maps(path, photo, (beside(explained).index,), "activation", None)
         loaders.pooled(path, photo)
+    return parts
 
 
-compute_first()
+annotated, predicted = compute_first()
 left, right = st.columns([1, 2])
 with left:
     st.image(img, caption=name, width="stretch")
@@ -95,7 +103,7 @@ def part_lines(cls) -> list[str]:
     """The consistency line, then the part under each channel's peak in this photo: from the part
     locator's prediction (any bird photo) and, for a CUB gallery image, from its annotations."""
     lines = consistent_line(cls)
-    ann, pred = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
+    ann, pred = annotated, predicted
     where = lambda a: "; ".join(f"ch {ch} peaks {w}" for ch, w in zip(cls.channels, _where_in_photo(cls, a)))
     if pred is not None:
         lines.append("**In this image** (parts predicted by the part locator): " + where(pred))
@@ -106,7 +114,7 @@ def part_lines(cls) -> list[str]:
 
 def parts_in_photo(cls, cm, lines: list[str]) -> None:
     """The part lines (:func:`part_lines`) as one element, and the parts on the photo when asked for."""
-    ann, pred = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
+    ann, pred = annotated, predicted
     if lines:
         st.markdown("\n\n".join(lines))
     if meta.dataset != "cub":
@@ -150,10 +158,10 @@ def evidence_tables(cls) -> list[str]:
     pooled = loaders.pooled(path, photo)
     prof = loaders.part_profiles(path)
     # the part under each channel's activation peak in this photo: annotated (gallery) or predicted
-    ann = widgets.current_annotation(meta) or loaders.predicted_parts(path, meta, photo)
+    ann = annotated or predicted
     probs = loaders.predictions(path, photo, len(names))
     prob = {p.index: p.prob for p in probs}
-    other = preds[1] if preds[0].index == cls.class_index else preds[0]
+    other = beside(cls.class_index)
     shown = [
         (cls.class_index, "picked" if cls.class_index != preds[0].index else "picked (the top prediction)"),
         (other.index, "top prediction" if other.index == preds[0].index else "runner-up"),
