@@ -204,14 +204,17 @@ def gallery_items(meta: Optional[CheckpointMeta]) -> tuple[list[tuple[str, str]]
 def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> Optional[photo.Photo]:
     """Upload or gallery pick (the gallery of ``meta``'s data set); the choice is kept across pages
     as the session's :class:`photo.Photo` (a gallery pick with its file, for its part annotations)."""
-    # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
-    # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
-    # a gallery pick empties the uploader (a new key), so that it never names a file no longer in use
-    up = st.file_uploader(
-        "Upload a photo", type=settings.ACCEPTED, key=f"upload_{key}_{st.session_state.get('upload_gen', 0)}"
-    )
+    # The uploader is emptied once its file is taken: a new key each time (its file is read from the
+    # state before it is drawn). Streamlit's single-file uploader reruns the page twice when a file
+    # replaces another (once with the old file removed, then with the new one), once when it was empty.
+    gen = st.session_state.get("upload_gen", 0)
+    up = st.session_state.get(f"upload_{key}_{gen}")
     if up is not None:
         photo.use(photo.Photo.uploaded(up.getvalue(), up.name))
+        gen = st.session_state["upload_gen"] = gen + 1
+    # Streamlit's uploader itself lists the formats and the limit (server.maxUploadSize, which
+    # .streamlit/config.toml and scripts/start.sh set to settings.MAX_UPLOAD_MB)
+    st.file_uploader("Upload a photo", type=settings.ACCEPTED, key=f"upload_{key}_{gen}")
     items, what = gallery_items(meta)
     if items:
         labels = ["—"] + [lbl for lbl, _ in items]
@@ -220,12 +223,8 @@ def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> Optional[ph
         now = photo.current()
         follow(f"gallery_{key}", image_id(), by_path.get((now.path if now else None) or "", "—"))
         pick = st.selectbox(f"...or pick a {what}", labels, key=f"gallery_{key}")
-        if pick != "—":
-            path = dict(items)[pick]
-            if (now.path if now else None) != path and photo.use(photo.Photo.from_gallery(path)) and up is not None:
-                # a new uploader: the file it held is no longer in use, and uploading it again is a new choice
-                st.session_state["upload_gen"] = st.session_state.get("upload_gen", 0) + 1
-                st.rerun()
+        if pick != "—" and (now.path if now else None) != dict(items)[pick]:
+            photo.use(photo.Photo.from_gallery(dict(items)[pick]))
     return photo.current()
 
 

@@ -6,9 +6,10 @@ So the server is timed without renderers sharing its cores:
 
 - every client opens a session and runs the Explore page once (what a new tab does);
 - one warm-up upload loads the model;
-- every client sends its photo to the server's upload route, then all clients ask for the rerun that
-  shows it at the same moment, and each is timed from that request to the end of the script run
-  (``script_finished``), having checked that the run sent the maps picture of its photo.
+- all clients upload their photos at the same moment, as the browser's single-file uploader does: where
+  the uploader holds a file, a rerun with it removed; then the file, sent to the server's upload route;
+  then the rerun with the file. Each is timed from its first request to the end of the script run that
+  sent the maps picture of its photo (``script_finished``).
 
 Scenarios: N different CUB test photos, and N 48-megapixel JPEGs (each with its own bytes).
 Prints the slowest and median answer, the span from the first request to the last answer, the
@@ -46,7 +47,8 @@ class Client:
         self.ws = None
         self.session_id = ""
         self.page_hash = ""
-        self.uploader = ""  # the widget id of the page's file uploader
+        self.uploader = ""  # the widget id of the page's file uploader, as last drawn
+        self.holding = False  # whether that uploader holds the file this client sent last
 
     async def open(self) -> None:
         import websockets
@@ -83,16 +85,16 @@ class Client:
                 self.page_hash = msg.new_session.page_script_hash
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 el = msg.delta.new_element
-                if el.WhichOneof("type") == "file_uploader" and not self.uploader:
+                if el.WhichOneof("type") == "file_uploader":
                     self.uploader = el.file_uploader.id
                 elif el.WhichOneof("type") == "imgs" and name:
                     drawn |= any(f"Maps computed for {name}" in i.caption for i in el.imgs.imgs)
             elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                 return drawn
 
-    async def send_file(self, path: Path):
-        """Ask for the file's URLs, send the file to the upload route; its ``UploadedFileInfo``."""
-        from streamlit.proto.Common_pb2 import FileURLsRequest, UploadedFileInfo
+    async def file_urls(self, path: Path):
+        """Ask for the URLs of a file to upload."""
+        from streamlit.proto.Common_pb2 import FileURLsRequest
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         rid = f"r{next(_ids)}"
@@ -102,23 +104,30 @@ class Client:
             msg = ForwardMsg()
             msg.ParseFromString(await self.ws.recv())
             if msg.WhichOneof("type") == "file_urls_response" and msg.file_urls_response.response_id == rid:
-                urls = msg.file_urls_response.file_urls[0]
-                break
-        data = path.read_bytes()
-        await asyncio.to_thread(_put, self.url + urls.upload_url, path.name, data)
-        return UploadedFileInfo(file_id=urls.file_id, name=path.name, size=len(data), file_urls=urls)
+                return msg.file_urls_response.file_urls[0]
 
-    async def show(self, info) -> float:
-        """Rerun the page with ``info`` in the uploader; seconds until the run that draws its maps ends."""
-        from streamlit.proto.Common_pb2 import FileUploaderState
+    async def upload(self, path: Path, urls) -> float:
+        """Upload the file as the browser's single-file uploader does; seconds until the run that draws its
+        maps ends. Where the uploader holds a file, the browser first reruns the page with it removed, then
+        sends the new file to the upload route and reruns the page with it."""
+        from streamlit.proto.Common_pb2 import FileUploaderState, UploadedFileInfo
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-        state = FileUploaderState(uploaded_file_info=[info])
         t0 = time.perf_counter()
-        await self._rerun([WidgetState(id=self.uploader, file_uploader_state_value=state)])
-        if not await self.finish(info.name):
-            raise RuntimeError(f"the run for {info.name} ended without its maps")
-        return time.perf_counter() - t0
+        uploader = self.uploader
+        if self.holding:
+            await self._rerun([WidgetState(id=uploader, file_uploader_state_value=FileUploaderState())])
+        data = path.read_bytes()
+        await asyncio.to_thread(_put, self.url + urls.upload_url, path.name, data)
+        info = UploadedFileInfo(file_id=urls.file_id, name=path.name, size=len(data), file_urls=urls)
+        await self._rerun(
+            [WidgetState(id=uploader, file_uploader_state_value=FileUploaderState(uploaded_file_info=[info]))]
+        )
+        for _ in range(3):  # the run of the emptied uploader may end first
+            if await self.finish(info.name):
+                self.holding = self.uploader == uploader  # an app that empties its uploader draws a new one
+                return time.perf_counter() - t0
+        raise RuntimeError(f"no run drew the maps of {info.name}")
 
     async def close(self) -> None:
         await self.ws.close()
@@ -143,11 +152,11 @@ def _put(url: str, name: str, data: bytes) -> None:
 
 
 async def upload_together(clients: list[Client], files: list[Path]) -> tuple[list[float], float, float]:
-    """Every client sends its file, then all ask for their maps at once: each one's answer time, the
-    span from the first request to the last answer, and the clock's time of the requests."""
-    infos = await asyncio.gather(*(c.send_file(f) for c, f in zip(clients, files)))
+    """Every client gets its file's URLs, then all upload at once: each one's answer time, the span from
+    the first request to the last answer, and the clock's time of the requests."""
+    urls = await asyncio.gather(*(c.file_urls(f) for c, f in zip(clients, files)))
     t0, at = time.perf_counter(), time.time()
-    times = await asyncio.gather(*(c.show(i) for c, i in zip(clients, infos)))
+    times = await asyncio.gather(*(c.upload(f, u) for c, f, u in zip(clients, files, urls)))
     return list(times), time.perf_counter() - t0, at
 
 
@@ -161,7 +170,7 @@ async def one_server(args, env: dict, scenarios: dict, warm: Path, app: Path = A
         await asyncio.gather(*(c.open() for c in clients))
         opened = time.perf_counter() - t
         t = time.perf_counter()
-        await clients[0].show(await clients[0].send_file(warm))
+        await clients[0].upload(warm, await clients[0].file_urls(warm))
         print(
             f"{args.sessions} protocol clients on {url} (pages opened together in {opened:.2f} s); "
             f"warm-up upload (model load) {time.perf_counter() - t:.1f} s"

@@ -103,8 +103,11 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     # class-connected: its top channels by effect are the class's own, none of another class's zeros
     import re
 
+    # the channel pickers are in a popover (a closed one costs a tab nothing per upload)
+    choose = page.get_by_role("button", name=re.compile("Choose channels"))
+    choose.scroll_into_view_if_needed()
+    choose.click()
     toggle = page.get_by_text(re.compile(r"and its top \d+ channels by effect"))
-    toggle.scroll_into_view_if_needed()
     n_off = int(re.search(r"top (\d+)", toggle.text_content()).group(1))
     assert n_off == 3
     off = f"{n_off} channel(s) off"
@@ -134,6 +137,7 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
     page.screenshot(path=str(out / "explore-switch-off.png"), full_page=True)
     toggle.click()
     page.get_by_text(off).wait_for(state="detached", timeout=30_000)
+    page.keyboard.press("Escape")  # closes the popover
 
     # a CUB gallery image: every channel map names its part, and the peaks are named in this image
     page.get_by_text("...or pick a CUB test image").wait_for(timeout=60_000)
@@ -144,8 +148,10 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
 
     expect(page.get_by_text(again.name)).to_have_count(0, timeout=60_000)
     assert page.get_by_text("peaks ").count() >= 2  # the annotated and the predicted parts
-    # the interactive figure, one click away: its titles carry each channel's usual part
+    # the interactive figure, in the Display popover: its titles carry each channel's usual part
+    page.get_by_role("button", name=re.compile("Display")).click()
     page.locator("label").filter(has_text="Interactive maps").first.click()
+    page.keyboard.press("Escape")
     page.locator(".js-plotly-plot .heatmaplayer").nth(3).wait_for(timeout=120_000)
     titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert any("usually" in t and "%" in t for t in titles), titles  # "channel 474", "usually the crown, 46 %"

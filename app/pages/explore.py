@@ -1,6 +1,7 @@
 """Explore: one image, one model, every channel of a class."""
 
 import json
+from dataclasses import dataclass
 from functools import partial
 from typing import Optional
 
@@ -25,8 +26,10 @@ st.caption(
 timing.begin("explore")
 widgets.sidebar_settings()
 path, meta = widgets.choose_checkpoint()
-opacity = st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="explore_opacity")
-top_k = st.sidebar.slider("Top-k predictions", 1, 10, 5, key="explore_topk")
+# Drawn in the Display popover (pickers): a closed popover costs a tab nothing when an upload redraws the
+# page, where each widget outside one costs it 3-8 ms (docs/performance.md). Read before it is drawn.
+TOP_K = 5
+top_k = st.session_state.get("explore_topk", TOP_K)
 
 # An upload draws the page again in the visitor's tab, and each element the upload changes costs
 # the tab a redraw (docs/performance.md): what a photo changes is said in few elements (a table and
@@ -46,36 +49,6 @@ def beside(class_index: int):
     """The prediction the evidence shows beside the class explained: the top one, or the runner-up
     when the class explained is the top one."""
     return preds[1] if preds[0].index == class_index else preds[0]
-
-
-def compute_first():
-    """What the photo needs from the model, before the page draws anything the photo changes. The tab
-    redraws the page each time a batch of elements arrives: elements that arrive together cost it
-    one redraw, elements with a computation between them one each. Returns the photo's parts:
-    ``(CUB's annotations or None, the part locator's or None)``."""
-    loaders.verdict(path, meta, photo)
-    parts = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
-    picked = widgets.followed("explore_class", context, TOP)  # a class picked for this photo, or the top
-    explained = preds[0].index if picked == TOP else picked
-    loaders.channel_maps(path, photo, (explained,), "activation", None)
-    if ex.model.class_connected:  # the evidence: the other class's maps (for its parts) and the pooled input
-        loaders.channel_maps(path, photo, (beside(explained).index,), "activation", None)
-        loaders.pooled(path, photo)
-    return parts
-
-
-annotated, predicted = compute_first()
-left, right = st.columns([1, 2])
-with left:
-    st.image(img, caption=name, width="stretch")
-with right:
-    st.subheader("Predictions")
-    st.markdown(
-        widgets.markdown_table(
-            {"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]}
-        )
-    )
-flagged = widgets.ood_warning(path, meta, photo)
 
 
 def _where_in_photo(cls, ann) -> list[str]:
@@ -206,33 +179,38 @@ def evidence_section(tables: list[str]) -> None:
         col.markdown(table)
 
 
+def switch_off_inputs(class_index: int):
+    """``(the head's ablation or None, the class's top 10 channels by effect)``."""
+    ab = loaders.ablation(path)
+    effect = loaders.effect_ranking(path) if ab is not None else None
+    return ab, loaders.ranking(path, class_index, 10, by="effect").channels if effect is not None else []
+
+
 @st.fragment
 def switch_off_section(cls, labels) -> None:
     """Switching channels off reruns only the head, and only this section."""
+    ab, top10 = switch_off_inputs(cls.class_index)
     st.subheader("Switch channels off")
-    ab = loaders.ablation(path)
     if ab is None:
         st.info(
             "This model's head keeps no channel means, so a channel cannot be switched off to its mean; "
             "`mcviz rank` measures and stores them beside the checkpoint."
         )
         return
-    effect = loaders.effect_ranking(path)
-    top10 = loaders.ranking(path, cls.class_index, 10, by="effect").channels if effect is not None else []
     # a chip holds a few words: "ch 417 · throat", not the whole "usually the throat, 30 %"
     off_labels = {ch: widgets.short_part(lbl) for ch, lbl in zip(cls.channels, labels or [""] * len(cls.channels))}
-    # one horizontal row, not columns: every column is one more element for each tab to draw per upload
-    row = st.container(horizontal=True)
+    # in a popover: a closed one costs a tab nothing when an upload redraws the page
+    box = st.popover("Choose channels", icon=":material/toggle_off:")
     # a choice made for one class, photo or model is never shown for another
     widgets.follow("explore_off", (*context, cls.class_index), [])
     widgets.follow("explore_off_top", (*context, cls.class_index), False)
-    picked = row.multiselect(
+    picked = box.multiselect(
         f"Channels of {cls.class_name} to switch off",
         cls.channels,
         key="explore_off",
         format_func=lambda ch: f"ch {ch}" + (f" · {off_labels[ch]}" if off_labels[ch] else ""),
     )
-    with_top = row.toggle(
+    with_top = box.toggle(
         f"and its top {len(top10) or 10} channels by effect",
         key="explore_off_top",
         disabled=not top10,
@@ -286,9 +264,44 @@ def switch_off_section(cls, labels) -> None:
     st.caption(f"{len(off)} channel(s) off: " + ", ".join(f"ch {ch}" for ch in off))
 
 
-def pickers() -> tuple[int, str, Optional[str], str, bool]:
-    """The class, the map method and its layer, the colour scale and whether the maps are interactive."""
-    m1, m2, m3 = st.columns([2, 1, 1])
+@dataclass(frozen=True)
+class View:
+    """What the pickers ask for: the class (its index), the map method and its layer, the overlay's
+    opacity, the colour scale and whether the maps are interactive."""
+
+    choice: int
+    method: str
+    layer: Optional[str]
+    opacity: float
+    scale: str
+    interactive: bool
+
+
+OPACITY, SCALE = 0.5, next(iter(SCALES))  # the Display popover's defaults
+
+
+def planned() -> View:
+    """What the pickers will hold once drawn (:func:`pickers`, with follow's rules): the maps and the
+    tables are computed from it before anything of the section is drawn, so that they reach the tab in
+    one burst (see the end of this page)."""
+    pick = widgets.followed("explore_class", context, TOP)
+    method = st.session_state.get("explore_method", "activation")
+    layer = None
+    if method in CAM_CLASSES:
+        layer = widgets.followed("explore_layer", str(path), ex.model.default_cam_layer())
+    return View(
+        preds[0].index if pick == TOP else int(pick),
+        method,
+        layer,
+        st.session_state.get("explore_opacity", OPACITY),
+        st.session_state.get("explore_scale", SCALE),
+        st.session_state.get("explore_interactive", False),
+    )
+
+
+def pickers() -> View:
+    """The class, the map method and its layer, and the Display popover."""
+    m1, m2, m3, m4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     # the class to explain is the top prediction of each new photo and model, unless picked for this one;
     # "the top prediction" rather than its name, so that a new photo leaves the picker as it was
     widgets.follow("explore_class", context, TOP)
@@ -315,37 +328,74 @@ def pickers() -> tuple[int, str, Optional[str], str, bool]:
         layers = ex.layers()
         widgets.follow("explore_layer", str(path), ex.model.default_cam_layer())
         layer = m3.selectbox("Layer", layers, key="explore_layer")
-    row = st.container(horizontal=True, vertical_alignment="center")
-    scale = row.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale", horizontal=True)
-    # a picture by default: an interactive figure costs the browser several times more per upload
-    interactive = row.toggle(
-        "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
+    with m4.popover("Display", icon=":material/tune:"):
+        opacity = st.slider("Overlay opacity", 0.0, 1.0, OPACITY, 0.05, key="explore_opacity")
+        if st.slider("Top-k predictions", 1, 10, TOP_K, key="explore_topk") != top_k:
+            st.rerun()  # the predictions table lies outside this fragment: the page is drawn again
+        scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, key="explore_scale")
+        # a picture by default: an interactive figure costs the browser several times more per upload
+        interactive = st.toggle(
+            "Interactive maps", key="explore_interactive", help="hover a map for its values, drag to zoom"
+        )
+    return View(int(choice), method, layer, opacity, scale, interactive)
+
+
+@dataclass
+class Shown:
+    """What the section shows for a :class:`View`, computed before any of it is drawn."""
+
+    view: View
+    cm: object  # the ClassMaps of the class
+    labels: Optional[list[str]]
+    maps: object  # the plotly figure or the picture
+    lines: list[str]
+    evidence: Optional[list[str]]
+    same_as_activation: bool
+
+
+_prepared: dict[View, Shown] = {}  # this run's (a fragment rerun reuses its page run's namespace)
+
+
+def prepare(view: View) -> Shown:
+    """The maps, their figure or picture, the part lines and the evidence tables for ``view``."""
+    if view not in _prepared:
+        _prepared[view] = _prepare(view)
+    return _prepared[view]
+
+
+def _prepare(view: View) -> Shown:
+    cm = loaders.channel_maps(path, photo, (view.choice,), view.method, view.layer)
+    cls = cm.classes[0]
+    labels = loaders.channel_labels(path, cls.channels)
+    units = widgets.units(cm.method)
+    draw = class_maps_figure if view.interactive else class_maps_image
+    with timing.stage("figure"):
+        maps = draw(cls, cm.image, view.opacity, labels=labels, scale=view.scale, units=units)
+    if view.interactive:
+        maps.layout.meta = name  # which upload the figure shows (the browser test waits on it)
+    same = (
+        view.method in CAM_CLASSES
+        and view.method != "eigencam"
+        and loaders.same_as_activation(path, photo, view.choice, cm)
     )
-    return int(choice), method, layer, scale, interactive
+    evidence = evidence_tables(cls) if ex.model.class_connected else None
+    switch_off_inputs(cls.class_index)
+    return Shown(view, cm, labels, maps, part_lines(cls), evidence, same)
 
 
 @st.fragment
 def class_section() -> None:
     """The maps of one class by one method: a class or method change reruns this section only."""
-    choice, method, layer, scale, interactive = pickers()
-    cm = loaders.channel_maps(path, photo, (choice,), method, layer)
+    shown = prepare(planned())
+    view = pickers()
+    if view != shown.view:  # a picker did not hold what was planned (an option gone): show what it holds
+        shown = prepare(view)
+    cm, labels = shown.cm, shown.labels
     cls = cm.classes[0]
-    labels = loaders.channel_labels(path, cls.channels)
-    units = widgets.units(cm.method)
-    # everything below is computed before any of it is drawn: it then reaches the tab together (see
-    # compute_first)
-    with timing.stage("figure"):
-        if interactive:
-            fig = class_maps_figure(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
-            fig.layout.meta = name  # which upload the figure shows (the browser test waits on it)
-        else:
-            picture = class_maps_image(cls, cm.image, opacity, labels=labels, scale=scale, units=units)
-    lines = part_lines(cls)
-    evidence = evidence_tables(cls) if ex.model.class_connected else None
-    if method in CAM_CLASSES and method != "eigencam" and loaders.same_as_activation(path, photo, choice, cm):
+    if shown.same_as_activation:
         st.info(
-            f"At {layer} this method gives the activation maps themselves: between it and the MC features lies "
-            "only the 1x1 MC layer (with its BatchNorm and ReLU"
+            f"At {view.layer} this method gives the activation maps themselves: between it and the MC features "
+            "lies only the 1x1 MC layer (with its BatchNorm and ReLU"
             + (", then the model's blur of the maps" if ex.model.map_blur else "")
             + "), so the gradient weights every position alike. Pick an earlier layer (block5, block6) to see "
             "something else."
@@ -357,15 +407,15 @@ def class_section() -> None:
     if cm.note:
         st.warning(cm.note)
     with timing.stage("send"):
-        if interactive:
-            st.plotly_chart(fig, width="stretch", key="explore_fig")
+        if view.interactive:
+            st.plotly_chart(shown.maps, width="stretch", key="explore_fig")
         else:
-            st.image(picture, width="content", caption=f"Maps computed for {name}")
+            st.image(shown.maps, width="content", caption=f"Maps computed for {name}")
     st.caption(
         (
             f"Maps computed for {name}. Hover a map for its value; drag to zoom, double-click to reset. "
-            if interactive
-            else "Switch on **Interactive maps** for each position's value and zoom. "
+            if view.interactive
+            else "Switch on **Interactive maps** (Display) for each position's value and zoom. "
         )
         + "The + marks each channel's peak."
         + (
@@ -375,16 +425,16 @@ def class_section() -> None:
             else ""
         )
     )
-    parts_in_photo(cls, cm, lines)
-    if evidence:
-        evidence_section(evidence)
+    parts_in_photo(cls, cm, shown.lines)
+    if shown.evidence:
+        evidence_section(shown.evidence)
     switch_off_section(cls, labels)
     row = st.container(horizontal=True)
     by_channel = dict(zip(cls.channels, labels)) if labels else None
     # The PNG is drawn only when asked for (a callable): matplotlib would slow every rerun.
     row.download_button(
         "Download panel (PNG)",
-        partial(panel_png, cm, preds, opacity=opacity, labels=by_channel),
+        partial(panel_png, cm, preds, opacity=view.opacity, labels=by_channel),
         file_name=f"{path.stem}-maps.png",
         mime="image/png",
         on_click="ignore",
@@ -399,5 +449,22 @@ def class_section() -> None:
     )
 
 
+# What the photo needs from the model is computed before the page draws anything the photo changes: the
+# tab redraws the page each time a batch of elements arrives, so elements that arrive together cost it one
+# redraw, elements with a computation between them one each.
+loaders.verdict(path, meta, photo)
+annotated, predicted = widgets.current_annotation(meta), loaders.predicted_parts(path, meta, photo)
+prepare(planned())  # the class section's maps, their picture, the part lines and the evidence
+left, right = st.columns([1, 2])
+with left:
+    st.image(img, caption=name, width="stretch")
+with right:
+    st.subheader("Predictions")
+    st.markdown(
+        widgets.markdown_table(
+            {"class": [p.name for p in preds[:top_k]], "probability": [f"{p.prob:.1%}" for p in preds[:top_k]]}
+        )
+    )
+flagged = widgets.ood_warning(path, meta, photo)
 class_section()
 timing.end()
