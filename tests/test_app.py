@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,8 @@ def test_explore_shows_xi_maps_and_merged(app):
     assert all(zmax(h) > 0.8 for h in own[:3])  # each map reaches (about: the browser gets a coarser grid) its own top
     assert weakest <= top
     at.radio(key="explore_scale").set_value("class").run()
-    h = float(at.metric[0].value)
+    line = next(m.value for m in at.markdown if m.value.startswith("**h** (channel diversity)"))
+    h = float(re.search(r"\*\*([\d.]+)\*\*", line)[1])
     assert 1.0 <= h <= 3.0
     assert at.selectbox(key="explore_class").value is not None
     labels = [d.label for d in at.get("download_button")]

@@ -309,3 +309,43 @@ def test_follow_resets_a_pick_for_a_new_context_only_and_followed_says_so_before
     at.session_state["ctx"] = "photo 2"
     at = at.run()
     assert at.selectbox(key="pick").value == 0 and at.session_state["will_hold"] == 0  # a new photo: reset
+
+
+def test_an_upload_empties_the_uploader(app):
+    """Streamlit's single-file uploader reruns the page twice when a file replaces another (once with
+    the old file removed): the app takes each file out of the uploader, so the next upload is one run."""
+    at = upload(app, *real_photo())
+    up = at.get("file_uploader")[0]
+    assert up.value is None  # a fresh uploader: nothing for the next upload to replace
+    assert not at.exception and "bird.jpg" in _photo_captions(at)  # the photo is in use
+    at = upload(at, "mine.jpg", _jpeg(1))
+    assert at.get("file_uploader")[0].value is None
+    assert "mine.jpg" in _photo_captions(at)
+
+
+def test_explore_draws_its_maps_once_a_run(app, monkeypatch):
+    """The class section computes from what its pickers will hold before it draws them (the page then
+    reaches the tab in one burst); a wrong guess would compute and draw the maps twice in a run."""
+    import mcviz.explain.maps_image as maps_image
+    import mcviz.explain.render as render
+
+    drawn = []
+    for module, name in ((render, "class_maps_figure"), (maps_image, "class_maps_image")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: drawn.append(1) or _real(*a, **k))
+
+    def once(at):
+        assert not at.exception and len(drawn) == 1, (at.exception, len(drawn))
+        drawn.clear()
+        return at
+
+    at = once(upload(app, *real_photo()))
+    at = once(at.selectbox(key="explore_class").set_value(3).run())
+    at = once(at.selectbox(key="explore_method").set_value("gradcam").run())
+    at = once(at.selectbox(key="explore_layer").set_value(at.selectbox(key="explore_layer").options[0]).run())
+    at = once(at.slider(key="explore_opacity").set_value(0.8).run())
+    at = once(at.radio(key="explore_scale").set_value("map").run())
+    at = once(at.toggle(key="explore_interactive").set_value(False).run())
+    at = once(at.slider(key="explore_topk").set_value(3).run())
+    at = once(upload(at, "mine.jpg", _jpeg(1)))  # a new photo: its top prediction again
+    assert at.selectbox(key="explore_class").value == TOP

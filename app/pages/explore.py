@@ -301,7 +301,9 @@ def planned() -> View:
 
 def pickers() -> View:
     """The class, the map method and its layer, and the Display popover."""
-    m1, m2, m3, m4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    # a column for the layer only where the method has one: each column is one more element per upload
+    cam = st.session_state.get("explore_method") in CAM_CLASSES
+    m1, m2, *m3, m4 = st.columns([2, 1, 1, 1] if cam else [2, 1, 2], vertical_alignment="bottom")
     # the class to explain is the top prediction of each new photo and model, unless picked for this one;
     # "the top prediction" rather than its name, so that a new photo leaves the picker as it was
     widgets.follow("explore_class", context, TOP)
@@ -327,7 +329,7 @@ def pickers() -> View:
     if method in CAM_CLASSES:
         layers = ex.layers()
         widgets.follow("explore_layer", str(path), ex.model.default_cam_layer())
-        layer = m3.selectbox("Layer", layers, key="explore_layer")
+        layer = (m3[0] if m3 else m4).selectbox("Layer", layers, key="explore_layer")
     with m4.popover("Display", icon=":material/tune:"):
         opacity = st.slider("Overlay opacity", 0.0, 1.0, OPACITY, 0.05, key="explore_opacity")
         if st.slider("Top-k predictions", 1, 10, TOP_K, key="explore_topk") != top_k:
@@ -401,9 +403,11 @@ def class_section() -> None:
             "something else."
         )
     st.subheader(f"{cls.class_name}: {len(cls.channels)} channels")
-    row = st.container(horizontal=True)
-    row.metric("h (channel diversity)", f"{cls.h:.2f}", help=f"between 1 and ξ = {len(cls.channels)}")
-    row.metric("method", cm.method + (f" @ {cm.layer}" if cm.layer else ""))
+    # one line, not two metrics in a row: three elements fewer for each tab to draw per upload
+    st.markdown(
+        f"**h** (channel diversity) **{cls.h:.2f}**, between 1 and ξ = {len(cls.channels)} · maps by "
+        f"**{cm.method}**" + (f" at **{cm.layer}**" if cm.layer else "")
+    )
     if cm.note:
         st.warning(cm.note)
     with timing.stage("send"):
