@@ -65,6 +65,13 @@ def metadata(path: Path) -> tuple[Optional[CheckpointMeta], Optional[str]]:
 
 def list_checkpoints(dirs: list[Path]) -> list[Path]:
     """Every ``.safetensors`` file of ``dirs`` once: the default model first, unreadable ones last."""
+    # listed again when a folder changes (a file added, removed or renamed changes its mtime), not on
+    # every run of every session
+    return list(_listing(tuple(dirs), tuple(_mtime(d) for d in dirs)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _listing(dirs: tuple[Path, ...], mtimes: tuple[float, ...]) -> tuple[Path, ...]:
     seen, out = set(), []
     for d in dirs:
         if d.is_dir():
@@ -73,7 +80,7 @@ def list_checkpoints(dirs: list[Path]) -> list[Path]:
                     seen.add(p.resolve())
                     out.append(p)
     out.sort(key=lambda p: (p.name != settings.DEFAULT_CHECKPOINT, metadata(p)[1] is not None, str(p)))
-    return out
+    return tuple(out)
 
 
 # -- model work -------------------------------------------------------------------------------

@@ -380,7 +380,8 @@ class Explainer:
         probs = torch.softmax(logits, dim=0)
         top = probs.topk(min(k, len(probs)))
         return Predictions(
-            [Prediction(int(i), self.class_names[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+            # plain numbers first: a tensor's scalar each costs microseconds, and k may be every class
+            [Prediction(i, self.class_names[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())],
             ood=self.ood.verdict(logits) if self.ood is not None else None,
         )
 
