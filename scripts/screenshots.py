@@ -53,11 +53,14 @@ def explore_pages(page, photo: Path, out: Path, gallery_option: int) -> None:
     page.wait_for_timeout(1500)
     page.get_by_text("(parts predicted by the part locator):").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(out / "explore-parts.png"), full_page=True)
-    # the class's top channels by effect switched off: the new prediction beside the old
+    # the class's top channels by effect switched off: the new prediction beside the old (the pickers
+    # are in the "Choose channels" popover, closed again for the picture)
+    page.get_by_role("button", name=re.compile("Choose channels")).click()
     toggle = page.get_by_text(re.compile(r"and its top \d+ channels by effect"))
     n = re.search(r"top (\d+)", toggle.text_content()).group(1)
     toggle.click()
     page.get_by_text(f"{n} channel(s) off").wait_for(timeout=60_000)
+    page.keyboard.press("Escape")
     page.wait_for_timeout(1500)
     page.get_by_text("Switch channels off").scroll_into_view_if_needed()
     page.screenshot(path=str(out / "explore-switch-off.png"))
