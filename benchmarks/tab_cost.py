@@ -72,9 +72,8 @@ def main() -> None:
         med[label] = statistics.median(b["TaskDuration"] for b in busy)
         print(f"== {label}: upload to maps drawn: median {statistics.median(walls):.3f} s; {_tab_line(busy)}")
     new, (label, old_med) = med.pop("as shipped"), next(iter(med.items()))
-    print(
-        f"== {label} -> as shipped: a tab's main thread per upload {old_med:.3f} s -> {new:.3f} s ({old_med / new:.2f}x)"
-    )
+    ratio = old_med / new
+    print(f"== {label} -> as shipped: a tab's main thread per upload {old_med:.3f} s -> {new:.3f} s ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":
