@@ -148,8 +148,14 @@ def test_upload_heatmaps_compare_channels(server, browser, tmp_path):
 
     expect(page.get_by_text(again.name)).to_have_count(0, timeout=60_000)
     assert page.get_by_text("peaks ").count() >= 2  # the annotated and the predicted parts
-    # the interactive figure, in the Display popover: its titles carry each channel's usual part
+    # the Display popover: one more prediction listed (the slider lies in the maps' section, the table
+    # above it, so the whole page is drawn again), then the interactive figure, whose titles carry each
+    # channel's usual part
     page.get_by_role("button", name=re.compile("Display")).click()
+    assert page.locator("table").first.locator("tbody tr").count() == 5
+    page.get_by_role("slider").nth(1).focus()  # Overlay opacity, Top-k predictions
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("table").first.locator("tbody tr")).to_have_count(6, timeout=60_000)
     page.locator("label").filter(has_text="Interactive maps").first.click()
     page.keyboard.press("Escape")
     page.locator(".js-plotly-plot .heatmaplayer").nth(3).wait_for(timeout=120_000)
