@@ -223,8 +223,10 @@ def image_source(key: str, meta: Optional[CheckpointMeta] = None) -> Optional[ph
         now = photo.current()
         follow(f"gallery_{key}", image_id(), by_path.get((now.path if now else None) or "", "—"))
         pick = st.selectbox(f"...or pick a {what}", labels, key=f"gallery_{key}")
-        if pick != "—" and (now.path if now else None) != dict(items)[pick]:
-            photo.use(photo.Photo.from_gallery(dict(items)[pick]))
+        if pick != "—":
+            path = dict(items)[pick]
+            if (now.path if now else None) != path:
+                photo.use(photo.Photo.from_gallery(path))
     return photo.current()
 
 
